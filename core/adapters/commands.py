@@ -1,0 +1,73 @@
+"""Remote commands as small objects: arguments are quoted in exactly one place, output is parsed
+in exactly one place, and a failure becomes a domain error with the remote text."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from core.adapters.ssh import ExecResult
+from core.domain.errors import GatewayError, InvalidArgument, NotFound, PermissionDenied
+
+T = TypeVar("T")
+
+
+def quote_argv(argv: Sequence[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+class RemoteCommand(ABC, Generic[T]):
+    """A command run on the login node. Subclasses give argv() (never a shell string built from
+    caller input) and parse(); the environment prefix, if any, is added by the runner."""
+
+    timeout: float | None = None
+    stdin: bytes | None = None
+    max_output: int | None = None
+
+    @abstractmethod
+    def argv(self) -> list[str]: ...
+
+    def command(self) -> str:
+        return quote_argv(self.argv())
+
+    @abstractmethod
+    def parse(self, result: ExecResult) -> T: ...
+
+    def check(self, result: ExecResult) -> None:
+        if result.exit_status != 0:
+            raise self.error(result)
+
+    def error(self, result: ExecResult) -> GatewayError:
+        return classify_error(result.err or result.out.strip() or f"exit status {result.exit_status}")
+
+
+_NOT_FOUND = re.compile(r"No such file or directory|cannot access|not found|does not exist", re.I)
+_DENIED = re.compile(r"Permission denied|Operation not permitted|Access/permission denied", re.I)
+_INVALID = re.compile(r"invalid|unrecognized option|illegal|missing operand|Not a directory|Is a directory", re.I)
+
+
+def classify_error(text: str) -> GatewayError:
+    """Map a remote tool's error text to what the caller did wrong (or to a backend error)."""
+    if _DENIED.search(text):
+        return PermissionDenied(text)
+    if _NOT_FOUND.search(text):
+        return NotFound(text)
+    if _INVALID.search(text):
+        return InvalidArgument(text)
+    return GatewayError(text)
+
+
+_KV = re.compile(r"(?:^|\s)([A-Za-z][\w/:.\[\]]*)=")
+
+
+def parse_key_values(line: str) -> dict[str, str]:
+    """Parse one line of `scontrol -o show ...` (Key=Value pairs; values may contain spaces)."""
+    out: dict[str, str] = {}
+    matches = list(_KV.finditer(line))
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(line)
+        out[m.group(1)] = line[m.end() : end].strip()
+    return out

@@ -1,0 +1,279 @@
+"""SSH to a cluster as the calling user, with a short-lived certificate from the centre's CA.
+
+One pool per (system, user): bounded in connections, each connection multiplexing a bounded number
+of exec channels; a dead connection is dropped and replaced; a connection whose certificate is about
+to expire takes no new work and is closed once idle, so a fresh certificate is minted for the next
+one. Sockets are opened with TCP_NODELAY (Paramiko's default socket costs ~40 ms per exec through
+Nagle against delayed ACKs). All of it is blocking Paramiko, run in a bounded thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import paramiko
+
+from core.adapters.certs import UserKey
+from core.config import SSHConfig
+from core.domain.errors import BackendUnavailable, PayloadTooLarge, PermissionDenied, Timeout
+
+log = logging.getLogger(__name__)
+
+_RENEW_MARGIN = 60.0
+_POLL = 0.05
+
+
+@dataclass
+class ExecResult:
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", "replace").strip()
+
+
+@dataclass(eq=False)
+class _Conn:
+    client: paramiko.SSHClient
+    expires_at: float
+    in_use: int = 0
+    broken: bool = False
+
+    def alive(self) -> bool:
+        t = self.client.get_transport()
+        return not self.broken and t is not None and t.is_active()
+
+
+@dataclass
+class _UserPool:
+    conns: list[_Conn] = field(default_factory=list)
+    creating: int = 0
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+
+class SSHPool:
+    """Runs commands on one system's login node as a given user."""
+
+    def __init__(self, cfg: SSHConfig, keys: Callable[[str], UserKey], executor: Executor):
+        self.cfg = cfg
+        self._keys = keys
+        self._executor = executor
+        self._pools: dict[str, _UserPool] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # ---- public API -------------------------------------------------------------------------
+    async def run(
+        self,
+        user: str,
+        command: str,
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        max_output: int | None = None,
+    ) -> ExecResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self.run_blocking, user, command, stdin, timeout, max_output
+        )
+
+    def run_blocking(
+        self,
+        user: str,
+        command: str,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        max_output: int | None = None,
+    ) -> ExecResult:
+        deadline = time.monotonic() + (timeout or self.cfg.command_timeout)
+        for attempt in (1, 2):
+            conn = self._acquire(user, deadline)
+            try:
+                return self._exec(conn, command, stdin, deadline, max_output)
+            except (paramiko.SSHException, OSError, EOFError) as e:
+                conn.broken = True
+                if attempt == 2 or time.monotonic() >= deadline:
+                    raise BackendUnavailable(f"lost the SSH connection to {self.cfg.host}: {e}") from e
+                log.info("ssh connection for %s broke (%s); retrying on a new one", user, e)
+            finally:
+                self._release(user, conn)
+        raise AssertionError("unreachable")
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {u: len(p.conns) for u, p in self._pools.items()}
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for p in pools:
+            with p.cond:
+                for c in p.conns:
+                    c.client.close()
+                p.conns.clear()
+
+    # ---- pool -------------------------------------------------------------------------------
+    def _pool(self, user: str) -> _UserPool:
+        with self._lock:
+            p = self._pools.get(user)
+            if p is None:
+                p = self._pools[user] = _UserPool()
+            return p
+
+    def _acquire(self, user: str, deadline: float) -> _Conn:
+        pool = self._pool(user)
+        with pool.cond:
+            while True:
+                now = time.time()
+                for c in list(pool.conns):
+                    if (not c.alive() or c.expires_at <= now) and c.in_use == 0:
+                        pool.conns.remove(c)
+                        c.client.close()
+                usable = [
+                    c
+                    for c in pool.conns
+                    if c.alive() and c.expires_at > now and c.in_use < self.cfg.channels_per_connection
+                ]
+                if usable:
+                    conn = min(usable, key=lambda c: c.in_use)
+                    # open a further connection instead of stacking channels when there is room
+                    if conn.in_use == 0 or len(pool.conns) + pool.creating >= self.cfg.pool_size:
+                        conn.in_use += 1
+                        return conn
+                if len(pool.conns) + pool.creating < self.cfg.pool_size:
+                    pool.creating += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Timeout(f"no SSH connection to {self.cfg.host} became free in time")
+                pool.cond.wait(min(remaining, 1.0))
+        try:
+            conn = self._connect(user, deadline)
+        finally:
+            with pool.cond:
+                pool.creating -= 1
+                pool.cond.notify_all()
+        with pool.cond:
+            conn.in_use = 1
+            pool.conns.append(conn)
+        return conn
+
+    def _release(self, user: str, conn: _Conn) -> None:
+        pool = self._pool(user)
+        with pool.cond:
+            conn.in_use -= 1
+            if conn.broken and conn.in_use == 0:
+                if conn in pool.conns:
+                    pool.conns.remove(conn)
+                conn.client.close()
+            pool.cond.notify_all()
+
+    def _connect(self, user: str, deadline: float) -> _Conn:
+        if self._closed:
+            raise BackendUnavailable("the gateway is shutting down")
+        key = self._keys(user)
+        pkey = paramiko.Ed25519Key.from_private_key(io.StringIO(key.private_openssh))
+        pkey.load_certificate(key.cert.certificate)
+        timeout = max(0.5, min(self.cfg.connect_timeout, deadline - time.monotonic()))
+        try:
+            sock = socket.create_connection((self.cfg.host, self.cfg.port), timeout=timeout)
+        except OSError as e:
+            raise BackendUnavailable(f"cannot reach {self.cfg.host}:{self.cfg.port}: {e}") from e
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client = paramiko.SSHClient()
+        if self.cfg.known_hosts:
+            client.load_host_keys(str(self.cfg.known_hosts))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            client.connect(
+                self.cfg.host,
+                port=self.cfg.port,
+                username=user,
+                pkey=pkey,
+                sock=sock,
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+            )
+        except paramiko.AuthenticationException as e:
+            client.close()
+            raise PermissionDenied(f"user '{user}' may not log in to {self.cfg.host}") from e
+        except paramiko.BadHostKeyException as e:
+            client.close()
+            raise BackendUnavailable(f"host key of {self.cfg.host} does not match: refusing") from e
+        except paramiko.SSHException as e:
+            client.close()
+            if "not found in known_hosts" in str(e):
+                raise BackendUnavailable(f"host key of {self.cfg.host} is unknown: refusing") from e
+            raise BackendUnavailable(f"SSH to {self.cfg.host} failed: {e}") from e
+        except (OSError, EOFError) as e:
+            client.close()
+            raise BackendUnavailable(f"SSH to {self.cfg.host} failed: {e}") from e
+        transport = client.get_transport()
+        assert transport is not None
+        transport.set_keepalive(30)
+        margin = min(_RENEW_MARGIN, (key.cert.valid_before - time.time()) / 5)
+        return _Conn(client=client, expires_at=key.cert.valid_before - margin)
+
+    # ---- exec -------------------------------------------------------------------------------
+    def _exec(
+        self, conn: _Conn, command: str, stdin: bytes | None, deadline: float, max_output: int | None
+    ) -> ExecResult:
+        transport = conn.client.get_transport()
+        if transport is None:
+            raise paramiko.SSHException("no transport")
+        chan = transport.open_session(timeout=max(0.5, deadline - time.monotonic()))
+        try:
+            chan.exec_command(command)
+            if stdin:
+                chan.settimeout(max(0.5, deadline - time.monotonic()))
+                try:
+                    chan.sendall(stdin)
+                except TimeoutError as e:
+                    raise Timeout("the command did not read its input in time") from e
+                chan.settimeout(None)
+            chan.shutdown_write()
+            out: list[bytes] = []
+            err: list[bytes] = []
+            size = 0
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Timeout(f"the command did not finish within {self.cfg.command_timeout:g} s")
+                readable, _, _ = select.select([chan], [], [], min(_POLL, remaining))
+                while chan.recv_stderr_ready():
+                    err.append(chan.recv_stderr(65536))
+                if readable or chan.recv_ready():
+                    data = chan.recv(262144)
+                    if not data:
+                        break
+                    out.append(data)
+                    size += len(data)
+                    if max_output is not None and size > max_output:
+                        raise PayloadTooLarge(f"output is larger than {max_output} bytes")
+            if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
+                raise Timeout("the command did not report its exit status in time")
+            while chan.recv_stderr_ready():
+                err.append(chan.recv_stderr(65536))
+            return ExecResult(chan.recv_exit_status(), b"".join(out), b"".join(err))
+        finally:
+            chan.close()

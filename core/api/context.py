@@ -1,0 +1,178 @@
+"""The call's identity and the mapping of domain errors to gRPC statuses (with ErrorInfo)."""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from core.domain.errors import GatewayError, NotImplementedYet, Reason, Unauthenticated
+
+log = logging.getLogger("core.api")
+
+ERROR_DOMAIN = "firecrest.gateway"
+SUCCESS_HEADER = "x-f7t-http-status"
+REASON_HEADER = "x-f7t-reason"
+
+_caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("f7t_caller", default=None)
+_USERNAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+GRPC_CODE: Mapping[Reason, grpc.StatusCode] = {
+    Reason.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.SYSTEM_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.PAYLOAD_TOO_LARGE: grpc.StatusCode.OUT_OF_RANGE,
+    Reason.TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Reason.BACKEND_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.SCHEDULER_ERROR: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    Reason.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.NOT_IMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
+    Reason.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+
+
+async def _call(fn: Callable[..., Any], arg: Any, context: grpc.aio.ServicerContext, method: str) -> Any:
+    """Call a handler that may be sync (the generated base class answers NotImplementedError)."""
+    try:
+        resp = fn(arg, context)
+        if inspect.isawaitable(resp):
+            resp = await resp
+    except NotImplementedError as e:
+        raise NotImplementedYet(f"{method.rsplit('/', 1)[-1]} is not implemented yet") from e
+    return resp
+
+
+def caller() -> str:
+    """The authenticated caller's username (set by the interceptor from Envoy's claim header)."""
+    user = _caller.get()
+    if not user:
+        raise Unauthenticated("no authenticated user on this call")
+    return user
+
+
+def status_trailer(err: GatewayError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes | str], ...]]:
+    code = GRPC_CODE.get(err.reason, grpc.StatusCode.INTERNAL)
+    info = error_details_pb2.ErrorInfo(reason=err.reason.value, domain=ERROR_DOMAIN, metadata=err.metadata)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    st = status_pb2.Status(code=code.value[0], message=err.message, details=[detail])
+    # the reason also travels as plain metadata, so the edge can shape HTTP errors without protobuf
+    return code, (("grpc-status-details-bin", st.SerializeToString()), (REASON_HEADER, err.reason.value))
+
+
+class GatewayInterceptor(grpc.aio.ServerInterceptor):
+    """For every call: take the identity Envoy put in the header (and nothing else), turn domain
+    errors into statuses with ErrorInfo, hide unexpected errors behind a reference id, and tell the
+    edge which HTTP success code the method has."""
+
+    def __init__(
+        self,
+        identity_header: str,
+        success_codes: Mapping[str, int],
+        public_methods: frozenset[str],
+        forbidden_users: frozenset[str] = frozenset({"root"}),
+    ):
+        self.identity_header = identity_header
+        self.success_codes = success_codes
+        self.public = public_methods
+        self.forbidden = forbidden_users
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method = details.method
+        if method.startswith(("/grpc.health.", "/grpc.reflection.")):
+            return handler
+        md = dict(details.invocation_metadata or ())
+        user = md.get(self.identity_header)
+        public = method in self.public
+        code = self.success_codes.get(method, 200)
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+
+            async def uu(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await self._enter(context, user, public)
+                try:
+                    resp = await _call(inner_uu, request, context, method)
+                except GatewayError as e:
+                    await self._abort(context, e, method)
+                except Exception as e:
+                    await self._internal(context, e, method)
+                if code != 200:
+                    await context.send_initial_metadata(((SUCCESS_HEADER, str(code)),))
+                return resp
+
+            return grpc.unary_unary_rpc_method_handler(
+                uu, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def us(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await self._enter(context, user, public)
+                try:
+                    async for item in inner_us(request, context):
+                        yield item
+                except GatewayError as e:
+                    await self._abort(context, e, method)
+                except Exception as e:
+                    await self._internal(context, e, method)
+
+            return grpc.unary_stream_rpc_method_handler(
+                us, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def su(request_iter: Any, context: grpc.aio.ServicerContext) -> Any:
+                await self._enter(context, user, public)
+                try:
+                    resp = await _call(inner_su, request_iter, context, method)
+                except GatewayError as e:
+                    await self._abort(context, e, method)
+                except Exception as e:
+                    await self._internal(context, e, method)
+                if code != 200:
+                    await context.send_initial_metadata(((SUCCESS_HEADER, str(code)),))
+                return resp
+
+            return grpc.stream_unary_rpc_method_handler(
+                su, handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+    async def _enter(self, context: grpc.aio.ServicerContext, user: str | None, public: bool) -> None:
+        if user is not None and (not _USERNAME.match(user) or user in self.forbidden):
+            await self._abort(context, Unauthenticated(f"the token's user name '{user}' is not allowed"), "")
+        if user is None and not public:
+            await self._abort(context, Unauthenticated("missing or invalid access token"), "")
+        _caller.set(user)
+
+    async def _abort(self, context: grpc.aio.ServicerContext, err: GatewayError, method: str) -> None:
+        code, trailer = status_trailer(err)
+        if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
+            log.warning("%s: %s: %s", method, err.reason.value, err.message)
+        await context.abort(code, err.message, trailing_metadata=trailer)
+
+    async def _internal(self, context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
+        if isinstance(exc, grpc.aio.AbortError):
+            raise exc
+        ref = uuid.uuid4().hex[:12]
+        log.exception("%s failed unexpectedly (ref %s)", method, ref)
+        await self._abort(context, GatewayError(f"internal error (reference {ref})"), method)

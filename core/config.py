@@ -1,0 +1,147 @@
+"""One typed configuration object for the core, read from a YAML file (path in F7T_CONFIG).
+
+Everything that differs between the local stack and a real centre lives here: systems, SSH
+hosts and host keys, the SSH CA, the scheduler, the S3 endpoint, the task store and the ports.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """mTLS between Envoy and the core: the core only accepts clients with a cert from client_ca."""
+
+    cert: Path
+    key: Path
+    client_ca: Path
+
+
+@dataclass(frozen=True)
+class SSHConfig:
+    host: str
+    port: int = 22
+    known_hosts: Path | None = None
+    connect_timeout: float = 10.0
+    command_timeout: float = 60.0
+    pool_size: int = 4
+    channels_per_connection: int = 8
+
+
+@dataclass(frozen=True)
+class FileSystemConfig:
+    path: str
+    data_type: str = "users"
+    default_work_dir: bool = False
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    type: str = "slurm"
+    version: str = ""
+    # environment exported before every scheduler command (e.g. SLURM_CONF on a login node
+    # whose sessions do not set it)
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    name: str
+    ssh: SSHConfig
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    filesystems: tuple[FileSystemConfig, ...] = ()
+    datatransfer_jobs_directives: tuple[str, ...] = ()
+    max_ops_file_size: int = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class S3Config:
+    endpoint: str  # host:port
+    access_key: str
+    secret_key: str
+    secure: bool = False
+    region: str = "us-east-1"
+    bucket: str = "firecrest-staging"
+    url_expiry: int = 3600
+    multipart_part_size: int = 1024 * 1024 * 1024
+    max_part_count: int = 10000
+
+
+@dataclass(frozen=True)
+class CertificateConfig:
+    ca_key: Path
+    lifetime: int = 600  # seconds a per-user certificate is valid
+    key_id_prefix: str = "firecrest"
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: str
+    identity_header: str
+    certificate: CertificateConfig
+    systems: tuple[SystemConfig, ...]
+    tls: TLSConfig | None = None
+    task_db: Path = Path("/var/lib/firecrest/tasks.db")
+    s3: S3Config | None = None
+    worker_threads: int = 32
+    app_version: str = "2.5.6"
+
+    def system(self, name: str) -> SystemConfig | None:
+        for s in self.systems:
+            if s.name.lower() == name.lower():
+                return s
+        return None
+
+
+def _path(v: Any) -> Path | None:
+    return Path(v) if v else None
+
+
+def from_dict(d: dict[str, Any]) -> Config:
+    systems = []
+    for s in d["systems"]:
+        ssh = dict(s["ssh"])
+        if ssh.get("known_hosts"):
+            ssh["known_hosts"] = Path(ssh["known_hosts"])
+        systems.append(
+            SystemConfig(
+                name=s["name"],
+                ssh=SSHConfig(**ssh),
+                scheduler=SchedulerConfig(**s.get("scheduler", {})),
+                filesystems=tuple(FileSystemConfig(**f) for f in s.get("filesystems", [])),
+                datatransfer_jobs_directives=tuple(s.get("datatransfer_jobs_directives", [])),
+                max_ops_file_size=int(s.get("max_ops_file_size", 5 * 1024 * 1024)),
+            )
+        )
+    tls = d.get("tls")
+    cert = d["certificate"]
+    return Config(
+        listen=d.get("listen", "127.0.0.1:28490"),
+        identity_header=d.get("identity_header", "x-f7t-user").lower(),
+        certificate=CertificateConfig(
+            ca_key=Path(cert["ca_key"]),
+            lifetime=int(cert.get("lifetime", 600)),
+            key_id_prefix=cert.get("key_id_prefix", "firecrest"),
+        ),
+        systems=tuple(systems),
+        tls=TLSConfig(Path(tls["cert"]), Path(tls["key"]), Path(tls["client_ca"])) if tls else None,
+        task_db=Path(d.get("task_db", "/var/lib/firecrest/tasks.db")),
+        s3=S3Config(**d["s3"]) if d.get("s3") else None,
+        worker_threads=int(d.get("worker_threads", 32)),
+        app_version=str(d.get("app_version", "2.5.6")),
+    )
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    p = path or os.environ.get("F7T_CONFIG")
+    if not p:
+        raise SystemExit("no configuration: pass --config or set F7T_CONFIG")
+    with open(p, encoding="utf-8") as f:
+        return from_dict(yaml.safe_load(f))

@@ -1,0 +1,144 @@
+"""create_server(config) -> (server, port): the gRPC core, with health and reflection."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+
+import grpc
+from google.protobuf import descriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from core import config as config_mod
+from core.api.context import GatewayInterceptor
+from core.config import Config
+from core.proto.firecrest.type.v1 import types_pb2
+from core.wiring import Gateway
+
+log = logging.getLogger("core")
+
+# methods a caller may use without a token (Envoy also lets them through unauthenticated)
+PUBLIC_METHODS = frozenset({"/firecrest.status.v1.StatusService/GetLiveness"})
+
+
+def _services() -> list[tuple[descriptor.ServiceDescriptor, object, object]]:
+    """(service descriptor, add_to_server function, servicer factory) of every service."""
+    from core.api.certificate import CertificateServicer
+    from core.api.status import StatusServicer
+    from core.proto.firecrest.certificate.v1 import certificate_pb2, certificate_pb2_grpc
+    from core.proto.firecrest.compute.v1 import compute_pb2, compute_pb2_grpc
+    from core.proto.firecrest.status.v1 import status_pb2, status_pb2_grpc
+    from core.proto.firecrest.storage.v1 import storage_pb2, storage_pb2_grpc
+    from core.proto.firecrest.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+
+    def impl(module: str, cls: str, fallback: type) -> object:
+        try:
+            mod = __import__(module, fromlist=[cls])
+            return getattr(mod, cls)
+        except ImportError:
+            return lambda gw: fallback()
+
+    return [
+        (
+            status_pb2.DESCRIPTOR.services_by_name["StatusService"],
+            status_pb2_grpc.add_StatusServiceServicer_to_server,
+            StatusServicer,
+        ),
+        (
+            certificate_pb2.DESCRIPTOR.services_by_name["CertificateService"],
+            certificate_pb2_grpc.add_CertificateServiceServicer_to_server,
+            CertificateServicer,
+        ),
+        (
+            compute_pb2.DESCRIPTOR.services_by_name["ComputeService"],
+            compute_pb2_grpc.add_ComputeServiceServicer_to_server,
+            impl("core.api.compute", "ComputeServicer", compute_pb2_grpc.ComputeServiceServicer),
+        ),
+        (
+            storage_pb2.DESCRIPTOR.services_by_name["StorageService"],
+            storage_pb2_grpc.add_StorageServiceServicer_to_server,
+            impl("core.api.storage", "StorageServicer", storage_pb2_grpc.StorageServiceServicer),
+        ),
+        (
+            tasks_pb2.DESCRIPTOR.services_by_name["TasksService"],
+            tasks_pb2_grpc.add_TasksServiceServicer_to_server,
+            impl("core.api.tasks", "TasksServicer", tasks_pb2_grpc.TasksServiceServicer),
+        ),
+    ]
+
+
+def success_codes(services: Iterable[descriptor.ServiceDescriptor]) -> dict[str, int]:
+    codes = {}
+    for svc in services:
+        for m in svc.methods:
+            opts = m.GetOptions()
+            code = opts.Extensions[types_pb2.success_code] if opts.HasExtension(types_pb2.success_code) else 200
+            codes[f"/{svc.full_name}/{m.name}"] = code or 200
+    return codes
+
+
+async def create_server(cfg: Config, gw: Gateway | None = None) -> tuple[grpc.aio.Server, int, Gateway]:
+    gw = gw or Gateway(cfg)
+    services = _services()
+    interceptor = GatewayInterceptor(
+        cfg.identity_header, success_codes(s for s, _, _ in services), PUBLIC_METHODS
+    )
+    server = grpc.aio.server(
+        interceptors=[interceptor],
+        options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ],
+    )
+    names = []
+    for svc, add, factory in services:
+        add(factory(gw), server)  # type: ignore[operator]
+        names.append(svc.full_name)
+    health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for n in [*names, ""]:
+        r = health_servicer.set(n, health_pb2.HealthCheckResponse.SERVING)
+        if asyncio.iscoroutine(r):
+            await r
+    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME, health.SERVICE_NAME], server)
+    if cfg.tls:
+        creds = grpc.ssl_server_credentials(
+            [(cfg.tls.key.read_bytes(), cfg.tls.cert.read_bytes())],
+            root_certificates=cfg.tls.client_ca.read_bytes(),
+            require_client_auth=True,
+        )
+        port = server.add_secure_port(cfg.listen, creds)
+    else:
+        log.warning("no tls section: the core accepts plaintext connections on %s", cfg.listen)
+        port = server.add_insecure_port(cfg.listen)
+    return server, port, gw
+
+
+async def serve(cfg: Config) -> None:
+    server, port, gw = await create_server(cfg)
+    await server.start()
+    log.info("core listening on %s (port %d)", cfg.listen, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: draining calls for up to 10 s")
+    await server.stop(10)
+    gw.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="firecrest-core")
+    p.add_argument("--config", help="YAML configuration (default: $F7T_CONFIG)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(config_mod.load(args.config)))
+
+
+if __name__ == "__main__":
+    main()

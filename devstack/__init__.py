@@ -1,0 +1,1 @@
+"""Local development/test stack for the FirecREST-compatible gateway (operator tool ``firecrest-stack``)."""

@@ -1,0 +1,7 @@
+"""``python -m devstack`` is an alias of the ``firecrest-stack`` console script."""
+
+import sys
+
+from devstack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,335 @@
+"""Start, stop and probe the stack's processes, tracked by pidfile."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]  # health probe, called repeatedly until True
+    env: dict[str, str] = field(default_factory=dict)  # added to os.environ
+    user: str | None = None  # run as this user if set
+    daemonizes: bool = False  # True: the program forks itself and writes pidfile
+    pidfile: Path | None = None  # required when daemonizes; otherwise the tool writes it
+    log: Path | None = None  # stdout+stderr go here (tool opens it) unless daemonizes
+    cwd: Path | None = None
+    ready_timeout: float = 60.0
+
+
+class ServiceError(RuntimeError):
+    """A service failed to start or become ready; the message names it and tails its log."""
+
+
+# ---------------------------------------------------------------- pid tracking
+
+
+def read_pid(service: Service) -> int | None:
+    if service.pidfile is None:
+        return None
+    try:
+        text = service.pidfile.read_text().strip()
+        return int(text.split()[0]) if text else None
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    parts = [p.decode(errors="replace") for p in raw.split(b"\0")]
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+
+
+def _matches(pid: int, argv0: str) -> bool:
+    """Is process ``pid`` running the program ``argv0``?
+
+    Compares the first word of /proc/<pid>/cmdline (programs such as sshd rewrite
+    their title to "sshd: /usr/sbin/sshd -f ... [listener]") and /proc/<pid>/exe.
+    """
+    cmd = _cmdline(pid)
+    if not cmd:
+        return False
+    want = os.path.basename(argv0)
+    first = cmd[0]
+    if first == argv0 or os.path.basename(first) == want:
+        return True
+    head = first.split()[0].rstrip(":") if first.split() else ""
+    if head and os.path.basename(head) == want:
+        return True
+    try:
+        exe = os.path.realpath(f"/proc/{pid}/exe")
+        resolved = shutil.which(argv0) or argv0
+        if exe == os.path.realpath(resolved):
+            return True
+    except OSError:
+        pass
+    return False
+
+
+def pid_of(service: Service) -> int | None:
+    """The pid of the running service, or None (stale pidfiles are ignored)."""
+    pid = read_pid(service)
+    if pid is None or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    if _is_zombie(pid):
+        return None
+    return pid if _matches(pid, service.argv[0]) else None
+
+
+def is_running(service: Service) -> bool:
+    return pid_of(service) is not None
+
+
+def is_healthy(service: Service) -> bool:
+    try:
+        return bool(service.ready())
+    except Exception:
+        return False
+
+
+# ---------------------------------------------------------------- start / stop
+
+
+def _tail(path: Path | None, lines: int = 25) -> str:
+    if path is None:
+        return "(no log)"
+    try:
+        data = path.read_bytes()[-8000:].decode(errors="replace")
+    except FileNotFoundError:
+        return f"(log {path} does not exist)"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def start(service: Service) -> int | None:
+    """Start ``service`` unless it already runs; return its pid (None if a daemon's pidfile is late)."""
+    pid = pid_of(service)
+    if pid is not None:
+        return pid
+    if service.daemonizes and service.pidfile is None:
+        raise ValueError(f"{service.name}: a daemonizing service needs a pidfile")
+    if service.pidfile is not None:
+        service.pidfile.unlink(missing_ok=True)  # stale
+        service.pidfile.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    kwargs: dict = {}
+    if service.user:
+        pw = pwd.getpwnam(service.user)
+        kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+        env.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
+    env.update(service.env)
+    if service.log is not None:
+        service.log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(service.log, "ab")  # noqa: SIM115
+        if service.user:
+            pw = pwd.getpwnam(service.user)
+            os.chown(service.log, pw.pw_uid, pw.pw_gid)
+        out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {service.argv}\n".encode())
+        out.flush()
+    else:
+        out = open(os.devnull, "wb")  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            service.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(service.cwd) if service.cwd else None,
+            start_new_session=True,
+            close_fds=True,
+            **kwargs,
+        )
+    finally:
+        out.close()
+    if service.daemonizes:
+        # the parent exits after forking; reap it and wait for the daemon's pidfile
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        if rc not in (0, None):
+            raise ServiceError(
+                f"{service.name}: {service.argv[0]} exited with {rc}\n--- {service.log}:\n{_tail(service.log)}"
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            pid = pid_of(service)
+            if pid is not None:
+                return pid
+            time.sleep(0.05)
+        return None
+    if service.pidfile is not None:
+        tmp = service.pidfile.with_suffix(".pid.tmp")
+        tmp.write_text(f"{proc.pid}\n")
+        os.replace(tmp, service.pidfile)
+    return proc.pid
+
+
+def stop(service: Service, timeout: float = 15.0) -> bool:
+    """SIGTERM the service, wait, then SIGKILL; remove the pidfile. True if something was stopped."""
+    pid = pid_of(service)
+    stopped = False
+    if pid is not None:
+        stopped = True
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if not _alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and _alive(pid):
+                _reap(pid)
+                time.sleep(0.05)
+    if service.pidfile is not None:
+        service.pidfile.unlink(missing_ok=True)
+    return stopped
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def wait_ready(service: Service, timeout: float | None = None) -> None:
+    """Poll ``service.ready`` until it is True; raise ServiceError (naming the service, tail of log)."""
+    timeout = service.ready_timeout if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    last_exc: Exception | None = None
+    while True:
+        try:
+            if service.ready():
+                return
+        except Exception as exc:  # a probe that raises counts as "not yet"
+            last_exc = exc
+        if service.pidfile is not None and read_pid(service) is not None and not is_running(service):
+            raise ServiceError(
+                f"service {service.name} exited before becoming ready\n--- tail of {service.log}:\n"
+                f"{_tail(service.log)}"
+            )
+        if time.monotonic() > deadline:
+            extra = f" (last probe error: {last_exc})" if last_exc else ""
+            raise ServiceError(
+                f"service {service.name} not ready after {timeout:.0f}s{extra}\n--- tail of {service.log}:\n"
+                f"{_tail(service.log)}"
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+# ---------------------------------------------------------------- probes
+
+
+def tcp_banner(host: str, port: int, prefix: bytes = b"", timeout: float = 1.0) -> Callable[[], bool]:
+    """Probe: a TCP connect succeeds and (if ``prefix``) the server's first bytes start with it."""
+
+    def probe() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as s:
+                if not prefix:
+                    return True
+                s.settimeout(timeout)
+                return s.recv(len(prefix) + 64).startswith(prefix)
+        except OSError:
+            return False
+
+    return probe
+
+
+def http_answers(url: str, timeout: float = 2.0) -> Callable[[], bool]:
+    """Probe: an HTTP GET gets any HTTP response (error statuses included)."""
+
+    def probe() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except (OSError, urllib.error.URLError):
+            return False
+
+    return probe
+
+
+def command_ok(
+    argv: list[str] | str,
+    env: dict[str, str] | None = None,
+    check_output: Callable[[str], bool] | None = None,
+    timeout: float = 10.0,
+) -> Callable[[], bool]:
+    """Probe: a command (list, or a shell string) exits 0 and optionally its stdout passes ``check_output``."""
+
+    def probe() -> bool:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        try:
+            r = subprocess.run(
+                argv,
+                shell=isinstance(argv, str),
+                env=full_env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if r.returncode != 0:
+            return False
+        return check_output(r.stdout) if check_output else True
+
+    return probe

@@ -1,0 +1,508 @@
+"""Generate everything derived from protos/: Python stubs, Envoy's descriptor set, OpenAPI.
+
+    python -m edge.protogen            regenerate core/proto/, edge/descriptor.pb, edge/openapi.json
+    python -m edge.protogen --check    exit 1 if the committed outputs differ from a fresh generation
+    python -m edge.protogen --lint     buf lint (installs buf from npm with `npm ci` when needed)
+
+Output is deterministic: regenerating twice gives a byte-identical tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import descriptor_pb2
+
+ROOT = Path(__file__).resolve().parents[1]
+PROTOS = ROOT / "protos"
+PROTO_OUT = Path("core") / "proto"
+DESCRIPTOR = Path("edge") / "descriptor.pb"
+OPENAPI = Path("edge") / "openapi.json"
+DEPS_DIR = ROOT / "build" / "proto-deps"
+
+# Custom MethodOptions extension declared in firecrest/type/v1/types.proto.
+SUCCESS_CODE_FIELD = 50001
+# google.api.http extension number on MethodOptions.
+HTTP_FIELD = 72295728
+# Services whose HTTP rules make up the REST surface, in output order.
+PACKAGE_PREFIX = "firecrest."
+
+GOOGLE_DEPS = [
+    "google/api/annotations.proto",
+    "google/api/http.proto",
+    "google/api/httpbody.proto",
+    "google/rpc/status.proto",
+    "google/rpc/error_details.proto",
+    "google/rpc/code.proto",
+]
+
+
+# --------------------------------------------------------------------------- include paths
+
+
+def _grpc_tools_proto_dir() -> Path:
+    import grpc_tools
+
+    return Path(grpc_tools.__file__).parent / "_proto"
+
+
+def _googleapis_dir() -> Path:
+    import google.api.annotations_pb2 as ann
+
+    # site-packages/google/api/annotations_pb2.py -> site-packages
+    return Path(ann.__file__).resolve().parents[2]
+
+
+def proto_files() -> list[str]:
+    return sorted(p.relative_to(PROTOS).as_posix() for p in PROTOS.rglob("*.proto"))
+
+
+# --------------------------------------------------------------------------- generation
+
+_IMPORT_RE = re.compile(r"^(\s*)(from|import) firecrest\.", re.MULTILINE)
+
+
+def _protoc(args: list[str]) -> None:
+    from grpc_tools import protoc
+
+    argv = [
+        "grpc_tools.protoc",
+        f"-I{PROTOS}",
+        f"-I{_grpc_tools_proto_dir()}",
+        f"-I{_googleapis_dir()}",
+        *args,
+    ]
+    rc = protoc.main(argv)
+    if rc != 0:
+        raise SystemExit(f"protoc failed ({rc}): {' '.join(args[:3])} ...")
+
+
+def generate(out_root: Path) -> None:
+    """Write core/proto/, edge/descriptor.pb and edge/openapi.json under out_root."""
+    files = proto_files()
+    py_out = out_root / PROTO_OUT
+    if py_out.exists():
+        shutil.rmtree(py_out)
+    py_out.mkdir(parents=True)
+    _protoc([f"--python_out={py_out}", f"--pyi_out={py_out}", f"--grpc_python_out={py_out}", *files])
+
+    # Package markers and import rewriting: `firecrest` is pyfirecrest's top-level name.
+    for d in sorted({py_out, *(p.parent for p in py_out.rglob("*.py"))}):
+        while True:
+            (d / "__init__.py").touch()
+            if d == py_out:
+                break
+            d = d.parent
+    for f in sorted([*py_out.rglob("*.py"), *py_out.rglob("*.pyi")]):
+        text = f.read_text()
+        new = _IMPORT_RE.sub(r"\1\2 core.proto.firecrest.", text)
+        if new != text:
+            f.write_text(new)
+
+    desc = out_root / DESCRIPTOR
+    desc.parent.mkdir(parents=True, exist_ok=True)
+    _protoc([f"--descriptor_set_out={desc}", "--include_imports", "--include_source_info", *files])
+
+    fds = descriptor_pb2.FileDescriptorSet.FromString(desc.read_bytes())
+    doc = build_openapi(fds)
+    (out_root / OPENAPI).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+
+
+# --------------------------------------------------------------------------- descriptor helpers
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, i
+        shift += 7
+
+
+def raw_fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
+    """Minimal wire-format walker: yields (field number, wire type, value)."""
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        num, wt = key >> 3, key & 7
+        val: Any
+        if wt == 0:
+            val, i = _varint(buf, i)
+        elif wt == 1:
+            val, i = buf[i : i + 8], i + 8
+        elif wt == 2:
+            n, i = _varint(buf, i)
+            val, i = buf[i : i + n], i + n
+        elif wt == 5:
+            val, i = buf[i : i + 4], i + 4
+        else:
+            raise ValueError(f"unsupported wire type {wt}")
+        yield num, wt, val
+
+
+def method_options(method: descriptor_pb2.MethodDescriptorProto) -> tuple[Any, int]:
+    """(google.api.HttpRule or None, success_code) of a method, read from its raw options."""
+    from google.api import http_pb2
+
+    raw = method.options.SerializeToString()
+    rule = None
+    code = 200
+    for num, _wt, val in raw_fields(raw):
+        if num == HTTP_FIELD:
+            rule = http_pb2.HttpRule.FromString(val)
+        elif num == SUCCESS_CODE_FIELD:
+            code = val
+    return rule, code
+
+
+def rule_binding(rule: Any) -> tuple[str, str]:
+    """(HTTP method in upper case, path template) of an HttpRule."""
+    kind = rule.WhichOneof("pattern")
+    if kind == "custom":
+        return rule.custom.kind.upper(), rule.custom.path
+    return kind.upper(), getattr(rule, kind)
+
+
+def iter_http_methods(
+    fds: descriptor_pb2.FileDescriptorSet,
+) -> Iterator[tuple[str, descriptor_pb2.ServiceDescriptorProto, descriptor_pb2.MethodDescriptorProto]]:
+    """(package, service, method) for every firecrest method, in file/declaration order."""
+    for f in sorted(fds.file, key=lambda f: f.name):
+        if not f.package.startswith(PACKAGE_PREFIX):
+            continue
+        for svc in f.service:
+            for m in svc.method:
+                yield f.package, svc, m
+
+
+# --------------------------------------------------------------------------- OpenAPI
+
+_SCALARS: dict[int, dict[str, Any]] = {
+    descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE: {"type": "number"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_FLOAT: {"type": "number"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_INT32: {"type": "integer", "format": "int32"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_SINT32: {"type": "integer", "format": "int32"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_UINT32: {"type": "integer", "format": "int64"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_FIXED32: {"type": "integer", "format": "int64"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_INT64: {"type": "string", "format": "int64"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_SINT64: {"type": "string", "format": "int64"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_SFIXED64: {"type": "string", "format": "int64"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_UINT64: {"type": "string", "format": "uint64"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_FIXED64: {"type": "string", "format": "uint64"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_BOOL: {"type": "boolean"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_STRING: {"type": "string"},
+    descriptor_pb2.FieldDescriptorProto.TYPE_BYTES: {"type": "string", "format": "byte"},
+}
+
+_WKT: dict[str, dict[str, Any]] = {
+    ".google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
+    ".google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?s$"},
+    ".google.protobuf.Struct": {"type": "object", "additionalProperties": True},
+    ".google.protobuf.Value": {},
+    ".google.protobuf.ListValue": {"type": "array", "items": {}},
+    ".google.protobuf.Empty": {"type": "object"},
+    ".google.protobuf.Any": {"type": "object", "additionalProperties": True},
+    ".google.protobuf.FieldMask": {"type": "string"},
+    ".google.protobuf.StringValue": {"type": "string"},
+    ".google.protobuf.BoolValue": {"type": "boolean"},
+    ".google.protobuf.Int32Value": {"type": "integer", "format": "int32"},
+    ".google.protobuf.DoubleValue": {"type": "number"},
+}
+
+_PATH_VAR = re.compile(r"\{([^}=]+)(=[^}]*)?\}")
+
+
+class _OpenAPIBuilder:
+    def __init__(self, fds: descriptor_pb2.FileDescriptorSet) -> None:
+        self.messages: dict[str, descriptor_pb2.DescriptorProto] = {}
+        self.enums: dict[str, descriptor_pb2.EnumDescriptorProto] = {}
+        for f in fds.file:
+            prefix = f".{f.package}" if f.package else ""
+            for m in f.message_type:
+                self._add_message(prefix, m)
+            for e in f.enum_type:
+                self.enums[f"{prefix}.{e.name}"] = e
+        self.schemas: dict[str, Any] = {}
+
+    def _add_message(self, prefix: str, m: descriptor_pb2.DescriptorProto) -> None:
+        full = f"{prefix}.{m.name}"
+        self.messages[full] = m
+        for nested in m.nested_type:
+            self._add_message(full, nested)
+        for e in m.enum_type:
+            self.enums[f"{full}.{e.name}"] = e
+
+    @staticmethod
+    def schema_name(full: str) -> str:
+        return full.lstrip(".")
+
+    def ref(self, full: str) -> dict[str, Any]:
+        if full in _WKT:
+            return dict(_WKT[full])
+        if full in self.enums:
+            name = self.schema_name(full)
+            if name not in self.schemas:
+                self.schemas[name] = {"type": "string", "enum": [v.name for v in self.enums[full].value]}
+            return {"$ref": f"#/components/schemas/{name}"}
+        if full == ".google.rpc.Status":
+            name = "google.rpc.Status"
+            self.schemas.setdefault(
+                name,
+                {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "integer", "format": "int32"},
+                        "message": {"type": "string"},
+                        "details": {
+                            "type": "array",
+                            "items": {"type": "object", "additionalProperties": True},
+                        },
+                    },
+                },
+            )
+            return {"$ref": f"#/components/schemas/{name}"}
+        name = self.schema_name(full)
+        if name not in self.schemas:
+            self.schemas[name] = {}  # placeholder against recursion
+            self.schemas[name] = self.message_schema(full)
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def is_map(self, field: descriptor_pb2.FieldDescriptorProto) -> descriptor_pb2.DescriptorProto | None:
+        if field.type != field.TYPE_MESSAGE or field.label != field.LABEL_REPEATED:
+            return None
+        entry = self.messages.get(field.type_name)
+        if entry is not None and entry.options.map_entry:
+            return entry
+        return None
+
+    def field_schema(self, field: descriptor_pb2.FieldDescriptorProto) -> dict[str, Any]:
+        entry = self.is_map(field)
+        if entry is not None:
+            return {"type": "object", "additionalProperties": self.field_schema(entry.field[1])}
+        if field.type in (field.TYPE_MESSAGE, field.TYPE_GROUP, field.TYPE_ENUM):
+            single = self.ref(field.type_name)
+        else:
+            single = dict(_SCALARS[field.type])
+        if field.label == field.LABEL_REPEATED:
+            return {"type": "array", "items": single}
+        return single
+
+    def message_schema(self, full: str, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+        m = self.messages[full]
+        props = {}
+        for f in m.field:
+            if f.name in skip:
+                continue
+            props[f.json_name] = self.field_schema(f)
+        return {"type": "object", "properties": props}
+
+    def field_path(self, full: str, path: str) -> descriptor_pb2.FieldDescriptorProto:
+        msg = self.messages[full]
+        field = None
+        for part in path.split("."):
+            field = next(f for f in msg.field if f.name == part)
+            if field.type == field.TYPE_MESSAGE:
+                msg = self.messages[field.type_name]
+        assert field is not None
+        return field
+
+    def operation(
+        self, service: str, method: descriptor_pb2.MethodDescriptorProto, rule: Any, code: int
+    ) -> tuple[str, str, dict[str, Any]]:
+        verb, path = rule_binding(rule)
+        path_vars = [m.group(1) for m in _PATH_VAR.finditer(path)]
+        oa_path = _PATH_VAR.sub(lambda m: "{" + m.group(1) + "}", path)
+        req = self.messages[method.input_type]
+        params: list[dict[str, Any]] = []
+        for var in path_vars:
+            f = self.field_path(method.input_type, var)
+            params.append({"name": var, "in": "path", "required": True, "schema": self.field_schema(f)})
+        op: dict[str, Any] = {
+            "operationId": f"{service}_{method.name}",
+            "tags": [service],
+        }
+        body_field = rule.body
+        top_vars = {v.split(".")[0] for v in path_vars}
+        if not body_field:
+            for f in req.field:
+                if f.name in top_vars:
+                    continue
+                schema = self.field_schema(f)
+                if f.type == f.TYPE_MESSAGE and f.type_name not in _WKT:
+                    continue  # messages cannot be query parameters
+                params.append({"name": f.json_name, "in": "query", "required": False, "schema": schema})
+        elif body_field == "*":
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": self.message_schema(method.input_type, skip=frozenset(top_vars))
+                    }
+                },
+            }
+            body_field = ""
+        else:
+            bf = next(f for f in req.field if f.name == body_field)
+            if bf.type_name == ".google.api.HttpBody":
+                content = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+            else:
+                content = {"application/json": {"schema": self.field_schema(bf)}}
+            op["requestBody"] = {"required": True, "content": content}
+            for f in req.field:
+                if f.name in top_vars or f.name == body_field:
+                    continue
+                if f.type == f.TYPE_MESSAGE and f.type_name not in _WKT:
+                    continue
+                params.append(
+                    {"name": f.json_name, "in": "query", "required": False, "schema": self.field_schema(f)}
+                )
+        if params:
+            op["parameters"] = params
+        response: dict[str, Any] = {"description": "Successful Response"}
+        if code != 204:
+            if method.output_type == ".google.api.HttpBody":
+                response["content"] = {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                }
+            else:
+                schema = self.ref(method.output_type)
+                if method.server_streaming:
+                    schema = {"type": "array", "items": schema}
+                response["content"] = {"application/json": {"schema": schema}}
+        op["responses"] = {
+            str(code): response,
+            "default": {
+                "description": "Error",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ApiResponseError"}}
+                },
+            },
+        }
+        return verb.lower(), oa_path, op
+
+
+def build_openapi(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
+    b = _OpenAPIBuilder(fds)
+    paths: dict[str, dict[str, Any]] = {}
+    for package, svc, m in iter_http_methods(fds):
+        rule, code = method_options(m)
+        if rule is None:
+            continue
+        verb, path, op = b.operation(f"{package}.{svc.name}", m, rule, code)
+        paths.setdefault(path, {})[verb] = op
+    b.schemas["ApiResponseError"] = {
+        "type": "object",
+        "description": "FirecREST error shape produced by the edge from google.rpc.Status.",
+        "properties": {
+            "errorType": {"type": "string", "enum": ["error", "validation"]},
+            "message": {"type": "string"},
+            "data": {"type": "object", "nullable": True},
+            "user": {"type": "string", "nullable": True},
+            "causedBy": {"type": "array", "items": {"type": "string"}, "nullable": True},
+        },
+        "required": ["message"],
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "FirecREST-compatible gateway",
+            "version": "2.5.6",
+            "description": "Generated by edge/protogen.py from protos/ (google.api.http and "
+            "firecrest.type.v1.success_code options). Do not edit.",
+        },
+        "paths": {p: paths[p] for p in sorted(paths)},
+        "components": {
+            "schemas": {k: b.schemas[k] for k in sorted(b.schemas)},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+# --------------------------------------------------------------------------- check / lint
+
+
+def _outputs(root: Path) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    proto_dir = root / PROTO_OUT
+    if proto_dir.exists():
+        for p in proto_dir.rglob("*"):
+            if p.is_file() and "__pycache__" not in p.parts:
+                out[p.relative_to(root).as_posix()] = p
+    for rel in (DESCRIPTOR, OPENAPI):
+        if (root / rel).exists():
+            out[rel.as_posix()] = root / rel
+    return out
+
+
+def check() -> int:
+    with tempfile.TemporaryDirectory(prefix="protogen-") as tmp:
+        generate(Path(tmp))
+        fresh, committed = _outputs(Path(tmp)), _outputs(ROOT)
+        problems = []
+        for rel in sorted(set(fresh) | set(committed)):
+            if rel not in committed:
+                problems.append(f"missing:  {rel}")
+            elif rel not in fresh:
+                problems.append(f"stale:    {rel}")
+            elif not filecmp.cmp(fresh[rel], committed[rel], shallow=False):
+                problems.append(f"differs:  {rel}")
+    if problems:
+        print("generated files are out of date; run `python -m edge.protogen`:", file=sys.stderr)
+        for line in problems:
+            print("  " + line, file=sys.stderr)
+        return 1
+    print("generated files are up to date")
+    return 0
+
+
+def prepare_deps() -> Path:
+    """Copy the google/api and google/rpc protos buf needs into build/proto-deps/ (git-ignored)."""
+    src = _googleapis_dir()
+    if DEPS_DIR.exists():
+        shutil.rmtree(DEPS_DIR)
+    for rel in GOOGLE_DEPS:
+        dst = DEPS_DIR / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / rel, dst)
+    return DEPS_DIR
+
+
+def lint() -> int:
+    prepare_deps()
+    if not (ROOT / "node_modules" / ".bin" / "buf").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=True)
+    return subprocess.run(["npx", "--no-install", "buf", "lint"], cwd=ROOT).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m edge.protogen", description=__doc__.splitlines()[0])
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--check", action="store_true", help="fail if committed outputs are stale")
+    g.add_argument("--lint", action="store_true", help="run buf lint on protos/")
+    args = ap.parse_args(argv)
+    if args.check:
+        return check()
+    if args.lint:
+        return lint()
+    generate(ROOT)
+    print(f"generated {PROTO_OUT}/, {DESCRIPTOR}, {OPENAPI}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
