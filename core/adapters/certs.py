@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import ssh
 
 # the extensions OpenSSH grants by default to a user certificate, minus agent/X11/port forwarding
@@ -55,6 +55,8 @@ class CertificateAuthority:
         pub = ssh.load_ssh_public_identity(public_key_openssh.encode())
         if isinstance(pub, ssh.SSHCertificate):
             raise ValueError("expected a public key, got a certificate")
+        if not isinstance(pub, ed25519.Ed25519PublicKey | rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+            raise ValueError("only ed25519, ECDSA and RSA keys can be certified")
         now = int(time.time())
         life = min(lifetime or self.lifetime, self.lifetime)
         serial = secrets.randbits(63)
