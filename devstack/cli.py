@@ -145,7 +145,7 @@ def _print_summary(layout: Layout) -> None:
     for key in ("F7T_URL", "F7T_GRPC_TARGET", "F7T_ISSUER"):
         if key in env:
             lines.append(f"  {key:11} {env[key]}")
-    lines.append("  environment: eval \"$(firecrest-stack env)\"")
+    lines.append('  environment: eval "$(firecrest-stack env)"')
     print("\n".join(lines), flush=True)
 
 
@@ -202,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="install, configure and start everything (idempotent)")
     up.add_argument("--infra-only", action="store_true", help="skip the gateway (issuer, core, envoy)")
     up.set_defaults(func=cmd_up)
-    sub.add_parser("down", help="stop everything up started (state stays on disk)").set_defaults(func=cmd_down)
+    sub.add_parser("down", help="stop everything up started (state stays on disk)").set_defaults(
+        func=cmd_down
+    )
     st = sub.add_parser("status", help="one line per service; exit 0 only if all are healthy")
     st.add_argument("--infra-only", action="store_true", help="ignore the gateway services")
     st.set_defaults(func=cmd_status)

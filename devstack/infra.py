@@ -78,8 +78,18 @@ def ensure_s3rver(layout: Layout, log: Log) -> Path:
         return mod
     log(f"npm install {S3RVER_PACKAGE} into {layout.npm_dir}")
     layout.npm_dir.mkdir(parents=True, exist_ok=True)
-    _run(["npm", "install", "--prefix", str(layout.npm_dir), "--no-audit", "--no-fund", "--loglevel=error",
-          S3RVER_PACKAGE])
+    _run(
+        [
+            "npm",
+            "install",
+            "--prefix",
+            str(layout.npm_dir),
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            S3RVER_PACKAGE,
+        ]
+    )
     mod = find_s3rver(layout)
     if mod is None:
         raise RuntimeError("npm install of s3rver did not produce lib/s3rver.js")
@@ -174,16 +184,40 @@ def ensure_keys(layout: Layout, log: Log) -> None:
     if not layout.ca_key.exists() or not layout.ca_pub.exists():
         layout.ca_key.unlink(missing_ok=True)
         layout.ca_pub.unlink(missing_ok=True)
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "firecrest-stack user CA", "-f",
-              str(layout.ca_key)])
+        _run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "firecrest-stack user CA",
+                "-f",
+                str(layout.ca_key),
+            ]
+        )
         log(f"created user CA {layout.ca_key}")
     os.chmod(layout.ca_key, 0o600)
     os.chmod(layout.ca_pub, 0o644)
     if not layout.ssh_host_key.exists() or not layout.ssh_host_pub.exists():
         layout.ssh_host_key.unlink(missing_ok=True)
         layout.ssh_host_pub.unlink(missing_ok=True)
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "firecrest-stack sshd", "-f",
-              str(layout.ssh_host_key)])
+        _run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "firecrest-stack sshd",
+                "-f",
+                str(layout.ssh_host_key),
+            ]
+        )
     os.chmod(layout.ssh_host_key, 0o600)
     if not layout.munge_key.exists():
         _write(layout.munge_key, os.urandom(1024), 0o600, "munge")
@@ -272,7 +306,8 @@ InactiveLimit=0
 Waittime=0
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU={min(1024, _real_memory_mb() // ncpu)}
 """
     if cg:
         slurm += """ProctrackType=proctrack/cgroup
@@ -385,9 +420,15 @@ def infra_services(layout: Layout) -> list[Service]:
         ),
         Service(
             name="munged",
-            argv=["/usr/sbin/munged", "-F", f"--socket={sock}", f"--key-file={layout.munge_key}",
-                  f"--log-file={layout.log('munged')}", f"--pid-file={layout.munge_dir / 'munged.pid'}",
-                  f"--seed-file={layout.munge_dir / 'munged.seed'}"],
+            argv=[
+                "/usr/sbin/munged",
+                "-F",
+                f"--socket={sock}",
+                f"--key-file={layout.munge_key}",
+                f"--log-file={layout.log('munged')}",
+                f"--pid-file={layout.munge_dir / 'munged.pid'}",
+                f"--seed-file={layout.munge_dir / 'munged.seed'}",
+            ],
             ready=command_ok(f"munge -n -S {sock} | unmunge -S {sock}"),
             user="munge",
             pidfile=layout.pidfile("munged"),
@@ -397,13 +438,24 @@ def infra_services(layout: Layout) -> list[Service]:
         ),
         Service(
             name="mariadb",
-            argv=["/usr/sbin/mariadbd", "--no-defaults", "--user=mysql", f"--datadir={layout.mariadb_datadir}",
-                  f"--socket={layout.mariadb_socket}", f"--port={p.mariadb}", "--bind-address=127.0.0.1",
-                  f"--pid-file={layout.mariadb_dir / 'run' / 'mariadbd.pid'}", "--skip-name-resolve",
-                  "--innodb-buffer-pool-size=256M", "--innodb-log-file-size=64M",
-                  "--innodb-lock-wait-timeout=900", "--max-connections=200"],
-            ready=command_ok(["mariadb-admin", "--no-defaults", f"--socket={layout.mariadb_socket}",
-                              "-u", "root", "ping"]),
+            argv=[
+                "/usr/sbin/mariadbd",
+                "--no-defaults",
+                "--user=mysql",
+                f"--datadir={layout.mariadb_datadir}",
+                f"--socket={layout.mariadb_socket}",
+                f"--port={p.mariadb}",
+                "--bind-address=127.0.0.1",
+                f"--pid-file={layout.mariadb_dir / 'run' / 'mariadbd.pid'}",
+                "--skip-name-resolve",
+                "--innodb-buffer-pool-size=256M",
+                "--innodb-log-file-size=64M",
+                "--innodb-lock-wait-timeout=900",
+                "--max-connections=200",
+            ],
+            ready=command_ok(
+                ["mariadb-admin", "--no-defaults", f"--socket={layout.mariadb_socket}", "-u", "root", "ping"]
+            ),
             pidfile=layout.pidfile("mariadb"),
             log=layout.log("mariadb"),
             ready_timeout=60,
@@ -431,7 +483,9 @@ def infra_services(layout: Layout) -> list[Service]:
         Service(
             name="slurmd",
             argv=["/usr/sbin/slurmd", "-D", "-N", "localhost", "-f", str(layout.slurm_conf)],
-            ready=command_ok(["sinfo", "-h", "-n", "localhost", "-o", "%T"], env=senv, check_output=_slurmd_ok),
+            ready=command_ok(
+                ["sinfo", "-h", "-n", "localhost", "-o", "%T"], env=senv, check_output=_slurmd_ok
+            ),
             env=senv,
             pidfile=layout.pidfile("slurmd"),
             log=layout.log("slurmd"),
@@ -474,14 +528,24 @@ INFRA_PORTS = {
 
 def init_mariadb(layout: Layout, log: Log) -> None:
     """Create the MariaDB datadir once (before mariadbd starts)."""
-    if (layout.mariadb_datadir / "mysql").is_dir():
+    marker = layout.mariadb_dir / "initialised"
+    if marker.exists() and (layout.mariadb_datadir / "mysql").is_dir():
         return
     log("initialising MariaDB datadir")
     if layout.mariadb_datadir.exists():
         shutil.rmtree(layout.mariadb_datadir)  # a half-done earlier attempt
     _mkdir(layout.mariadb_datadir, 0o750, "mysql")
-    _run(["mariadb-install-db", "--no-defaults", "--user=mysql", f"--datadir={layout.mariadb_datadir}",
-          "--auth-root-authentication-method=socket", "--skip-test-db"])
+    _run(
+        [
+            "mariadb-install-db",
+            "--no-defaults",
+            "--user=mysql",
+            f"--datadir={layout.mariadb_datadir}",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+        ]
+    )
+    marker.touch()
 
 
 def bootstrap_db(layout: Layout) -> None:
@@ -504,18 +568,32 @@ def setup_accounting(layout: Layout, log: Log) -> None:
     accounts = {(r[0], r[1]) for r in rows}
     users = {(r[0], r[1], r[2]) for r in rows}
     c, a = layout.cluster_name, layout.slurm_account
-    if c not in clusters and not _run(["sacctmgr", "-n", "-P", "show", "cluster", "format=cluster"],
-                                       env=env).stdout.split().count(c):
+    if c not in clusters and not _run(
+        ["sacctmgr", "-n", "-P", "show", "cluster", "format=cluster"], env=env
+    ).stdout.split().count(c):
         _run(["sacctmgr", "-i", "add", "cluster", c], env=env)
         log(f"sacctmgr: added cluster {c}")
     if (c, a) not in accounts:
-        _run(["sacctmgr", "-i", "add", "account", a, f"cluster={c}", "Description=FirecREST demo",
-              "Organization=f7t"], env=env)
+        _run(
+            [
+                "sacctmgr",
+                "-i",
+                "add",
+                "account",
+                a,
+                f"cluster={c}",
+                "Description=FirecREST demo",
+                "Organization=f7t",
+            ],
+            env=env,
+        )
         log(f"sacctmgr: added account {a}")
     for u in layout.users:
         if (c, a, u) not in users:
-            _run(["sacctmgr", "-i", "add", "user", u, f"account={a}", f"defaultaccount={a}", f"cluster={c}"],
-                 env=env)
+            _run(
+                ["sacctmgr", "-i", "add", "user", u, f"account={a}", f"defaultaccount={a}", f"cluster={c}"],
+                env=env,
+            )
             log(f"sacctmgr: added user {u} to account {a}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -66,7 +67,7 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
 
 
-def _matches(pid: int, argv0: str) -> bool:
+def _matches(pid: int, argv0: str, argv: list[str] | None = None) -> bool:
     """Is process ``pid`` running the program ``argv0``?
 
     Compares the first word of /proc/<pid>/cmdline (programs such as sshd rewrite
@@ -81,6 +82,12 @@ def _matches(pid: int, argv0: str) -> bool:
         return True
     head = first.split()[0].rstrip(":") if first.split() else ""
     if head and os.path.basename(head) == want:
+        # a rewritten title ("sshd: /usr/sbin/sshd -f <conf> ..."): insist on our arguments too,
+        # so that another instance of the same program reusing a stale pid is not taken for ours
+        title = " ".join(cmd)
+        return all(a in title for a in argv[1:]) if argv else True
+    # a script run by its interpreter ("python /venv/bin/envoy ...") before it execs the real program
+    if len(cmd) > 1 and (cmd[1] == argv0 or (os.path.isabs(argv0) and cmd[1] == os.path.realpath(argv0))):
         return True
     try:
         exe = os.path.realpath(f"/proc/{pid}/exe")
@@ -105,7 +112,7 @@ def pid_of(service: Service) -> int | None:
         pass
     if _is_zombie(pid):
         return None
-    return pid if _matches(pid, service.argv[0]) else None
+    return pid if _matches(pid, service.argv[0], service.argv) else None
 
 
 def is_running(service: Service) -> bool:
@@ -203,10 +210,8 @@ def stop(service: Service, timeout: float = 15.0) -> bool:
     stopped = False
     if pid is not None:
         stopped = True
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             _reap(pid)
@@ -214,10 +219,8 @@ def stop(service: Service, timeout: float = 15.0) -> bool:
                 break
             time.sleep(0.05)
         else:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and _alive(pid):
                 _reap(pid)
@@ -228,10 +231,8 @@ def stop(service: Service, timeout: float = 15.0) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _alive(pid: int) -> bool:
@@ -256,7 +257,8 @@ def wait_ready(service: Service, timeout: float | None = None) -> None:
                 return
         except Exception as exc:  # a probe that raises counts as "not yet"
             last_exc = exc
-        if service.pidfile is not None and read_pid(service) is not None and not is_running(service):
+        pid = read_pid(service)
+        if pid is not None and not _alive(pid):
             raise ServiceError(
                 f"service {service.name} exited before becoming ready\n--- tail of {service.log}:\n"
                 f"{_tail(service.log)}"

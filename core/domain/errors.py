@@ -4,10 +4,10 @@ them to gRPC codes (and Envoy to HTTP statuses); nothing here knows about either
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     UNAUTHENTICATED = "UNAUTHENTICATED"
     PERMISSION_DENIED = "PERMISSION_DENIED"
     SYSTEM_NOT_FOUND = "SYSTEM_NOT_FOUND"

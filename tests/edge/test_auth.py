@@ -19,7 +19,6 @@ from core.proto.firecrest.status.v1 import status_pb2 as pb
 from core.proto.firecrest.status.v1 import status_pb2_grpc
 from tests.helpers import assert_firecrest_error
 
-STATE = Path("/var/lib/firecrest-stack")
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import paramiko
@@ -95,10 +97,18 @@ def _connect(stack: dict[str, str], username: str, pkey: paramiko.PKey) -> param
     client = paramiko.SSHClient()
     host_pub = Path(stack["F7T_SSH_HOST_KEY_PUB"]).read_text().split()
     port = int(stack["F7T_SSH_PORT"])
-    client.get_host_keys().add(f"[127.0.0.1]:{port}", host_pub[0], paramiko.Ed25519Key(data=_b64(host_pub[1])))
+    client.get_host_keys().add(
+        f"[127.0.0.1]:{port}", host_pub[0], paramiko.Ed25519Key(data=_b64(host_pub[1]))
+    )
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     client.connect(
-        "127.0.0.1", port=port, username=username, pkey=pkey, allow_agent=False, look_for_keys=False, timeout=10
+        "127.0.0.1",
+        port=port,
+        username=username,
+        pkey=pkey,
+        allow_agent=False,
+        look_for_keys=False,
+        timeout=10,
     )
     return client
 
@@ -132,8 +142,14 @@ def test_status_all_healthy(stack: dict[str, str]) -> None:
 
 
 def test_env_has_infrastructure_variables(stack: dict[str, str]) -> None:
-    for key in ("F7T_S3_URL", "F7T_S3_ACCESS_KEY", "F7T_S3_SECRET_KEY", "F7T_STACK_DIR", "F7T_SSH_PORT",
-                "SLURM_CONF"):
+    for key in (
+        "F7T_S3_URL",
+        "F7T_S3_ACCESS_KEY",
+        "F7T_S3_SECRET_KEY",
+        "F7T_STACK_DIR",
+        "F7T_SSH_PORT",
+        "SLURM_CONF",
+    ):
         assert stack.get(key), key
 
 
@@ -161,8 +177,14 @@ def test_ssh_certificate_from_other_ca_refused(stack: dict[str, str]) -> None:
     rogue = ed25519.Ed25519PrivateKey.generate()
     now = int(time.time())
     cert = (
-        ssh.SSHCertificateBuilder().public_key(key.public_key()).serial(1).type(ssh.SSHCertificateType.USER)
-        .key_id(b"rogue").valid_principals([b"alice"]).valid_after(now - 30).valid_before(now + 300)
+        ssh.SSHCertificateBuilder()
+        .public_key(key.public_key())
+        .serial(1)
+        .type(ssh.SSHCertificateType.USER)
+        .key_id(b"rogue")
+        .valid_principals([b"alice"])
+        .valid_after(now - 30)
+        .valid_before(now + 300)
         .sign(rogue)
     )
     with pytest.raises(paramiko.AuthenticationException):
@@ -197,8 +219,15 @@ def test_failed_job_exit_code(alice: paramiko.SSHClient) -> None:
 def test_completed_job_in_long_partition(alice: paramiko.SSHClient) -> None:
     job = _submit(alice, "-p long --wrap 'true'")
     assert _final(alice, job) == ("COMPLETED", "0:0")
-    rc, out, _ = _run(alice, f"sacct -X -P -n -j {job} -o Partition,Account,User")
-    assert out.strip().splitlines()[0] == "long|f7t|alice"
+    # the Partition column can lag a moment behind the final state in slurmdbd
+    deadline = time.monotonic() + 15
+    while True:
+        _, out, _ = _run(alice, f"sacct -X -P -n -j {job} -o Partition,Account,User")
+        row = out.strip().splitlines()[0]
+        if row == "long|f7t|alice" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert row == "long|f7t|alice"
 
 
 def test_memory_hog_is_out_of_memory(alice: paramiko.SSHClient) -> None:
@@ -222,3 +251,28 @@ def test_second_up_is_harmless_and_fast(stack: dict[str, str]) -> None:
     # the S3 store answers, and it checks credentials
     with socket.create_connection(("127.0.0.1", int(stack["F7T_S3_URL"].rsplit(":", 1)[1])), timeout=5):
         pass
+
+
+def test_s3_uses_the_stack_credentials(stack: dict[str, str]) -> None:
+    minio = pytest.importorskip("minio")
+
+    endpoint = stack["F7T_S3_URL"].removeprefix("http://")
+    good = minio.Minio(
+        endpoint, access_key=stack["F7T_S3_ACCESS_KEY"], secret_key=stack["F7T_S3_SECRET_KEY"], secure=False
+    )
+    bucket = "stack-test"
+    if not good.bucket_exists(bucket):
+        good.make_bucket(bucket)
+    good.put_object(bucket, "hello.txt", io.BytesIO(b"hello"), 5)
+    url = good.presigned_get_object(bucket, "hello.txt")
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.read() == b"hello"
+    tampered = url.replace("hello.txt", "hello.txx")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(tampered, timeout=10)
+    assert err.value.code == 403
+    for access, secret in ((stack["F7T_S3_ACCESS_KEY"], "wrong-secret"), ("S3RVER", "S3RVER")):
+        bad = minio.Minio(endpoint, access_key=access, secret_key=secret, secure=False)
+        with pytest.raises(minio.error.S3Error):
+            bad.bucket_exists(bucket)
+    good.remove_object(bucket, "hello.txt")
