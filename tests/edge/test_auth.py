@@ -20,7 +20,6 @@ from core.proto.firecrest.status.v1 import status_pb2_grpc
 from tests.helpers import assert_firecrest_error
 
 
-
 @pytest.fixture(scope="module")
 def issuer_cfg(stack):
     return json.loads((Path(stack["F7T_STACK_DIR"]) / "gateway/issuer/config.json").read_text())
