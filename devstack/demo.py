@@ -108,7 +108,7 @@ class Demo:
         d = f"/home/{self.user}/demo-{int(time.time())}"
         self.call("POST", "/filesystem/{system}/ops/mkdir", 201, json={"path": d, "parent": True})
         data = os.urandom(4096)
-        self.call("POST", "/filesystem/{system}/ops/upload", 201, params={"path": d},
+        self.call("POST", "/filesystem/{system}/ops/upload", 204, params={"path": d},
                   files={"file": ("data.bin", data)})
         ls = self.call("GET", "/filesystem/{system}/ops/ls", 200, params={"path": d}).json()["output"]
         self.show("ls", [(f["name"], f["size"]) for f in ls])

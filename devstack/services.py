@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -166,9 +167,15 @@ def start(service: Service) -> int | None:
         out.flush()
     else:
         out = open(os.devnull, "wb")  # noqa: SIM115
+    status_r, status_w = (-1, -1) if service.daemonizes else os.pipe()
+    argv = (
+        service.argv
+        if service.daemonizes
+        else [_launcher_python(), "-c", _LAUNCHER, str(status_w), *service.argv]
+    )
     try:
         proc = subprocess.Popen(
-            service.argv,
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -176,10 +183,13 @@ def start(service: Service) -> int | None:
             cwd=str(service.cwd) if service.cwd else None,
             start_new_session=True,
             close_fds=True,
+            pass_fds=() if service.daemonizes else (status_w,),
             **kwargs,
         )
     finally:
         out.close()
+        if status_w >= 0:
+            os.close(status_w)
     if service.daemonizes:
         # the parent exits after forking; reap it and wait for the daemon's pidfile
         try:
@@ -197,11 +207,50 @@ def start(service: Service) -> int | None:
                 return pid
             time.sleep(0.05)
         return None
+    # the launcher forks the service, reports its pid and exits at once, so the service is re-parented
+    # to init before it execs (some programs, e.g. the envoy wheel, set PR_SET_PDEATHSIG at start and
+    # would otherwise die with the process that ran `up`)
+    with os.fdopen(status_r, "rb") as fh:
+        report = fh.read().decode().strip()
+    proc.wait(timeout=30)
+    if not report.isdigit():
+        raise ServiceError(
+            f"{service.name}: launcher failed ({report!r})\n--- {service.log}:\n{_tail(service.log)}"
+        )
+    pid = int(report)
     if service.pidfile is not None:
         tmp = service.pidfile.with_suffix(".pid.tmp")
-        tmp.write_text(f"{proc.pid}\n")
+        tmp.write_text(f"{pid}\n")
         os.replace(tmp, service.pidfile)
-    return proc.pid
+    deadline = time.monotonic() + 10  # until it has exec'd (or died)
+    while time.monotonic() < deadline and _alive(pid) and not _matches(pid, service.argv[0], service.argv):
+        time.sleep(0.01)
+    return pid
+
+
+# Run as ``python -c _LAUNCHER <status-fd> argv...``: fork; the child waits until its parent (this
+# launcher) has exited, then execs argv; the launcher writes the child's pid to <status-fd> and exits.
+_LAUNCHER = """
+import os, sys, time
+fd = int(sys.argv[1]); argv = sys.argv[2:]
+me = os.getpid()
+pid = os.fork()
+if pid:
+    os.write(fd, str(pid).encode()); os._exit(0)
+os.close(fd)
+deadline = time.monotonic() + 10
+while os.getppid() == me and time.monotonic() < deadline:
+    time.sleep(0.002)
+try:
+    os.execvp(argv[0], argv)
+except OSError as exc:
+    sys.stderr.write(f"cannot exec {argv[0]}: {exc}\\n"); sys.stderr.flush(); os._exit(127)
+"""
+
+
+def _launcher_python() -> str:
+    # the system interpreter: readable by service users (munge, ...) whatever the venv's permissions
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
 def stop(service: Service, timeout: float = 15.0) -> bool:
