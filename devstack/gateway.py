@@ -12,8 +12,6 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from string import Template
-from urllib.parse import urlsplit
 
 import yaml
 from cryptography import x509
@@ -23,19 +21,14 @@ from cryptography.x509.oid import NameOID
 
 from devstack.layout import Layout
 from devstack.services import Service, http_answers, tcp_banner
+from edge.envoy_config import EdgeConfig
+from edge.envoy_config import render as render_envoy
 from edge.issuer.config import make_config
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "cluster"
 CORE_SNI = "core.firecrest.internal"
 IDENTITY_HEADER = "x-f7t-user"
-SERVICES = [
-    "firecrest.status.v1.StatusService",
-    "firecrest.compute.v1.ComputeService",
-    "firecrest.storage.v1.StorageService",
-    "firecrest.tasks.v1.TasksService",
-    "firecrest.certificate.v1.CertificateService",
-]
 
 
 def _dir(layout: Layout) -> Path:
@@ -151,39 +144,25 @@ def _core_config(layout: Layout) -> dict:
     }
 
 
-def _envoy_config(layout: Layout, issuer: dict) -> str:
+def _edge_config(layout: Layout, issuer: dict) -> dict:
     tls = _dir(layout) / "tls"
-    jwks = f"{issuer['issuer']}/protocol/openid-connect/certs"
-    u = urlsplit(jwks)
-    lua = (REPO / "edge" / "filter.lua").read_text()
-    lua = lua.replace("__IDENTITY_HEADER__", IDENTITY_HEADER).replace("__APP_VERSION__", "2.5.6")
-    lua_file = _dir(layout) / "filter.lua"
-    lua_file.write_text(lua)
-    tmpl = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
-    return tmpl.substitute(
-        admin_port=layout.ports.envoy_admin,
-        listen_address="127.0.0.1",
-        listen_port=layout.ports.envoy,
-        access_log=str(layout.log("envoy-access")),
-        lua_file=str(lua_file),
-        issuer=issuer["issuer"],
-        audiences=json.dumps(issuer["audience"]),
-        jwks_uri=jwks,
-        identity_header=IDENTITY_HEADER,
-        username_claim=issuer.get("username_claim", "preferred_username"),
-        descriptor=str(REPO / "edge" / "descriptor.pb"),
-        services=", ".join(SERVICES),
-        max_body=64 * 1024 * 1024,
-        core_host="127.0.0.1",
-        core_port=layout.ports.core,
-        core_sni=CORE_SNI,
-        client_cert=str(tls / "envoy-client.crt"),
-        client_key=str(tls / "envoy-client.key"),
-        core_ca=str(tls / "ca.crt"),
-        jwks_host=u.hostname,
-        jwks_port=u.port or (443 if u.scheme == "https" else 80),
-        jwks_tls="",
-    )
+    return {
+        "issuer": issuer["issuer"],
+        "audiences": [issuer["audience"]],
+        "jwks_uri": f"{issuer['issuer']}/protocol/openid-connect/certs",
+        "username_claim": issuer.get("username_claim", "preferred_username"),
+        "identity_header": IDENTITY_HEADER,
+        "listen_address": "127.0.0.1",
+        "listen_port": layout.ports.envoy,
+        "admin_port": layout.ports.envoy_admin,
+        "access_log": str(layout.log("envoy-access")),
+        "core_address": f"127.0.0.1:{layout.ports.core}",
+        "core_sni": CORE_SNI,
+        "client_cert": str(tls / "envoy-client.crt"),
+        "client_key": str(tls / "envoy-client.key"),
+        "core_ca": str(tls / "ca.crt"),
+        "lua_out": str(_dir(layout) / "filter.lua"),
+    }
 
 
 def prepare(layout: Layout) -> None:
@@ -192,7 +171,9 @@ def prepare(layout: Layout) -> None:
     issuer = _issuer_config(layout)
     _ensure_tls(layout)
     (d / "core.yaml").write_text(yaml.safe_dump(_core_config(layout), sort_keys=False))
-    (d / "envoy.yaml").write_text(_envoy_config(layout, issuer))
+    edge = _edge_config(layout, issuer)
+    (d / "edge.yaml").write_text(yaml.safe_dump(edge, sort_keys=False))
+    (d / "envoy.yaml").write_text(render_envoy(EdgeConfig(**edge)))
 
 
 def services(layout: Layout) -> list[Service]:

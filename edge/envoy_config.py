@@ -1,0 +1,127 @@
+"""Render Envoy's configuration (envoy/envoy.yaml.tmpl) and the Lua filter from one edge config.
+
+Everything a deployment decides lives in the edge config (YAML): where Envoy listens, the OIDC
+issuer, audiences, JWKS URI (http or https) and username claim, the identity header, the core's
+address and the mTLS files. The local stack builds it in devstack/gateway.py; a centre writes its
+own and runs
+
+    python -m edge.envoy_config edge.yaml --out /etc/firecrest/envoy.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from urllib.parse import urlsplit
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "envoy" / "envoy.yaml.tmpl"
+LUA = Path(__file__).resolve().parent / "filter.lua"
+DESCRIPTOR = Path(__file__).resolve().parent / "descriptor.pb"
+SERVICES = (
+    "firecrest.status.v1.StatusService",
+    "firecrest.compute.v1.ComputeService",
+    "firecrest.storage.v1.StorageService",
+    "firecrest.tasks.v1.TasksService",
+    "firecrest.certificate.v1.CertificateService",
+)
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@dataclass
+class EdgeConfig:
+    issuer: str
+    audiences: list[str]
+    jwks_uri: str
+    core_address: str  # host:port
+    core_sni: str
+    client_cert: str
+    client_key: str
+    core_ca: str
+    lua_out: str  # where the rendered Lua filter is written
+    access_log: str = "/dev/stdout"
+    listen_address: str = "0.0.0.0"
+    listen_port: int = 8000
+    admin_port: int = 9901
+    username_claim: str = "preferred_username"
+    identity_header: str = "x-f7t-user"
+    app_version: str = "2.5.6"
+    max_body: int = 64 * 1024 * 1024
+    jwks_ca_bundle: str = SYSTEM_CA_BUNDLE
+    descriptor: str = str(DESCRIPTOR)
+    services: list[str] = field(default_factory=lambda: list(SERVICES))
+
+    @classmethod
+    def load(cls, path: str | Path) -> EdgeConfig:
+        return cls(**yaml.safe_load(Path(path).read_text()))
+
+
+def _jwks_tls(host: str, bundle: str) -> str:
+    return (
+        "    transport_socket:\n"
+        "      name: envoy.transport_sockets.tls\n"
+        "      typed_config:\n"
+        '        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n'
+        f"        sni: {host}\n"
+        "        common_tls_context:\n"
+        f"          validation_context: {{trusted_ca: {{filename: {bundle}}}}}\n"
+    )
+
+
+def render(cfg: EdgeConfig) -> str:
+    """Write the Lua filter to cfg.lua_out and return Envoy's YAML."""
+    for name, value in (("identity_header", cfg.identity_header), ("username_claim", cfg.username_claim)):
+        if not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"{name} {value!r} must be a plain header/claim name")
+    lua = LUA.read_text().replace("__IDENTITY_HEADER__", cfg.identity_header.lower())
+    lua = lua.replace("__APP_VERSION__", cfg.app_version)
+    Path(cfg.lua_out).write_text(lua)
+    u = urlsplit(cfg.jwks_uri)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ValueError(f"jwks_uri {cfg.jwks_uri!r} must be an http(s) URL")
+    core_host, _, core_port = cfg.core_address.rpartition(":")
+    return Template(TEMPLATE.read_text()).substitute(
+        admin_port=cfg.admin_port,
+        listen_address=cfg.listen_address,
+        listen_port=cfg.listen_port,
+        access_log=cfg.access_log,
+        lua_file=cfg.lua_out,
+        issuer=cfg.issuer,
+        audiences=", ".join(json.dumps(a) for a in cfg.audiences),
+        jwks_uri=cfg.jwks_uri,
+        identity_header=cfg.identity_header.lower(),
+        username_claim=cfg.username_claim,
+        descriptor=cfg.descriptor,
+        services=", ".join(cfg.services),
+        max_body=cfg.max_body,
+        core_host=core_host,
+        core_port=int(core_port),
+        core_sni=cfg.core_sni,
+        client_cert=cfg.client_cert,
+        client_key=cfg.client_key,
+        core_ca=cfg.core_ca,
+        jwks_host=u.hostname,
+        jwks_port=u.port or (443 if u.scheme == "https" else 80),
+        jwks_tls=_jwks_tls(u.hostname, cfg.jwks_ca_bundle) if u.scheme == "https" else "",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m edge.envoy_config")
+    p.add_argument("config", help="edge config (YAML)")
+    p.add_argument("--out", help="write Envoy's YAML here (default: stdout)")
+    args = p.parse_args(argv)
+    text = render(EdgeConfig.load(args.config))
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
