@@ -117,10 +117,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             _log("gateway: skipped (--infra-only)")
         else:
             _log("gateway: prepare")
-            gateway.prepare(layout)
+            gw_changed = gateway.prepare(layout) or set()
             gw = _gateway_services(layout)
         for svc in gw:
-            _start(layout, svc)
+            _start(layout, svc, restart=svc.name in gw_changed)
             _ready(svc)
     except ServiceError as exc:
         print(f"\nfirecrest-stack up FAILED: {exc}", file=sys.stderr)

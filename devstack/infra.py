@@ -117,6 +117,10 @@ def ensure_users(layout: Layout, log: Log) -> None:
             _run(["usermod", "-p", "*", user])
         if user not in grp.getgrnam(layout.users_group).gr_mem:
             _run(["usermod", "-a", "-G", layout.users_group, user])
+        # a home is private, as on a real centre (useradd -m leaves it 0755 on Debian)
+        home = Path(pwd.getpwnam(user).pw_dir)
+        if home.is_dir() and home.stat().st_mode & 0o077:
+            home.chmod(0o700)
     log(f"users {', '.join(layout.users)} ready" + (f" (created {', '.join(created)})" if created else ""))
 
 

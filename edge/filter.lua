@@ -150,6 +150,26 @@ function envoy_on_request(h)
   local ct = headers:get("content-type") or ""
   local native = string.sub(ct, 1, 16) == "application/grpc" and string.sub(ct, 1, 21) ~= "application/grpc-web"
   h:streamInfo():dynamicMetadata():set("f7t", "native", native and "1" or "0")
+  -- FirecREST accepts `path` as an alias of `sourcePath` in filesystem request bodies and
+  -- pyfirecrest sends it (chmod, chown, transfer/upload...). The contract keeps the spec's one
+  -- name: copy the alias over here, or the transcoder would drop it as an unknown field.
+  local p = string.gsub(headers:get(":path") or "", "%?.*$", "")
+  local m = headers:get(":method")
+  if not native and (m == "POST" or m == "PUT") and string.find(p, "^/filesystem/")
+      and string.find(ct, "json", 1, true) then
+    headers:remove("content-length")
+    local body = h:body()
+    if body and body:length() > 0 and body:length() < 65536 then
+      local raw = body:getBytes(0, body:length())
+      local ok, req = pcall(json.decode, raw)
+      if ok and type(req) == "table" and type(req.path) == "string"
+          and req.sourcePath == nil and req.source_path == nil then
+        local at = string.find(raw, "{", 1, true)
+        body:setBytes(string.sub(raw, 1, at) .. '"sourcePath":' .. encode_string(req.path) .. ","
+          .. string.sub(raw, at + 1))
+      end
+    end
+  end
 end
 
 local STATUS_TEXT = {
