@@ -72,6 +72,12 @@ class S3Config:
     url_expiry: int = 3600
     multipart_part_size: int = 1024 * 1024 * 1024
     max_part_count: int = 10000
+    # host:port written into presigned URLs (what clients and transfer jobs reach), when it differs
+    # from `endpoint` (what the core reaches); the store must accept that Host
+    public_endpoint: str = ""
+    public_secure: bool | None = None
+    # seconds between two passes of the staging janitor (orphans, expired downloads, stale uploads)
+    janitor_interval: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -122,12 +122,14 @@ async def serve(cfg: Config) -> None:
     server, port, gw = await create_server(cfg)
     await server.start()
     log.info("core listening on %s (port %d)", cfg.listen, port)
+    gw.start_background()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: draining calls for up to 10 s")
+    await gw.stop_background()
     await server.stop(10)
     gw.close()
 
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", help="YAML configuration (default: $F7T_CONFIG)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("paramiko").setLevel(logging.WARNING)  # one INFO line per SSH login is noise
     asyncio.run(serve(config_mod.load(args.config)))
 
 

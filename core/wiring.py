@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from core.adapters.certs import CertificateAuthority, UserKey
 from core.adapters.cluster import Cluster
+from core.adapters.jobs import SlurmScheduler
+from core.adapters.s3 import Staging
 from core.adapters.ssh import SSHPool
+from core.adapters.taskstore import TaskStore
+from core.adapters.transferjobs import SlurmTransferSystem
 from core.config import Config
 from core.domain.errors import SystemNotFound
+from core.domain.jobs import JOB_KIND, JobService
+from core.domain.tasks import Task
+from core.domain.transfers import TRANSFER_KINDS, TransferService
+
+log = logging.getLogger(__name__)
 
 
 class UserKeys:
@@ -41,6 +54,29 @@ class Gateway:
         self.clusters: dict[str, Cluster] = {
             s.name.lower(): Cluster(s, SSHPool(s.ssh, self.keys, self.executor)) for s in config.systems
         }
+        # tasks (SQLite) and jobs; task_cancellers stop the work behind a task of a kind (the
+        # Tasks API's cancel calls it; kinds without one are just marked cancelled)
+        self.tasks = TaskStore(config.task_db)
+        self.schedulers = {name: SlurmScheduler(c) for name, c in self.clusters.items()}
+        self.jobs = JobService(self.scheduler, self.tasks)
+        self.task_cancellers: dict[str, Callable[[Task], Awaitable[Task]]] = {JOB_KIND: self.jobs.cancel_task}
+        # long-running coroutines of a serving core (start_background runs each once)
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = [self.jobs.track]
+        # staged transfers: the S3 staging store (none without an `s3` section), the service that
+        # runs transfers as jobs and its tracker/janitor; transfer tasks are cancelled through it
+        self.staging = Staging(config.s3) if config.s3 else None
+        self.transfer_systems = {
+            name: SlurmTransferSystem(c, self.schedulers[name]) for name, c in self.clusters.items()
+        }
+        self.transfers = TransferService(
+            self.transfer_system,
+            self.staging,
+            self.tasks,
+            janitor_interval=config.s3.janitor_interval if config.s3 else 60.0,
+        )
+        self.task_cancellers.update({kind: self.transfers.cancel_task for kind in TRANSFER_KINDS})
+        self.background.append(self.transfers.track)
+        self._running: list[asyncio.Task[None]] = []
 
     def cluster(self, name: str) -> Cluster:
         c = self.clusters.get(name.lower())
@@ -48,7 +84,36 @@ class Gateway:
             raise SystemNotFound(f"system '{name}' does not exist", metadata={"system": name})
         return c
 
+    def scheduler(self, name: str) -> SlurmScheduler:
+        self.cluster(name)  # SystemNotFound
+        return self.schedulers[name.lower()]
+
+    def transfer_system(self, name: str) -> SlurmTransferSystem:
+        self.cluster(name)  # SystemNotFound
+        return self.transfer_systems[name.lower()]
+
+    def start_background(self) -> None:
+        """Starts self.background inside the running event loop (the job tracker first reconciles
+        job tasks left unfinished by a previous process)."""
+        loop = asyncio.get_running_loop()
+        for fn in self.background:
+            self._running.append(loop.create_task(fn(), name=getattr(fn, "__qualname__", "background")))
+
+    async def stop_background(self) -> None:
+        self.tasks.release_waiters()  # long waits and watches must not hold the shutdown
+        for t in self._running:
+            t.cancel()
+        for t in self._running:
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("background task %s failed", t.get_name())
+        self._running.clear()
+
     def close(self) -> None:
+        self.tasks.close()
         for c in self.clusters.values():
             c.pool.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

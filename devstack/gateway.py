@@ -140,6 +140,9 @@ def _core_config(layout: Layout) -> dict:
             "access_key": creds["s3_access_key"],
             "secret_key": creds["s3_secret_key"],
             "secure": False,
+            # 64 MiB parts: a 200 MiB staged transfer has 4 (FirecREST's default is 2 GiB)
+            "multipart_part_size": 64 * 1024 * 1024,
+            "janitor_interval": 30,
         },
     }
 
@@ -165,15 +168,29 @@ def _edge_config(layout: Layout, issuer: dict) -> dict:
     }
 
 
-def prepare(layout: Layout) -> None:
+def _write_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+def prepare(layout: Layout) -> set[str]:
+    """Write the gateway's configs; return the names of services whose config changed."""
     d = _dir(layout)
     d.mkdir(parents=True, exist_ok=True)
     issuer = _issuer_config(layout)
     _ensure_tls(layout)
-    (d / "core.yaml").write_text(yaml.safe_dump(_core_config(layout), sort_keys=False))
+    changed = set()
+    if _write_if_changed(d / "core.yaml", yaml.safe_dump(_core_config(layout), sort_keys=False)):
+        changed.add("core")
     edge = _edge_config(layout, issuer)
-    (d / "edge.yaml").write_text(yaml.safe_dump(edge, sort_keys=False))
-    (d / "envoy.yaml").write_text(render_envoy(EdgeConfig(**edge)))
+    lua_before = Path(edge["lua_out"]).read_text() if Path(edge["lua_out"]).exists() else ""
+    _write_if_changed(d / "edge.yaml", yaml.safe_dump(edge, sort_keys=False))
+    envoy_changed = _write_if_changed(d / "envoy.yaml", render_envoy(EdgeConfig(**edge)))
+    if envoy_changed or Path(edge["lua_out"]).read_text() != lua_before:
+        changed.add("envoy")
+    return changed
 
 
 def services(layout: Layout) -> list[Service]:

@@ -111,7 +111,10 @@ def generate(out_root: Path) -> None:
 
     desc = out_root / DESCRIPTOR
     desc.parent.mkdir(parents=True, exist_ok=True)
-    _protoc([f"--descriptor_set_out={desc}", "--include_imports", "--include_source_info", *files])
+    # error_details.proto is imported by no contract file, but the transcoder must know
+    # google.rpc.ErrorInfo to print a task's error details (an Any) as JSON
+    _protoc([f"--descriptor_set_out={desc}", "--include_imports", "--include_source_info", *files,
+             "google/rpc/error_details.proto"])
 
     fds = descriptor_pb2.FileDescriptorSet.FromString(desc.read_bytes())
     doc = build_openapi(fds)

@@ -79,12 +79,18 @@ class Api:
     """A REST caller through Envoy: api.get('/status/systems') -> requests.Response."""
 
     base: str
-    token: str | None
+    user: str | None
     system: str
+    tokens: Callable[[str], str]
+
+    @property
+    def token(self) -> str | None:
+        """A valid token for the user (renewed before it expires, so long suites stay signed in)."""
+        return self.tokens(self.user) if self.user else None
 
     def request(self, method: str, path: str, **kw: Any) -> requests.Response:
         headers = dict(kw.pop("headers", {}) or {})
-        if self.token is not None:
+        if self.user is not None:
             headers.setdefault("Authorization", f"Bearer {self.token}")
         kw.setdefault("timeout", 120)
         return requests.request(method, self.base + path.replace("{system}", self.system), headers=headers, **kw)
@@ -107,7 +113,7 @@ def api(stack: dict[str, str], token: Callable[[str], str]) -> Callable[[str | N
     """api('alice') -> REST client with alice's token; api(None) -> no token."""
 
     def make(user: str | None) -> Api:
-        return Api(stack["F7T_URL"], token(user) if user else None, stack["F7T_SYSTEM"])
+        return Api(stack["F7T_URL"], user, stack["F7T_SYSTEM"], token)
 
     return make
 

@@ -103,23 +103,35 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         user = md.get(self.identity_header)
         public = method in self.public
         code = self.success_codes.get(method, 200)
+        async def unary_response(inner: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await self._enter(context, user, public)
+            try:
+                resp = await _call(inner, request, context, method)
+            except GatewayError as e:
+                await self._abort(context, e, method)
+            except Exception as e:
+                await self._internal(context, e, method)
+            if code != 200:
+                await context.send_initial_metadata(((SUCCESS_HEADER, str(code)),))
+            return resp
+
         if handler.unary_unary:
             inner_uu = handler.unary_unary
 
             async def uu(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await self._enter(context, user, public)
-                try:
-                    resp = await _call(inner_uu, request, context, method)
-                except GatewayError as e:
-                    await self._abort(context, e, method)
-                except Exception as e:
-                    await self._internal(context, e, method)
-                if code != 200:
-                    await context.send_initial_metadata(((SUCCESS_HEADER, str(code)),))
-                return resp
+                return await unary_response(inner_uu, request, context)
 
             return grpc.unary_unary_rpc_method_handler(
                 uu, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def su(request_iter: Any, context: grpc.aio.ServicerContext) -> Any:
+                return await unary_response(inner_su, request_iter, context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                su, handler.request_deserializer, handler.response_serializer
             )
         if handler.unary_stream:
             inner_us = handler.unary_stream
@@ -136,24 +148,6 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_stream_rpc_method_handler(
                 us, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_unary:
-            inner_su = handler.stream_unary
-
-            async def su(request_iter: Any, context: grpc.aio.ServicerContext) -> Any:
-                await self._enter(context, user, public)
-                try:
-                    resp = await _call(inner_su, request_iter, context, method)
-                except GatewayError as e:
-                    await self._abort(context, e, method)
-                except Exception as e:
-                    await self._internal(context, e, method)
-                if code != 200:
-                    await context.send_initial_metadata(((SUCCESS_HEADER, str(code)),))
-                return resp
-
-            return grpc.stream_unary_rpc_method_handler(
-                su, handler.request_deserializer, handler.response_serializer
             )
         return handler
 

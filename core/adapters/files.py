@@ -1,0 +1,541 @@
+"""File operations on the login node as command objects (FirecREST's /filesystem/{system}/ops/*).
+
+Rules every command here follows:
+- caller values are argv elements, never parts of a shell string; paths come after `--` (every tool
+  used here supports it) or as `if=`/`--reference=` operands; a shell, where one is needed, runs a
+  fixed script from this module with the caller's values as positional parameters
+  (`sh -c SCRIPT sh arg1 arg2 ...`);
+- paths are used exactly as given (validated absolute by core.domain.paths, never normalised), as
+  the calling user over SSH, so the kernel and the user's permissions decide;
+- listings are machine-readable: `find -printf` with NUL-terminated fields, so names with spaces,
+  quotes, newlines or any other byte parse exactly;
+- every remote tool runs under `timeout`: a slow operation ends with 408 (pyfirecrest then falls
+  back to a transfer job), not with a process left behind on the login node.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+from core.adapters.commands import RemoteCommand, classify_error
+from core.adapters.ssh import ExecResult
+from core.domain import paths
+from core.domain.errors import (
+    FailedPrecondition,
+    GatewayError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Reason,
+    Timeout,
+)
+
+T = TypeVar("T")
+
+# seconds a remote file tool may run before `timeout` stops it (FirecREST uses 5 s; a loaded login
+# node needs more); the SSH call itself waits a little longer so the tool's own exit is seen
+OPS_TIMEOUT = 30
+_SSH_MARGIN = 10
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One `ls -l` entry (the spec's File): every field a string, as FirecREST returns them."""
+
+    name: str
+    type: str
+    link_target: str | None
+    user: str
+    group: str
+    permissions: str
+    last_modified: str
+    size: str
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """`stat` as os.stat_result (the spec's FileStat)."""
+
+    mode: int
+    ino: int
+    dev: int
+    nlink: int
+    uid: int
+    gid: int
+    size: int
+    atime: int
+    mtime: int
+    ctime: int
+
+    @property
+    def is_regular(self) -> bool:
+        return (self.mode & 0o170000) == 0o100000
+
+    @property
+    def is_directory(self) -> bool:
+        return (self.mode & 0o170000) == 0o040000
+
+
+# ---------------------------------------------------------------------------------------- errors
+
+_EXTRA_RULES: tuple[tuple[re.Pattern[str], type[GatewayError]], ...] = (
+    (re.compile(r"Directory nonexistent|No such file", re.I), NotFound),
+    (re.compile(r"Read-only file system", re.I), PermissionDenied),
+    (re.compile(r"No space left on device|Disk quota exceeded", re.I), FailedPrecondition),
+    (
+        re.compile(
+            r"File exists|Too many levels of symbolic links|File name too long|Directory not empty|"
+            r"refusing to remove|cannot overwrite|not in gzip format|not in the .* format|"
+            r"unexpected end of (file|input)|does not look like a tar archive|Invalid (argument|regular "
+            r"expression)|format violated|Cannot (open|create|stat)",
+            re.I,
+        ),
+        InvalidArgument,
+    ),
+)
+
+
+def file_error(result: ExecResult) -> GatewayError:
+    """Map a failed file tool to what the caller did: 404 missing, 403 denied, 400 anything else
+    the tool refused, 408 when `timeout` stopped it. The remote text is the message."""
+    text = result.err or result.out.strip() or f"exit status {result.exit_status}"
+    if result.exit_status in (124, 137):  # timeout(1): timed out / had to be killed
+        return Timeout(
+            f"the operation did not finish within {OPS_TIMEOUT} s; use the transfer endpoints "
+            f"(/filesystem/{{system_name}}/transfer/...) for long operations ({text})"
+        )
+    if result.exit_status in (125, 126, 127):  # timeout itself failed, or the tool is missing
+        return GatewayError(f"the login node cannot run the file tool: {text}")
+    err = classify_error(text)
+    if err.reason is not Reason.INTERNAL:  # denied, missing or invalid, in that order
+        return err
+    for pattern, cls in _EXTRA_RULES:
+        if pattern.search(text):
+            return cls(text)
+    # the tool ran and refused the request for a reason not listed above: still the request's
+    # problem on this system (400), never an internal error
+    return FailedPrecondition(text)
+
+
+class FileCommand(RemoteCommand[T]):
+    """A file tool run under `timeout` as the caller; subclasses give tool_argv() and parse()."""
+
+    timeout: float | None = OPS_TIMEOUT + _SSH_MARGIN
+
+    @abstractmethod
+    def tool_argv(self) -> list[str]: ...
+
+    def argv(self) -> list[str]:
+        # LC_ALL=C: the tools' messages in English whatever the user's profile sets, so that
+        # file_error() can tell a missing path from a denied one
+        return ["env", "LC_ALL=C", "timeout", "-k", "5", str(OPS_TIMEOUT), *self.tool_argv()]
+
+    def error(self, result: ExecResult) -> GatewayError:
+        return file_error(result)
+
+
+def script(text: str, *args: str) -> list[str]:
+    """A fixed shell script with the caller's values as positional parameters $1, $2, ..."""
+    return ["sh", "-c", text, "sh", *args]
+
+
+def _decode(raw: bytes) -> str:
+    """A name or a text from the remote as a JSON-safe string (undecodable bytes as \\xNN)."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+# ------------------------------------------------------------------------------------- listings
+
+# find -printf fields, each NUL-terminated: permissions with the type letter (as ls -l), user,
+# group, size, mtime (ls --time-style=+%Y-%m-%dT%H:%M:%S, the fraction is cut), link target, name
+_NAMES = r"%M\0%u\0%g\0%s\0%TY-%Tm-%TdT%TH:%TM:%TS\0%l\0"
+_IDS = r"%M\0%U\0%G\0%s\0%TY-%Tm-%TdT%TH:%TM:%TS\0%l\0"
+_FIELDS = 7
+_RELATIVE = r"%P\0"  # the name below the listed directory (sub/file for recursive listings)
+_AS_GIVEN = r"%p\0"  # the path exactly as given (ls -l of a file argument prints that)
+
+
+def parse_entries(out: bytes) -> list[FileEntry]:
+    fields = out.split(b"\0")
+    if fields and fields[-1] == b"":
+        fields.pop()
+    if len(fields) % _FIELDS:
+        raise GatewayError(f"unexpected listing output ({len(fields)} fields)")
+    entries = []
+    for i in range(0, len(fields), _FIELDS):
+        mode, user, group, size, mtime, target, name = (_decode(f) for f in fields[i : i + _FIELDS])
+        ftype = mode[:1]
+        entries.append(
+            FileEntry(
+                name=name,
+                type=ftype,
+                link_target=target if ftype == "l" and target else None,
+                user=user,
+                group=group,
+                permissions=mode[1:],
+                last_modified=mtime.split(".", 1)[0],
+                size=size,
+            )
+        )
+    return entries
+
+
+_LS = r"""p=$1 follow=$2 hidden=$3 recursive=$4 fmt_dir=$5 fmt_one=$6
+if [ "$follow" = 1 ]; then how=-L; else how=-P; fi
+if { [ "$follow" = 1 ] || [ ! -L "$p" ]; } && [ -d "$p" ]; then
+  set -- find "$how" "$p" -mindepth 1
+  [ "$recursive" = 1 ] || set -- "$@" -maxdepth 1
+  [ "$hidden" = 1 ] || set -- "$@" -name '.*' -prune -o
+  exec "$@" -printf "$fmt_dir"
+fi
+exec find "$how" "$p" -maxdepth 0 -printf "$fmt_one"
+"""
+
+
+# a listing larger than this is refused (413) instead of growing without bound in memory
+MAX_LISTING = 64 * 1024 * 1024
+
+
+class ListFiles(FileCommand[list[FileEntry]]):
+    """`ls -l [-A] [-R] [-n] [-L] -- path`, with find: a directory lists its entries (names relative
+    to it), anything else (a file, or a symlink unless dereferencing) lists itself (the path as
+    given), like ls -l. Hidden entries (and, recursively, hidden directories) only with show_hidden."""
+
+    def __init__(self, path: str, show_hidden: bool, numeric_ids: bool, recursive: bool, dereference: bool):
+        self.path = path
+        self.show_hidden = show_hidden
+        self.numeric_ids = numeric_ids
+        self.recursive = recursive
+        self.dereference = dereference
+        self.max_output = MAX_LISTING
+
+    def tool_argv(self) -> list[str]:
+        fmt = _IDS if self.numeric_ids else _NAMES
+        flags = ("1" if b else "0" for b in (self.dereference, self.show_hidden, self.recursive))
+        return script(_LS, self.path, *flags, fmt + _RELATIVE, fmt + _AS_GIVEN)
+
+    def parse(self, result: ExecResult) -> list[FileEntry]:
+        return sorted(parse_entries(result.stdout), key=lambda e: e.name)
+
+
+# run a tool, then describe the path it acted on as one ls -l entry ($2: -P the path itself,
+# -H the file a symlink points to)
+_THEN_DESCRIBE = r"""p=$1 how=$2 fmt=$3
+shift 3
+"$@" || exit $?
+exec find "$how" "$p" -maxdepth 0 -printf "$fmt"
+"""
+
+
+class _DescribeAfter(FileCommand[FileEntry]):
+    path: str
+    follow: ClassVar[bool] = False
+
+    @abstractmethod
+    def tool(self) -> list[str]: ...
+
+    def tool_argv(self) -> list[str]:
+        return script(
+            _THEN_DESCRIBE, self.path, "-H" if self.follow else "-P", _NAMES + _AS_GIVEN, *self.tool()
+        )
+
+    def parse(self, result: ExecResult) -> FileEntry:
+        entries = parse_entries(result.stdout)
+        if len(entries) != 1:
+            raise GatewayError(f"expected one entry for {self.path!r}, got {len(entries)}")
+        return entries[0]
+
+
+class Mkdir(_DescribeAfter):
+    def __init__(self, path: str, parents: bool):
+        self.path = path
+        self.parents = parents
+
+    def tool(self) -> list[str]:
+        return ["mkdir", *(["-p"] if self.parents else []), "--", self.path]
+
+
+class Symlink(_DescribeAfter):
+    """`ln -s -T -- source link`: -T so an existing directory at `link` is an error (File exists),
+    not a place to put the link in; never overwrites."""
+
+    def __init__(self, source: str, link: str):
+        self.source = source
+        self.path = link
+
+    def tool(self) -> list[str]:
+        return ["ln", "-s", "-T", "--", self.source, self.path]
+
+
+class Chmod(_DescribeAfter):
+    """chmod follows a symlink (as in a shell); the answer describes the file it changed."""
+
+    follow = True
+
+    def __init__(self, path: str, mode: str):
+        self.path = path
+        self.mode = mode
+
+    def tool(self) -> list[str]:
+        return ["chmod", "--", self.mode, self.path]
+
+
+class Chown(_DescribeAfter):
+    follow = True
+
+    def __init__(self, path: str, spec: str):
+        self.path = path
+        self.spec = spec
+
+    def tool(self) -> list[str]:
+        return ["chown", "--", self.spec, self.path]
+
+
+# ------------------------------------------------------------------------------ reading files
+
+
+class Stat(FileCommand[FileStatus]):
+    def __init__(self, path: str, dereference: bool):
+        self.path = path
+        self.dereference = dereference
+
+    def tool_argv(self) -> list[str]:
+        return [
+            "stat",
+            *(["-L"] if self.dereference else []),
+            "-c",
+            "%f %i %d %h %u %g %s %X %Y %Z",
+            "--",
+            self.path,
+        ]
+
+    def parse(self, result: ExecResult) -> FileStatus:
+        parts = result.out.split()
+        if len(parts) != 10:
+            raise GatewayError(f"unexpected output of stat: {result.out!r}")
+        mode, *rest = parts
+        ino, dev, nlink, uid, gid, size, atime, mtime, ctime = (int(x) for x in rest)
+        return FileStatus(int(mode, 16), ino, dev, nlink, uid, gid, size, atime, mtime, ctime)
+
+
+class _Bytes(FileCommand[bytes]):
+    def parse(self, result: ExecResult) -> bytes:
+        return result.stdout
+
+
+class Head(_Bytes):
+    """head: the first n lines/bytes, or with skip all but the last n."""
+
+    def __init__(self, path: str, part: paths.Slice, max_output: int):
+        self.path = path
+        self.part = part
+        self.max_output = max_output
+
+    def tool_argv(self) -> list[str]:
+        flag = "-n" if self.part.unit == "lines" else "-c"
+        n = f"-{self.part.n}" if self.part.skip else str(self.part.n)
+        return ["head", flag, n, "--", self.path]
+
+
+class Tail(_Bytes):
+    """tail: the last n lines/bytes, or with skip all but the first n (tail -n +n+1)."""
+
+    def __init__(self, path: str, part: paths.Slice, max_output: int):
+        self.path = path
+        self.part = part
+        self.max_output = max_output
+
+    def tool_argv(self) -> list[str]:
+        flag = "-n" if self.part.unit == "lines" else "-c"
+        n = f"+{self.part.n + 1}" if self.part.skip else str(self.part.n)
+        return ["tail", flag, n, "--", self.path]
+
+
+class ReadRange(_Bytes):
+    """`size` bytes (None: to the end) from byte `offset` of a file, with dd."""
+
+    def __init__(self, path: str, offset: int, size: int | None, max_output: int):
+        self.path = path
+        self.offset = offset
+        self.size = size
+        self.max_output = max_output
+
+    def tool_argv(self) -> list[str]:
+        count = [] if self.size is None else [f"count={self.size}"]
+        return [
+            "dd",
+            f"if={self.path}",
+            "iflag=skip_bytes,count_bytes,fullblock",
+            f"skip={self.offset}",
+            *count,
+            "bs=1M",
+            "status=none",
+        ]
+
+
+class ReadFile(_Bytes):
+    """The whole file (download), read as the user; output above max_output is refused."""
+
+    def __init__(self, path: str, max_output: int):
+        self.path = path
+        self.max_output = max_output
+
+    def tool_argv(self) -> list[str]:
+        return ["cat", "--", self.path]
+
+
+_SHA256 = re.compile(r"^\\?([0-9a-f]{64})\s")
+
+
+class Checksum(FileCommand[str]):
+    def __init__(self, path: str):
+        self.path = path
+
+    def tool_argv(self) -> list[str]:
+        return ["sha256sum", "--", self.path]
+
+    def parse(self, result: ExecResult) -> str:
+        m = _SHA256.match(result.out)
+        if not m:
+            raise GatewayError(f"unexpected output of sha256sum: {result.out[:200]!r}")
+        return m.group(1)
+
+
+class FileType(FileCommand[str]):
+    """`file -b -E`: -E makes a missing or unreadable path an error instead of a description."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def tool_argv(self) -> list[str]:
+        return ["file", "-b", "-E", "--", self.path]
+
+    def parse(self, result: ExecResult) -> str:
+        return result.out.strip()
+
+
+# ------------------------------------------------------------------------------ changing files
+
+
+class _NoOutput(FileCommand[None]):
+    max_output = 1024 * 1024
+
+    def parse(self, result: ExecResult) -> None:
+        return None
+
+
+class Remove(_NoOutput):
+    """`rm -r --interactive=never -- path`: a symlink is removed, not what it points to."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def tool_argv(self) -> list[str]:
+        return ["rm", "-r", "--interactive=never", "--", self.path]
+
+
+_COMPRESSION_FLAG = {"none": [], "gzip": ["-z"], "bzip2": ["-j"], "xz": ["-J"]}
+
+# tar the regular files below parent/name whose path (./name/...) matches a find -regex
+_COMPRESS_MATCHING = r"""parent=$1 name=$2 pattern=$3 how=$4
+shift 4
+list=$(mktemp) || exit 1
+trap 'rm -f -- "$list"' EXIT
+trap 'exit 1' HUP INT TERM
+cd -- "$parent" || exit 1
+find "$how" "./$name" -type f -regex "$pattern" -print0 > "$list" || exit 1
+"$@" --null --verbatim-files-from --files-from="$list"
+"""
+
+
+class Compress(_NoOutput):
+    """`tar -c -f target -C parent -- name` (member names start with the source's own name)."""
+
+    def __init__(self, source: paths.Split, target: str, compression: str, dereference: bool, pattern: str):
+        self.source = source
+        self.target = target
+        self.compression = compression
+        self.dereference = dereference
+        self.pattern = pattern
+
+    def tool_argv(self) -> list[str]:
+        tar = [
+            "tar",
+            "-c",
+            *_COMPRESSION_FLAG[self.compression],
+            *(["-h"] if self.dereference else []),
+            "--force-local",
+            "-f",
+            self.target,
+        ]
+        if self.pattern:
+            how = "-L" if self.dereference else "-P"
+            return script(_COMPRESS_MATCHING, self.source.parent, self.source.name, self.pattern, how, *tar)
+        return [*tar, "-C", self.source.parent, "--", self.source.name]
+
+
+class Extract(_NoOutput):
+    """`tar -x -f archive -C target` (GNU tar drops leading '/' and members with '..')."""
+
+    def __init__(self, archive: str, target: str, compression: str):
+        self.archive = archive
+        self.target = target
+        self.compression = compression
+
+    def tool_argv(self) -> list[str]:
+        return [
+            "tar",
+            "-x",
+            *_COMPRESSION_FLAG[self.compression],
+            "--force-local",
+            "--no-same-owner",
+            "-f",
+            self.archive,
+            "-C",
+            self.target,
+        ]
+
+
+# Receive stdin into a new hidden file next to the target (noclobber: never an existing file),
+# check that every byte arrived, then rename it over the target: readers see the old file or the
+# new one, never a part. A failure (or a signal) removes the temporary file. stdin is always read
+# to the end, so the sender is never left writing into a closed channel.
+_UPLOAD = r"""target=$1 tmp=$2 size=$3
+trap 'rm -f -- "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM
+set -C
+if ! cat > "$tmp"; then cat > /dev/null; exit 1; fi
+set +C
+got=$(stat -c %s -- "$tmp") || exit 1
+if [ "$got" != "$size" ]; then
+  printf 'upload incomplete: %s of %s bytes arrived\n' "$got" "$size" >&2; exit 1
+fi
+if [ -d "$target" ] && [ ! -L "$target" ]; then
+  printf "cannot overwrite '%s': Is a directory\n" "$target" >&2; exit 1
+fi
+if [ -e "$target" ] && [ ! -L "$target" ]; then
+  if [ ! -w "$target" ]; then
+    printf "cannot overwrite '%s': Permission denied\n" "$target" >&2; exit 1
+  fi
+  chmod --reference="$target" -- "$tmp" 2>/dev/null
+fi
+mv -f -T -- "$tmp" "$target"
+"""
+
+
+class Upload(_NoOutput):
+    """Write `data` to `target` atomically (a temporary file in the same directory, then mv -T).
+    An existing file keeps its permission bits; a symlink at `target` is replaced, not followed."""
+
+    def __init__(self, target: str, data: bytes):
+        self.target = target
+        self.stdin = data
+        directory = target.rsplit("/", 1)[0] or "/"
+        self.tmp = paths.join(directory, f".f7t-upload-{uuid.uuid4().hex}")
+
+    def tool_argv(self) -> list[str]:
+        return script(_UPLOAD, self.target, self.tmp, str(len(self.stdin or b"")))

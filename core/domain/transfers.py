@@ -1,0 +1,895 @@
+"""Staged transfers (FirecREST's /filesystem/{system_name}/transfer/*): what may be asked, how a
+large file is cut into parts, where it is staged, what a transfer job reports and what that
+means for its task, and the service that runs it all through two ports: a staging store (S3,
+core.adapters.s3) and a transfer system (Slurm over SSH as the user, core.adapters.transferjobs).
+
+Rules that matter:
+* Object keys are made here, never taken from the caller: `<user>/<transfer id>/<basename>`.
+  A presigned URL covers exactly one key (and one method, one upload id, one part); changing any
+  of it breaks the signature. The user prefix lets the janitor check ownership.
+* Parts are FirecREST's: `max_part_size` bytes each, count = ceil(size / part size), at most
+  `max_part_count` parts and 5 TiB in all; more is refused before anything runs.
+* Every transfer is a job that runs as the user, and a Task (kind "transfer.<op>") whose error
+  says why it failed: the job prints one machine-readable line
+  `FIRECREST_TRANSFER_RESULT=<CODE> <message>` (codes: JobCode) that maps onto an ErrorReason;
+  the code itself travels as the error's metadata `cause`.
+* Staged objects never outlive their transfer: the job deletes an uploaded object once it is in
+  place; the core aborts unfinished multipart uploads and deletes objects of failed, cancelled or
+  expired transfers (and downloads once their URL has expired) — the janitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from core.domain.errors import (
+    FailedPrecondition,
+    GatewayError,
+    InvalidArgument,
+    NotFound,
+    Reason,
+)
+from core.domain.tasks import Task, TaskError, TaskRepository, TaskState
+
+log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------- kinds
+
+
+class Op(StrEnum):
+    UPLOAD = "upload"
+    DOWNLOAD = "download"
+    COPY = "cp"
+    MOVE = "mv"
+    REMOVE = "rm"
+    COMPRESS = "compress"
+    EXTRACT = "extract"
+
+    @property
+    def kind(self) -> str:
+        return f"transfer.{self.value}"
+
+
+TRANSFER_KINDS = frozenset(op.kind for op in Op)
+
+
+def op_of(kind: str) -> Op | None:
+    for op in Op:
+        if op.kind == kind:
+            return op
+    return None
+
+
+# What pyfirecrest looks for in the job's output log (any of "File was successfully", "Files were
+# successfully", "Multipart file upload successfully completed"); printed only on success.
+SUCCESS_SENTENCE: Mapping[Op, str] = {
+    Op.UPLOAD: "File was successfully uploaded",
+    Op.DOWNLOAD: "File was successfully staged for download",
+    Op.COPY: "Files were successfully copied",
+    Op.MOVE: "Files were successfully moved",
+    Op.REMOVE: "Files were successfully removed",
+    Op.COMPRESS: "Files were successfully compressed",
+    Op.EXTRACT: "Files were successfully extracted",
+}
+
+# ---------------------------------------------------------------- sizes and parts
+
+KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
+MAX_OBJECT_SIZE = 5 * TiB  # S3's largest object
+MIN_PART_SIZE = 5 * MiB  # S3's smallest part (but the last)
+MAX_PART_SIZE = 5 * GiB  # S3's largest part
+MAX_PART_COUNT = 10000  # S3's most parts
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    part_size: int
+    count: int
+
+    def part_length(self, index: int, total: int) -> int:
+        """Bytes in part `index` (0-based) of a `total`-byte file."""
+        return max(0, min(self.part_size, total - index * self.part_size))
+
+
+def check_part_config(part_size: int, max_count: int) -> None:
+    """The store's part size and count must be what S3 accepts (a configuration error else)."""
+    if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+        raise ValueError(f"multipart_part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes")
+    if not 1 <= max_count <= MAX_PART_COUNT:
+        raise ValueError(f"max_part_count must be between 1 and {MAX_PART_COUNT}")
+
+
+def plan_parts(file_size: int, part_size: int, max_count: int) -> PartPlan:
+    """FirecREST's multipart plan: parts of `part_size`, ceil(size / part size) of them (one for an
+    empty file), refused (400) beyond `max_count` parts or 5 TiB."""
+    if file_size < 0:
+        raise InvalidArgument("fileSize must not be negative", metadata={"field": "fileSize"})
+    limit = min(MAX_OBJECT_SIZE, part_size * max_count)
+    if file_size > limit:
+        raise InvalidArgument(
+            f"a staged transfer takes at most {limit} bytes ({max_count} parts of {part_size} bytes, "
+            f"5 TiB in all); the file has {file_size}",
+            metadata={"field": "fileSize", "size": str(file_size), "limit": str(limit)},
+        )
+    return PartPlan(part_size, max(1, math.ceil(file_size / part_size)))
+
+
+def file_size_of(value: float | None) -> int:
+    """The request's fileSize (a JSON number; the proto carries it as a double)."""
+    if value is None:
+        raise InvalidArgument(
+            "transferDirectives.fileSize is required for an s3 upload", metadata={"field": "fileSize"}
+        )
+    if not math.isfinite(value) or value != int(value) or value < 0:
+        raise InvalidArgument(
+            f"transferDirectives.fileSize must be a whole number of bytes >= 0, got {value:g}",
+            metadata={"field": "fileSize"},
+        )
+    return int(value)
+
+
+def transfer_method(value: str) -> str:
+    method = (value or "s3").lower()
+    if method != "s3":
+        raise InvalidArgument(
+            f"transfer method {value!r} is not offered here: use 's3'", metadata={"field": "transferMethod"}
+        )
+    return method
+
+
+# ---------------------------------------------------------------- object keys
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+TRANSFER_ID = re.compile(r"^[0-9a-f]{32}$")
+_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
+def object_key(user: str, transfer_id: str, path: str) -> str:
+    """`<user>/<transfer id>/<basename>`: the basename only for people looking at the bucket,
+    reduced to [A-Za-z0-9._-] (never '.' or '..', at most 128 characters)."""
+    if not _USER.match(user):
+        raise ValueError(f"unexpected user name {user!r}")
+    if not TRANSFER_ID.match(transfer_id):
+        raise ValueError("transfer_id must be 32 hex digits")
+    base = _SAFE.sub("_", path.rstrip("/").rsplit("/", 1)[-1])[:128].strip(".") or "data"
+    return f"{user}/{transfer_id}/{base}"
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    user: str
+    transfer_id: str
+
+
+def key_owner(key: str) -> KeyOwner | None:
+    """Who a staged key belongs to (None for keys the gateway did not make)."""
+    parts = key.split("/")
+    if len(parts) != 3 or not _USER.match(parts[0]) or not TRANSFER_ID.match(parts[1]) or not parts[2]:
+        return None
+    return KeyOwner(parts[0], parts[1])
+
+
+# ---------------------------------------------------------------- what a job reports
+
+RESULT_PREFIX = "FIRECREST_TRANSFER_RESULT="
+PROGRESS_PREFIX = "FIRECREST_TRANSFER_PROGRESS="
+SHA256_PREFIX = "FIRECREST_TRANSFER_SHA256="
+BYTES_PREFIX = "FIRECREST_TRANSFER_BYTES="
+
+
+class JobCode(StrEnum):
+    """The codes a transfer job prints on its result line."""
+
+    OK = "OK"
+    SOURCE_MISSING = "SOURCE_MISSING"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NO_SPACE = "NO_SPACE"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    SIZE_MISMATCH = "SIZE_MISMATCH"
+    CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
+    URL_EXPIRED = "URL_EXPIRED"
+    STAGING_ERROR = "STAGING_ERROR"
+    INVALID = "INVALID"
+    FAILED = "FAILED"
+
+
+CODE_REASON: Mapping[JobCode, Reason] = {
+    JobCode.SOURCE_MISSING: Reason.NOT_FOUND,
+    JobCode.PERMISSION_DENIED: Reason.PERMISSION_DENIED,
+    JobCode.NO_SPACE: Reason.FAILED_PRECONDITION,
+    JobCode.QUOTA_EXCEEDED: Reason.FAILED_PRECONDITION,
+    JobCode.SIZE_MISMATCH: Reason.FAILED_PRECONDITION,
+    JobCode.CHECKSUM_MISMATCH: Reason.FAILED_PRECONDITION,
+    JobCode.URL_EXPIRED: Reason.TIMEOUT,
+    JobCode.STAGING_ERROR: Reason.BACKEND_UNAVAILABLE,
+    JobCode.INVALID: Reason.INVALID_ARGUMENT,
+    JobCode.FAILED: Reason.FAILED_PRECONDITION,
+}
+
+CODE_TEXT: Mapping[JobCode, str] = {
+    JobCode.SOURCE_MISSING: "the source does not exist",
+    JobCode.PERMISSION_DENIED: "permission denied",
+    JobCode.NO_SPACE: "no space left on the target file system",
+    JobCode.QUOTA_EXCEEDED: "the disk quota is exceeded",
+    JobCode.SIZE_MISMATCH: "the size of the data does not match",
+    JobCode.CHECKSUM_MISMATCH: "the checksum of the data does not match",
+    JobCode.URL_EXPIRED: "the transfer's URLs expired before the data arrived",
+    JobCode.STAGING_ERROR: "the staging store failed",
+    JobCode.INVALID: "the request cannot be carried out",
+    JobCode.FAILED: "the operation failed",
+}
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """What the job printed: its result code (None while it has not finished, or if it was
+    stopped before it could say), message, progress, and the data's SHA-256 and size."""
+
+    code: JobCode | None
+    message: str = ""
+    progress: float | None = None
+    sha256: str = ""
+    size: int | None = None
+
+
+def parse_report(text: str | None) -> JobReport | None:
+    """The job's report from its output log: the last result line wins; None if there is none
+    (the job did not get that far). Progress lines count only without a result line."""
+    if not text:
+        return None
+    code: JobCode | None = None
+    message = ""
+    progress: float | None = None
+    sha = ""
+    size: int | None = None
+    for line in text.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            word, _, rest = line[len(RESULT_PREFIX) :].partition(" ")
+            try:
+                code = JobCode(word.strip())
+            except ValueError:
+                code = JobCode.FAILED
+            message = rest.strip()
+        elif line.startswith(PROGRESS_PREFIX):
+            with contextlib.suppress(ValueError):
+                progress = max(0.0, min(1.0, float(line[len(PROGRESS_PREFIX) :].strip())))
+        elif line.startswith(SHA256_PREFIX):
+            v = line[len(SHA256_PREFIX) :].strip()
+            if re.fullmatch(r"[0-9a-f]{64}", v):
+                sha = v
+        elif line.startswith(BYTES_PREFIX):
+            v = line[len(BYTES_PREFIX) :].strip()
+            if v.isdigit():
+                size = int(v)
+    if code is None:
+        return JobReport(None, "", progress) if progress is not None else None
+    return JobReport(code, message, None, sha, size)
+
+
+@dataclass(frozen=True)
+class JobEnd:
+    """The scheduler's view of a finished job (state word, exit code)."""
+
+    job_id: str
+    state: str
+    exit_code: int | None = None
+
+
+def transfer_outcome(
+    op: Op, end: JobEnd, report: JobReport | None
+) -> tuple[TaskState, dict[str, Any] | None, TaskError | None]:
+    """The task state, result and error that a finished transfer job means."""
+    if report is not None and report.code is JobCode.OK and end.state == "COMPLETED":
+        result: dict[str, Any] = {"jobId": end.job_id}
+        if report.sha256:
+            result["sha256"] = report.sha256
+        if report.size is not None:
+            result["size"] = report.size
+        return TaskState.SUCCEEDED, result, None
+    meta = {"jobId": end.job_id, "jobState": end.state}
+    if end.exit_code is not None:
+        meta["exitCode"] = str(end.exit_code)
+    if report is not None and report.code is not None and report.code is not JobCode.OK:
+        meta["cause"] = report.code.value
+        what = CODE_TEXT.get(report.code, "the operation failed")
+        msg = f"{op.value} failed: {what}" + (f": {report.message}" if report.message else "")
+        return TaskState.FAILED, None, TaskError(CODE_REASON[report.code], msg, meta)
+    if end.state == "CANCELLED":
+        meta["cause"] = "CANCELLED"
+        return (
+            TaskState.CANCELLED,
+            None,
+            TaskError(
+                Reason.FAILED_PRECONDITION, f"{op.value}: transfer job {end.job_id} was cancelled", meta
+            ),
+        )
+    if end.state == "TIMEOUT":
+        meta["cause"] = "JOB_TIMEOUT"
+        return (
+            TaskState.FAILED,
+            None,
+            TaskError(Reason.TIMEOUT, f"{op.value}: transfer job {end.job_id} reached its time limit", meta),
+        )
+    meta["cause"] = "JOB_FAILED"
+    return (
+        TaskState.FAILED,
+        None,
+        TaskError(
+            Reason.SCHEDULER_ERROR,
+            f"{op.value}: transfer job {end.job_id} ended {end.state}"
+            + (f" (exit code {end.exit_code})" if end.exit_code is not None else "")
+            + " without reporting a result",
+            meta,
+        ),
+    )
+
+
+# ---------------------------------------------------------------- job plans (what a job must do)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A presigned object for a job: one key, URLs that expire at `expires_at` (epoch seconds)."""
+
+    key: str
+    expires_at: float
+    head_url: str = ""
+    get_url: str = ""
+    put_url: str = ""
+    delete_url: str = ""
+    upload_id: str = ""
+    part_urls: tuple[str, ...] = ()
+    part_size: int = 0
+    complete_url: str = ""
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything a transfer job needs; an adapter renders it into a script. Paths are exact
+    data (never shell text)."""
+
+    op: Op
+    transfer_id: str
+    directory: str  # the private per-transfer directory (logs, script)
+    source: str = ""
+    target: str = ""
+    size: int = 0
+    dereference: bool = False
+    compression: str = "gzip"
+    pattern: str = ""
+    staged: Staged | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """What must hold, as the user, before a transfer job is submitted."""
+
+    op: Op
+    source: str = ""
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class Checked:
+    home: str
+    size: int | None = None  # the source's size (download)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    system: str
+    directory: str
+    output_log: str
+    error_log: str
+
+
+# ---------------------------------------------------------------- ports
+
+
+@dataclass(frozen=True)
+class StagedObject:
+    key: str
+    last_modified: float
+    size: int = 0
+
+
+class StagingStore(Protocol):
+    url_expiry: int
+    part_size: int
+    max_part_count: int
+
+    def ensure_bucket(self) -> None: ...
+
+    def presign(
+        self, method: str, key: str, expires: float, query: Mapping[str, str] | None = None
+    ) -> str: ...
+
+    def create_multipart(self, key: str) -> str: ...
+
+    def abort_multipart(self, key: str, upload_id: str) -> bool: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def objects(self, prefix: str = "") -> list[StagedObject]: ...
+
+    def stale_uploads(self, older_than: float) -> list[tuple[str, str]] | None: ...
+
+
+class TransferSystem(Protocol):
+    """One system, used as a given user."""
+
+    name: str
+
+    async def check(self, user: str, check: Check) -> Checked: ...
+
+    async def submit(self, user: str, home: str, plan: JobPlan, account: str) -> Submitted: ...
+
+    async def job_ends(self, user: str, job_ids: Sequence[str]) -> dict[str, JobEnd | str]:
+        """Per job id: JobEnd once final, else the current state word; absent when unknown."""
+        ...
+
+    async def read_log(self, user: str, path: str) -> str | None: ...
+
+    async def cancel(self, user: str, job_id: str) -> None: ...
+
+
+# ---------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    op: Op
+    system: str
+    account: str = ""
+    source: str = ""
+    target: str = ""
+    file_size: int | None = None
+    dereference: bool = False
+    compression: str = "gzip"
+    pattern: str = ""
+
+
+@dataclass(frozen=True)
+class Started:
+    task: Task
+    job: Submitted
+    upload_urls: tuple[str, ...] = ()
+    complete_url: str = ""
+    part_size: int = 0
+    download_url: str = ""
+
+
+_ACCOUNT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:@-]{0,127}$")
+
+
+def check_account(account: str) -> str:
+    if account and not _ACCOUNT.match(account):
+        raise InvalidArgument(f"invalid account name {account!r}", metadata={"field": "account"})
+    return account
+
+
+# ---------------------------------------------------------------- the service
+
+
+class TransferService:
+    """Starts transfers (task, staging, job), follows their jobs (track) and cleans the staging
+    store (janitor)."""
+
+    def __init__(
+        self,
+        systems: Callable[[str], TransferSystem],
+        staging: StagingStore | None,
+        tasks: TaskRepository,
+        *,
+        poll_interval: float = 2.0,
+        janitor_interval: float = 60.0,
+        lost_after: float = 3600.0,
+        orphan_grace: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._systems = systems
+        self.staging = staging
+        self.tasks = tasks
+        self.poll_interval = poll_interval
+        self.janitor_interval = janitor_interval
+        self.lost_after = lost_after
+        self.orphan_grace = orphan_grace
+        self.clock = clock
+        self._starting: set[str] = set()
+        self._wake = asyncio.Event()
+
+    # ---- start -------------------------------------------------------------------------------
+    def _store(self) -> StagingStore:
+        if self.staging is None:
+            raise FailedPrecondition("staged transfers need an S3 staging store, and none is configured")
+        return self.staging
+
+    async def start(self, user: str, req: TransferRequest) -> Started:
+        system = self._systems(req.system)
+        check_account(req.account)
+        plan_for_upload: PartPlan | None = None
+        if req.op is Op.UPLOAD:
+            store = self._store()
+            plan_for_upload = plan_parts(req.file_size or 0, store.part_size, store.max_part_count)
+        elif req.op is Op.DOWNLOAD:
+            self._store()
+        checked = await system.check(user, Check(req.op, req.source, req.target))
+        meta: dict[str, Any] = {"operation": req.op.value}
+        if req.source:
+            meta["sourcePath"] = req.source
+        if req.target:
+            meta["targetPath"] = req.target
+        task, _ = self.tasks.create_or_get(user, req.op.kind, system.name, meta)
+        self._starting.add(task.id)
+        staged: Staged | None = None
+        try:
+            directory = f"{checked.home.rstrip('/')}/.firecrest/transfers/{task.id}"
+            size = 0
+            if req.op is Op.UPLOAD:
+                assert plan_for_upload is not None
+                size = req.file_size or 0
+                staged = await asyncio.to_thread(
+                    self._stage_upload, user, task.id, req.target, plan_for_upload
+                )
+            elif req.op is Op.DOWNLOAD:
+                size = checked.size or 0
+                staged = await asyncio.to_thread(self._stage_download, user, task.id, req.source, size)
+            if staged is not None:
+                self.tasks.update(
+                    task.id,
+                    metadata={
+                        "objectKey": staged.key,
+                        "uploadId": staged.upload_id,
+                        "expiresAt": staged.expires_at,
+                        "size": size,
+                    },
+                )
+            plan = JobPlan(
+                op=req.op,
+                transfer_id=task.id,
+                directory=directory,
+                source=req.source,
+                target=req.target,
+                size=size,
+                dereference=req.dereference,
+                compression=req.compression,
+                pattern=req.pattern,
+                staged=staged,
+            )
+            job = await system.submit(user, checked.home, plan, req.account)
+        except BaseException:
+            self.tasks.forget(task.id)
+            if staged is not None:
+                await asyncio.to_thread(self._cleanup_staged, staged.key, staged.upload_id)
+            raise
+        finally:
+            self._starting.discard(task.id)
+        task = self.tasks.update(
+            task.id,
+            metadata={
+                "jobId": job.job_id,
+                "jobState": "PENDING",
+                "workingDirectory": job.directory,
+                "outputLog": job.output_log,
+                "errorLog": job.error_log,
+            },
+        )
+        if task.done:
+            # cancelled while it was being started: stop the job it got and drop the staging
+            with contextlib.suppress(GatewayError):
+                await system.cancel(user, job.job_id)
+            if staged is not None:
+                await asyncio.to_thread(self._cleanup_staged, staged.key, staged.upload_id)
+        self.wake()
+        started = Started(task=task, job=job)
+        if staged is not None and req.op is Op.UPLOAD:
+            started = Started(
+                task=task,
+                job=job,
+                upload_urls=staged.part_urls,
+                complete_url=staged.complete_url,
+                part_size=staged.part_size,
+            )
+        elif staged is not None:
+            started = Started(task=task, job=job, download_url=self._download_url(staged))
+        return started
+
+    def _stage_upload(self, user: str, tid: str, target: str, parts: PartPlan) -> Staged:
+        store = self._store()
+        store.ensure_bucket()
+        key = object_key(user, tid, target)
+        expires = store.url_expiry
+        expires_at = self.clock() + expires
+        upload_id = store.create_multipart(key)
+        part_urls = tuple(
+            store.presign("PUT", key, expires, {"uploadId": upload_id, "partNumber": str(n)})
+            for n in range(1, parts.count + 1)
+        )
+        return Staged(
+            key=key,
+            expires_at=expires_at,
+            head_url=store.presign("HEAD", key, expires),
+            get_url=store.presign("GET", key, expires),
+            delete_url=store.presign("DELETE", key, expires),
+            upload_id=upload_id,
+            part_urls=part_urls,
+            part_size=parts.part_size,
+            complete_url=store.presign("POST", key, expires, {"uploadId": upload_id}),
+        )
+
+    def _stage_download(self, user: str, tid: str, source: str, size: int) -> Staged:
+        store = self._store()
+        store.ensure_bucket()
+        key = object_key(user, tid, source)
+        expires = store.url_expiry
+        expires_at = self.clock() + expires
+        head_url = store.presign("HEAD", key, expires)
+        get_url = store.presign("GET", key, expires)
+        if size <= store.part_size:
+            return Staged(
+                key=key,
+                expires_at=expires_at,
+                head_url=head_url,
+                get_url=get_url,
+                put_url=store.presign("PUT", key, expires),
+            )
+        parts = plan_parts(size, store.part_size, store.max_part_count)
+        upload_id = store.create_multipart(key)
+        return Staged(
+            key=key,
+            expires_at=expires_at,
+            head_url=head_url,
+            get_url=get_url,
+            upload_id=upload_id,
+            part_urls=tuple(
+                store.presign("PUT", key, expires, {"uploadId": upload_id, "partNumber": str(n)})
+                for n in range(1, parts.count + 1)
+            ),
+            part_size=parts.part_size,
+            complete_url=store.presign("POST", key, expires, {"uploadId": upload_id}),
+        )
+
+    @staticmethod
+    def _download_url(staged: Staged) -> str:
+        return staged.get_url
+
+    # ---- cancel ------------------------------------------------------------------------------
+    async def cancel_task(self, task: Task) -> Task:
+        """The canceller of transfer tasks: stop the job, mark the task cancelled, clean up."""
+        job_id = str(task.metadata.get("jobId") or "")
+        if job_id:
+            with contextlib.suppress(NotFound):  # already gone
+                await self._systems(task.system).cancel(task.owner, job_id)
+        t = self.tasks.update(
+            task.id,
+            state=TaskState.CANCELLED,
+            error=TaskError(
+                Reason.FAILED_PRECONDITION,
+                f"{task.kind} cancelled by its owner",
+                {"cause": "CANCELLED", **({"jobId": job_id} if job_id else {})},
+            ),
+        )
+        await self._cleanup_task(t)
+        return t
+
+    # ---- tracking ----------------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def track(self) -> None:
+        """Runs until cancelled: follows unfinished transfer tasks to their job's end, and runs
+        the janitor every janitor_interval seconds."""
+        next_janitor = 0.0
+        while True:
+            pending = True
+            try:
+                pending = await self.poll_once()
+                if self.clock() >= next_janitor:
+                    next_janitor = self.clock() + self.janitor_interval
+                    await self.janitor()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("transfer tracker pass failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), self.poll_interval if pending else self.janitor_interval
+                )
+
+    def _active(self) -> list[Task]:
+        return [t for t in self.tasks.active() if t.kind in TRANSFER_KINDS and t.id not in self._starting]
+
+    async def poll_once(self) -> bool:
+        active = self._active()
+        groups: dict[tuple[str, str], list[Task]] = {}
+        for t in active:
+            groups.setdefault((t.owner, t.system), []).append(t)
+        sem = asyncio.Semaphore(4)
+
+        async def one(owner: str, system: str, tasks: list[Task]) -> None:
+            async with sem:
+                await self._poll_group(owner, system, tasks)
+
+        await asyncio.gather(*(one(o, s, ts) for (o, s), ts in groups.items()))
+        return bool(active)
+
+    async def _poll_group(self, owner: str, system_name: str, tasks: list[Task]) -> None:
+        try:
+            system = self._systems(system_name)
+        except NotFound:
+            for t in tasks:
+                self._finish(t, TaskState.FAILED, None, TaskError(Reason.SYSTEM_NOT_FOUND, "system is gone"))
+            return
+        with_job = {str(t.metadata["jobId"]): t for t in tasks if t.metadata.get("jobId")}
+        for t in tasks:
+            if not t.metadata.get("jobId") and self.clock() - t.create_time > 600:
+                # the process that started it stopped before submitting
+                await self._finish_async(
+                    t,
+                    TaskState.FAILED,
+                    None,
+                    TaskError(Reason.INTERNAL, "the gateway stopped while starting it"),
+                )
+        if not with_job:
+            return
+        try:
+            states = await system.job_ends(owner, sorted(with_job))
+        except GatewayError as e:
+            log.warning("cannot follow %s's transfer jobs on %s: %s", owner, system_name, e.message)
+            return
+        for job_id, t in with_job.items():
+            st = states.get(job_id)
+            if st is None:
+                if self.clock() - t.create_time > self.lost_after:
+                    await self._finish_async(
+                        t,
+                        TaskState.FAILED,
+                        None,
+                        TaskError(
+                            Reason.SCHEDULER_ERROR, f"transfer job {job_id} is unknown to the scheduler"
+                        ),
+                    )
+                continue
+            if isinstance(st, JobEnd):
+                await self._job_ended(system, t, st)
+            else:
+                await self._job_running(system, t, st)
+
+    async def _job_running(self, system: TransferSystem, t: Task, state: str) -> None:
+        changes: dict[str, Any] = {}
+        if t.metadata.get("jobState") != state:
+            changes["metadata"] = {"jobState": state}
+        if state not in ("PENDING", "REQUEUED", "CONFIGURING") and t.state is TaskState.QUEUED:
+            changes["state"] = TaskState.RUNNING
+        if state == "RUNNING" and t.metadata.get("outputLog"):
+            report = parse_report(await system.read_log(t.owner, str(t.metadata["outputLog"])))
+            if report is not None and report.progress is not None and report.progress != t.progress:
+                changes["progress"] = report.progress
+        expires_at = float(t.metadata.get("expiresAt") or 0)
+        if expires_at and self.clock() > expires_at + 300 and t.kind == Op.UPLOAD.kind:
+            # the job should have given up at expiry: it is stuck (or never started)
+            await system.cancel(t.owner, str(t.metadata["jobId"]))
+            await self._finish_async(
+                t,
+                TaskState.FAILED,
+                None,
+                TaskError(
+                    Reason.TIMEOUT,
+                    f"{CODE_TEXT[JobCode.URL_EXPIRED]}; the transfer job was cancelled",
+                    {"cause": JobCode.URL_EXPIRED.value, "jobId": str(t.metadata["jobId"])},
+                ),
+            )
+            return
+        if changes:
+            self.tasks.update(t.id, **changes)
+
+    async def _job_ended(self, system: TransferSystem, t: Task, end: JobEnd) -> None:
+        op = op_of(t.kind) or Op.COPY
+        log_path = str(t.metadata.get("outputLog") or "")
+        report = parse_report(await system.read_log(t.owner, log_path)) if log_path else None
+        if (report is None or report.code is None) and end.state == "COMPLETED":
+            # the log may lag behind the accounting record on a shared file system: give it 30 s
+            seen = float(t.metadata.get("endSeenAt") or 0)
+            if not seen:
+                self.tasks.update(t.id, metadata={"endSeenAt": self.clock()})
+                return
+            if self.clock() - seen < 30:
+                return
+        state, result, error = transfer_outcome(op, end, report)
+        await self._finish_async(t, state, result, error, job_state=end.state)
+
+    def _finish(
+        self, t: Task, state: TaskState, result: dict[str, Any] | None, error: TaskError | None
+    ) -> Task:
+        return self.tasks.update(t.id, state=state, result=result, error=error)
+
+    async def _finish_async(
+        self,
+        t: Task,
+        state: TaskState,
+        result: dict[str, Any] | None,
+        error: TaskError | None,
+        job_state: str = "",
+    ) -> None:
+        meta = {"jobState": job_state} if job_state else None
+        done = self.tasks.update(t.id, state=state, result=result, error=error, metadata=meta)
+        if done.state is not TaskState.SUCCEEDED:
+            await self._cleanup_task(done)
+
+    # ---- staging cleanup ---------------------------------------------------------------------
+    async def _cleanup_task(self, t: Task) -> None:
+        key = str(t.metadata.get("objectKey") or "")
+        if key and self.staging is not None:
+            await asyncio.to_thread(self._cleanup_staged, key, str(t.metadata.get("uploadId") or ""))
+
+    def _cleanup_staged(self, key: str, upload_id: str) -> None:
+        store = self.staging
+        if store is None:
+            return
+        try:
+            if upload_id:
+                store.abort_multipart(key, upload_id)
+            store.delete(key)
+        except GatewayError as e:
+            log.warning("could not clean staged object %s: %s (the janitor retries)", key, e.message)
+
+    async def janitor(self) -> int:
+        """One pass over the staging store: deletes every object whose transfer does not need it
+        any more, and aborts multipart uploads older than the URL expiry. Returns the number of
+        objects deleted."""
+        if self.staging is None:
+            return 0
+        return await asyncio.to_thread(self._janitor_pass)
+
+    def _janitor_pass(self) -> int:
+        store = self.staging
+        assert store is not None
+        now = self.clock()
+        deleted = 0
+        for obj in store.objects():
+            if self._keep(obj, now):
+                continue
+            try:
+                store.delete(obj.key)
+                deleted += 1
+                log.info("janitor: deleted staged object %s", obj.key)
+            except GatewayError as e:
+                log.warning("janitor: could not delete %s: %s", obj.key, e.message)
+        stale = store.stale_uploads(now - store.url_expiry - 60)
+        for key, upload_id in stale or ():
+            owner = key_owner(key)
+            t = self.tasks.get_any(owner.transfer_id) if owner else None
+            if t is not None and not t.done:
+                continue
+            try:
+                store.abort_multipart(key, upload_id)
+            except GatewayError as e:
+                log.warning("janitor: could not abort upload %s of %s: %s", upload_id, key, e.message)
+        return deleted
+
+    def _keep(self, obj: StagedObject, now: float) -> bool:
+        owner = key_owner(obj.key)
+        if owner is None:
+            # not the gateway's: keep only while it might still be in use by someone
+            return now - obj.last_modified < self.orphan_grace
+        t = self.tasks.get_any(owner.transfer_id)
+        if t is None or t.owner != owner.user or t.kind not in TRANSFER_KINDS:
+            return now - obj.last_modified < self.orphan_grace
+        if not t.done:
+            return True
+        if t.state is TaskState.SUCCEEDED and t.kind == Op.DOWNLOAD.kind:
+            return now < float(t.metadata.get("expiresAt") or 0)
+        return False
