@@ -275,7 +275,7 @@ def test_token_endpoint_errors(issuer: Issuer) -> None:
 
 
 def test_pyfirecrest_client_credentials(issuer: Issuer) -> None:
-    firecrest = pytest.importorskip("firecrest")
+    import firecrest
     c = issuer.client("alice")
     auth = firecrest.ClientCredentialsAuth(c["client_id"], c["client_secret"], issuer.token_uri)
     token = auth.get_access_token()
