@@ -1,0 +1,111 @@
+"""The SSH pool against the stack's real sshd: connections are reused, bounded, replaced after a
+failure and renewed before their certificate expires; a slow command times out with a clear error;
+a host key that does not match is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.adapters.certs import CertificateAuthority
+from core.adapters.ssh import SSHPool
+from core.config import SSHConfig
+from core.domain.errors import BackendUnavailable, PermissionDenied, Timeout
+from core.wiring import UserKeys
+
+
+@pytest.fixture
+def make_pool(stack):
+    core = yaml.safe_load((Path(stack["F7T_STACK_DIR"]) / "gateway/core.yaml").read_text())
+    ssh = core["systems"][0]["ssh"]
+    ca_key = Path(core["certificate"]["ca_key"])
+    pools: list[SSHPool] = []
+    executor = ThreadPoolExecutor(16)
+
+    def make(lifetime: int = 600, known_hosts: str | None = None, **over: object) -> tuple[SSHPool, UserKeys]:
+        cfg = SSHConfig(host=ssh["host"], port=ssh["port"], known_hosts=Path(known_hosts or ssh["known_hosts"]),
+                        **over)  # type: ignore[arg-type]
+        keys = UserKeys(CertificateAuthority(ca_key, lifetime))
+        pool = SSHPool(cfg, keys, executor)
+        pools.append(pool)
+        return pool, keys
+
+    yield make
+    for p in pools:
+        p.close()
+    executor.shutdown(wait=False)
+
+
+def test_commands_run_as_the_user_on_one_reused_connection(make_pool):
+    pool, _ = make_pool()
+    for _ in range(5):
+        assert pool.run_blocking("alice", "id -un").out.strip() == "alice"
+    assert pool.stats() == {"alice": 1}
+    assert pool.run_blocking("bob", "id -un").out.strip() == "bob"
+    assert pool.stats() == {"alice": 1, "bob": 1}
+
+
+def test_stdin_and_exit_status_and_stderr(make_pool):
+    pool, _ = make_pool()
+    r = pool.run_blocking("alice", "cat; echo oops >&2; exit 7", stdin=b"payload\x00\xff")
+    assert (r.exit_status, r.stdout, r.err) == (7, b"payload\x00\xff", "oops")
+
+
+def test_concurrent_calls_stay_within_the_pool_bound(make_pool):
+    pool, _ = make_pool(pool_size=2, channels_per_connection=2)
+
+    async def many() -> list[str]:
+        return [r.out.strip() for r in await asyncio.gather(*(pool.run("alice", "sleep 0.3; id -un") for _ in range(8)))]
+
+    assert asyncio.run(many()) == ["alice"] * 8
+    assert pool.stats()["alice"] <= 2
+
+
+def test_a_broken_connection_is_replaced(make_pool):
+    pool, _ = make_pool()
+    pool.run_blocking("alice", "true")
+    conn = pool._pools["alice"].conns[0]
+    conn.client.get_transport().sock.close()  # the network drops it under our feet
+    assert pool.run_blocking("alice", "id -un").out.strip() == "alice"
+    assert pool._pools["alice"].conns[0] is not conn
+
+
+def test_connections_are_renewed_before_the_certificate_expires(make_pool):
+    pool, keys = make_pool(lifetime=6)  # renewal margin: a fifth of the lifetime
+    pool.run_blocking("alice", "true")
+    first_conn = pool._pools["alice"].conns[0]
+    first_serial = keys("alice").cert.serial
+    time.sleep(6)
+    assert pool.run_blocking("alice", "id -un").out.strip() == "alice"
+    assert pool._pools["alice"].conns[0] is not first_conn
+    assert keys("alice").cert.serial != first_serial
+
+
+def test_a_slow_command_times_out_with_a_clear_error(make_pool):
+    pool, _ = make_pool()
+    t0 = time.monotonic()
+    with pytest.raises(Timeout) as e:
+        pool.run_blocking("alice", "sleep 30", timeout=1)
+    assert time.monotonic() - t0 < 15
+    assert "did not finish" in e.value.message
+    assert pool.run_blocking("alice", "id -un").out.strip() == "alice"  # the pool is still usable
+
+
+def test_a_user_who_cannot_log_in_is_refused(make_pool):
+    pool, _ = make_pool()
+    with pytest.raises(PermissionDenied):
+        pool.run_blocking("nobody-here", "true")
+
+
+def test_an_unknown_host_key_is_refused(make_pool, tmp_path):
+    other = tmp_path / "known_hosts"
+    other.write_text("[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
+    pool, _ = make_pool(known_hosts=str(other))
+    with pytest.raises(BackendUnavailable) as e:
+        pool.run_blocking("alice", "true")
+    assert "host key" in e.value.message
