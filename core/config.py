@@ -98,6 +98,9 @@ class Config:
     s3: S3Config | None = None
     worker_threads: int = 32
     app_version: str = "2.5.6"
+    # finished tasks (and the gateway's directories for them in users' homes) are purged after this
+    task_retention: float = 30 * 86400.0
+    task_purge_interval: float = 3600.0
 
     def system(self, name: str) -> SystemConfig | None:
         for s in self.systems:
@@ -142,6 +145,8 @@ def from_dict(d: dict[str, Any]) -> Config:
         s3=S3Config(**d["s3"]) if d.get("s3") else None,
         worker_threads=int(d.get("worker_threads", 32)),
         app_version=str(d.get("app_version", "2.5.6")),
+        task_retention=float(d.get("task_retention", 30 * 86400.0)),
+        task_purge_interval=float(d.get("task_purge_interval", 3600.0)),
     )
 
 

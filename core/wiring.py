@@ -12,6 +12,7 @@ from typing import Any
 
 from core.adapters.certs import CertificateAuthority, UserKey
 from core.adapters.cluster import Cluster
+from core.adapters.commands import DiscardPrivateDir
 from core.adapters.jobs import SlurmScheduler
 from core.adapters.s3 import Staging
 from core.adapters.ssh import SSHPool
@@ -20,6 +21,7 @@ from core.adapters.transferjobs import SlurmTransferSystem
 from core.config import Config
 from core.domain.errors import SystemNotFound
 from core.domain.jobs import JOB_KIND, JobService
+from core.domain.retention import purge_forever
 from core.domain.tasks import Task
 from core.domain.transfers import TRANSFER_KINDS, TransferService
 
@@ -76,7 +78,16 @@ class Gateway:
         )
         self.task_cancellers.update({kind: self.transfers.cancel_task for kind in TRANSFER_KINDS})
         self.background.append(self.transfers.track)
+        self.background.append(
+            lambda: purge_forever(self.tasks, config.task_retention, self._discard, config.task_purge_interval)
+        )
         self._running: list[asyncio.Task[None]] = []
+
+    async def _discard(self, task: Task) -> None:
+        """Remove what the gateway left in the owner's home for a task being purged."""
+        area = "jobs" if task.kind == JOB_KIND else "transfers" if task.kind in TRANSFER_KINDS else None
+        if area is not None and task.system.lower() in self.clusters:
+            await self.clusters[task.system.lower()].run(task.owner, DiscardPrivateDir(area, task.id))
 
     def cluster(self, name: str) -> Cluster:
         c = self.clusters.get(name.lower())

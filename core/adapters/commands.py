@@ -71,3 +71,24 @@ def parse_key_values(line: str) -> dict[str, str]:
         end = matches[i + 1].start() if i + 1 < len(matches) else len(line)
         out[m.group(1)] = line[m.end() : end].strip()
     return out
+
+
+_PRIVATE_ID = re.compile(r"[0-9a-f]{32}")
+PRIVATE_AREAS = ("jobs", "transfers")
+
+
+class DiscardPrivateDir(RemoteCommand[None]):
+    """rm -rf ~/.firecrest/<area>/<id>: the private directory the gateway made for one task (a job
+    script, a transfer's script and logs). The id is a task id; nothing else is ever removed."""
+
+    def __init__(self, area: str, ident: str):
+        if area not in PRIVATE_AREAS or not _PRIVATE_ID.fullmatch(ident):
+            raise ValueError("a private directory is an area and a task id")
+        self.area = area
+        self.ident = ident
+
+    def argv(self) -> list[str]:
+        return ["sh", "-c", 'rm -rf -- "$HOME/.firecrest/$1/$2"', "sh", self.area, self.ident]
+
+    def parse(self, result: ExecResult) -> None:
+        return None

@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from core.adapters.cluster import Cluster
-from core.adapters.commands import RemoteCommand, parse_key_values
+from core.adapters.commands import DiscardPrivateDir, RemoteCommand, parse_key_values
 from core.adapters.ssh import ExecResult
 from core.domain.errors import (
     BackendUnavailable,
@@ -218,19 +218,6 @@ class PrepareJob(RemoteCommand[str]):
         if not path.startswith("/"):
             raise GatewayError(f"unexpected output while preparing the job: {result.out!r}")
         return path
-
-
-class DiscardJobDir(RemoteCommand[None]):
-    def __init__(self, private_dir: str):
-        if not re.fullmatch(r"[0-9a-f]{32}", private_dir):
-            raise ValueError("private_dir must be a task id")
-        self.private_dir = private_dir
-
-    def argv(self) -> list[str]:
-        return ["sh", "-c", 'rm -rf -- "$HOME/.firecrest/jobs/$1"', "sh", self.private_dir]
-
-    def parse(self, result: ExecResult) -> None:
-        return None
 
 
 class SubmitBatch(RemoteCommand[str]):
@@ -628,7 +615,7 @@ class SlurmScheduler:
         return await self._run(user, FindTagged(user, tag))
 
     async def discard(self, user: str, private_dir: str) -> None:
-        await self._run(user, DiscardJobDir(private_dir))
+        await self._run(user, DiscardPrivateDir("jobs", private_dir))
 
     async def job(self, user: str, job_id: str) -> Job | None:
         # accounting (exit codes, steps) and the controller (current; knows a job submitted a

@@ -338,6 +338,16 @@ class TaskStore:
             rows = list(self._t.rows_where(" and ".join(where), args, order_by="create_us"))
         return [_row_to_task(r) for r in rows]
 
+    def ended_before(self, cutoff: float, limit: int = 200) -> builtins.list[Task]:
+        """Finished tasks (of every owner) that ended before `cutoff` (epoch seconds), oldest first."""
+        with self._lock:
+            rows = list(
+                self._t.rows_where(
+                    "end_us is not null and end_us < ?", [int(cutoff * 1e6)], order_by="end_us", limit=limit
+                )
+            )
+        return [_row_to_task(r) for r in rows]
+
     # ---- pagination tokens ---------------------------------------------------------------------
     @staticmethod
     def _filter_sig(state: TaskState | None, kind: str | None, system: str | None) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from core.adapters import files
 from core.adapters.cluster import Cluster
-from core.adapters.commands import RemoteCommand
+from core.adapters.commands import DiscardPrivateDir, RemoteCommand
 from core.adapters.jobs import SlurmScheduler
 from core.adapters.ssh import ExecResult
 from core.domain import paths
@@ -161,21 +161,6 @@ class WriteTransferScript(RemoteCommand[None]):
             raise GatewayError(
                 f"could not prepare the transfer directory: {result.err or result.exit_status}"
             )
-
-    def parse(self, result: ExecResult) -> None:
-        return None
-
-
-class DiscardTransferDir(RemoteCommand[None]):
-    timeout = 30.0
-
-    def __init__(self, transfer_id: str):
-        if not TRANSFER_ID.match(transfer_id):
-            raise ValueError("transfer_id must be 32 hex digits")
-        self.transfer_id = transfer_id
-
-    def argv(self) -> list[str]:
-        return ["sh", "-c", 'rm -rf -- "$HOME/.firecrest/transfers/$1"', "sh", self.transfer_id]
 
     def parse(self, result: ExecResult) -> None:
         return None
@@ -495,7 +480,7 @@ class SlurmTransferSystem:
                 if lost is not None:
                     await self.scheduler.cancel(user, lost)
             with contextlib.suppress(GatewayError):
-                await self.cluster.run(user, DiscardTransferDir(plan.transfer_id))
+                await self.cluster.run(user, DiscardPrivateDir("transfers", plan.transfer_id))
             raise
         return Submitted(job_id=job_id, system=self.name, directory=directory, output_log=out, error_log=err)
 
