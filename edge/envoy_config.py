@@ -53,6 +53,10 @@ class EdgeConfig:
     app_version: str = "2.5.6"
     max_body: int = 64 * 1024 * 1024
     jwks_ca_bundle: str = SYSTEM_CA_BUNDLE
+    # TLS on the listener (HTTPS and gRPC over TLS, ALPN h2 + http/1.1); empty: plaintext, for a
+    # deployment that terminates TLS in front of Envoy, or the local stack on loopback
+    tls_cert: str = ""
+    tls_key: str = ""
     descriptor: str = str(DESCRIPTOR)
     services: list[str] = field(default_factory=lambda: list(SERVICES))
 
@@ -73,6 +77,19 @@ def _jwks_tls(host: str, bundle: str) -> str:
     )
 
 
+def _downstream_tls(cert: str, key: str) -> str:
+    return (
+        "\n      transport_socket:\n"
+        "        name: envoy.transport_sockets.tls\n"
+        "        typed_config:\n"
+        '          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext\n'
+        "          common_tls_context:\n"
+        "            alpn_protocols: [h2, http/1.1]\n"
+        "            tls_params: {tls_minimum_protocol_version: TLSv1_2}\n"
+        f"            tls_certificates: [{{certificate_chain: {{filename: {cert}}}, private_key: {{filename: {key}}}}}]"
+    )
+
+
 def render(cfg: EdgeConfig) -> str:
     """Write the Lua filter to cfg.lua_out and return Envoy's YAML."""
     for name, value in (("identity_header", cfg.identity_header), ("username_claim", cfg.username_claim)):
@@ -84,6 +101,8 @@ def render(cfg: EdgeConfig) -> str:
     u = urlsplit(cfg.jwks_uri)
     if u.scheme not in ("http", "https") or not u.hostname:
         raise ValueError(f"jwks_uri {cfg.jwks_uri!r} must be an http(s) URL")
+    if bool(cfg.tls_cert) != bool(cfg.tls_key):
+        raise ValueError("tls_cert and tls_key go together")
     core_host, _, core_port = cfg.core_address.rpartition(":")
     return Template(TEMPLATE.read_text()).substitute(
         admin_port=cfg.admin_port,
@@ -108,6 +127,7 @@ def render(cfg: EdgeConfig) -> str:
         jwks_host=u.hostname,
         jwks_port=u.port or (443 if u.scheme == "https" else 80),
         jwks_tls=_jwks_tls(u.hostname, cfg.jwks_ca_bundle) if u.scheme == "https" else "",
+        downstream_tls=_downstream_tls(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert else "",
     )
 
 
