@@ -199,9 +199,12 @@ def bench_s3(env: dict[str, str], n: int) -> None:
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {_token(env)}"
     url = env["F7T_URL"] + f"/filesystem/{env['F7T_SYSTEM']}/transfer/upload"
+    ops = env["F7T_URL"] + f"/filesystem/{env['F7T_SYSTEM']}/ops"
+    workdir = f"/home/alice/bench-{uuid.uuid4().hex[:12]}"
+    s.post(f"{ops}/mkdir", json={"path": workdir}, timeout=30).raise_for_status()
 
     def staged_put() -> None:
-        r = s.post(url, json={"path": f"/home/alice/bench-{uuid.uuid4().hex}.bin",
+        r = s.post(url, json={"path": f"{workdir}/{uuid.uuid4().hex}.bin",
                               "transferDirectives": {"transfer_method": "s3", "fileSize": len(data)}}, timeout=60)
         r.raise_for_status()
         td = r.json()["transferDirectives"]
@@ -215,7 +218,19 @@ def bench_s3(env: dict[str, str], n: int) -> None:
             f"<Part><PartNumber>{k}</PartNumber><ETag>{e}</ETag></Part>" for k, e in tags) + "</CompleteMultipartUpload>"
         requests.post(td["completeUploadUrl"], data=xml, timeout=60).raise_for_status()
 
-    report("8 MiB to S3: raw PUT vs staged upload", _measure(raw_put, n, 1), _measure(staged_put, n, 1))
+    try:
+        report("8 MiB to S3: raw PUT vs staged upload", _measure(raw_put, n, 1), _measure(staged_put, n, 1))
+        # let the transfer jobs land their files, then remove the directory
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            listed = s.get(f"{ops}/ls", params={"path": workdir}, timeout=30).json().get("output", [])
+            if len(listed) >= n + 1:
+                break
+            time.sleep(1)
+    finally:
+        s.delete(f"{ops}/rm", params={"path": workdir}, timeout=60)
+        for obj in mc.list_objects(bucket):
+            mc.remove_object(bucket, obj.object_name)
 
 
 BENCHES = {"edge": bench_edge, "ssh": bench_ssh, "sbatch": bench_sbatch, "s3": bench_s3}
