@@ -334,6 +334,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort={p.slurmdbd}
 AccountingStoragePass={sock}
+AccountingStorageEnforce=associations
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={ncpu} RealMemory={_real_memory_mb()} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 PartitionName=long Nodes=localhost Default=NO MaxTime=INFINITE State=UP

@@ -468,6 +468,7 @@ SCRIPT = "#!/bin/bash\ntouch ran-{token}\n"
         ),
         ("relative script path", {"script": None, "scriptPath": "job.sh"}, 400, "absolute"),
         ("unknown partition", {"partition": "nope"}, 400, "partition"),
+        ("account the user is not in", {"account": "nope"}, 400, "Invalid account"),
         ("unknown reservation", {"reservation": "nope"}, 400, "reservation"),
         ("unknown feature", {"constraints": "nope"}, 400, "feature"),
         ("newline in name", {"name": "a\nb"}, 400, "control characters"),
