@@ -14,7 +14,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from core.domain.errors import GatewayError, NotImplementedYet, Reason, Unauthenticated
+from core.domain.errors import GatewayError, InvalidArgument, NotImplementedYet, Reason, Unauthenticated
 
 log = logging.getLogger("core.api")
 
@@ -40,6 +40,31 @@ GRPC_CODE: Mapping[Reason, grpc.StatusCode] = {
     Reason.NOT_IMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
     Reason.INTERNAL: grpc.StatusCode.INTERNAL,
 }
+
+
+class _Malformed:
+    """Stands in for a request that could not be deserialised (Envoy's transcoder can forward a
+    corrupt message for some ill-typed JSON, e.g. an object where a map wants a string)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        if deserializer is None:
+            return data
+        try:
+            return deserializer(data)
+        except Exception as e:  # DecodeError and friends: the caller's fault, not ours
+            return _Malformed(e)
+
+    return deserialize
+
+
+def _check_request(request: Any) -> None:
+    if isinstance(request, _Malformed):
+        raise InvalidArgument(f"malformed request: the body does not match the API's types ({request.error})")
 
 
 async def _call(fn: Callable[..., Any], arg: Any, context: grpc.aio.ServicerContext, method: str) -> Any:
@@ -106,6 +131,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         async def unary_response(inner: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext) -> Any:
             await self._enter(context, user, public)
             try:
+                _check_request(request)
                 resp = await _call(inner, request, context, method)
             except GatewayError as e:
                 await self._abort(context, e, method)
@@ -122,7 +148,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 return await unary_response(inner_uu, request, context)
 
             return grpc.unary_unary_rpc_method_handler(
-                uu, handler.request_deserializer, handler.response_serializer
+                uu, _safe(handler.request_deserializer), handler.response_serializer
             )
         if handler.stream_unary:
             inner_su = handler.stream_unary
@@ -139,6 +165,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             async def us(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 await self._enter(context, user, public)
                 try:
+                    _check_request(request)
                     async for item in inner_us(request, context):
                         yield item
                 except GatewayError as e:
@@ -147,7 +174,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                     await self._internal(context, e, method)
 
             return grpc.unary_stream_rpc_method_handler(
-                us, handler.request_deserializer, handler.response_serializer
+                us, _safe(handler.request_deserializer), handler.response_serializer
             )
         return handler
 
