@@ -184,44 +184,22 @@ def make_dirs(layout: Layout) -> None:
     layout.credentials()  # generate secrets once
 
 
+def _ensure_ed25519(key: Path, pub: Path, comment: str) -> bool:
+    """An ed25519 key pair at key/pub (made with ssh-keygen if either is missing); True if made."""
+    if key.exists() and pub.exists():
+        return False
+    key.unlink(missing_ok=True)
+    pub.unlink(missing_ok=True)
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)])
+    return True
+
+
 def ensure_keys(layout: Layout, log: Log) -> None:
-    if not layout.ca_key.exists() or not layout.ca_pub.exists():
-        layout.ca_key.unlink(missing_ok=True)
-        layout.ca_pub.unlink(missing_ok=True)
-        _run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "firecrest-stack user CA",
-                "-f",
-                str(layout.ca_key),
-            ]
-        )
+    if _ensure_ed25519(layout.ca_key, layout.ca_pub, "firecrest-stack user CA"):
         log(f"created user CA {layout.ca_key}")
     os.chmod(layout.ca_key, 0o600)
     os.chmod(layout.ca_pub, 0o644)
-    if not layout.ssh_host_key.exists() or not layout.ssh_host_pub.exists():
-        layout.ssh_host_key.unlink(missing_ok=True)
-        layout.ssh_host_pub.unlink(missing_ok=True)
-        _run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "firecrest-stack sshd",
-                "-f",
-                str(layout.ssh_host_key),
-            ]
-        )
+    _ensure_ed25519(layout.ssh_host_key, layout.ssh_host_pub, "firecrest-stack sshd")
     os.chmod(layout.ssh_host_key, 0o600)
     if not layout.munge_key.exists():
         _write(layout.munge_key, os.urandom(1024), 0o600, "munge")

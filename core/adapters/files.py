@@ -327,13 +327,15 @@ class _Bytes(FileCommand[bytes]):
         return result.stdout
 
 
-class Head(_Bytes):
-    """head: the first n lines/bytes, or with skip all but the last n."""
-
+class _Part(_Bytes):
     def __init__(self, path: str, part: paths.Slice, max_output: int):
         self.path = path
         self.part = part
         self.max_output = max_output
+
+
+class Head(_Part):
+    """head: the first n lines/bytes, or with skip all but the last n."""
 
     def tool_argv(self) -> list[str]:
         flag = "-n" if self.part.unit == "lines" else "-c"
@@ -341,13 +343,8 @@ class Head(_Bytes):
         return ["head", flag, n, "--", self.path]
 
 
-class Tail(_Bytes):
+class Tail(_Part):
     """tail: the last n lines/bytes, or with skip all but the first n (tail -n +n+1)."""
-
-    def __init__(self, path: str, part: paths.Slice, max_output: int):
-        self.path = path
-        self.part = part
-        self.max_output = max_output
 
     def tool_argv(self) -> list[str]:
         flag = "-n" if self.part.unit == "lines" else "-c"
