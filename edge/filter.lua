@@ -199,6 +199,12 @@ function envoy_on_response(h)
         h:body(true):setBytes("")
       end
     end
+    -- over HTTP/2 the transcoder passes the gRPC trailers on: a REST client has no use for them
+    local trailers = h:trailers()
+    if trailers then
+      trailers:remove("grpc-status")
+      trailers:remove("grpc-message")
+    end
     return
   end
   -- an error. The core's errors arrive trailers-only: grpc-message and x-f7t-reason are headers.

@@ -281,3 +281,18 @@ def test_ill_typed_json_is_a_400_never_a_500(alice, body):
     the core answers it as the caller's mistake."""
     r = alice.post("/compute/{system}/jobs", data=body, headers={"Content-Type": "application/json"})
     assert_firecrest_error(r, 400)
+
+
+# ---------------------------------------------------------------- REST over HTTP/2 (h2c)
+def test_rest_over_h2c_has_no_grpc_leftovers(stack, token, system):
+    """An HTTP/2 REST client gets the same status codes and no gRPC trailers (curl, prior knowledge)."""
+    import subprocess
+
+    url = f"{stack['F7T_URL']}/status/{system}/partitions"
+    out = subprocess.run(
+        ["curl", "-s", "-i", "--http2-prior-knowledge", "-H", f"Authorization: Bearer {token('alice')}", url],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    assert out.startswith("HTTP/2 200"), out[:300]
+    assert "grpc-status" not in out and "grpc-message" not in out, out
+    assert '"partitions"' in out
