@@ -63,6 +63,11 @@ class Cluster:
     async def whoami(self, user: str) -> posix.Identity:
         return await self.run(user, posix.WhoAmI())
 
+    @property
+    def last_probes(self) -> list[Probe]:
+        """The most recent health probes (empty before the first check)."""
+        return list(self._probes)
+
     # ---- health ----------------------------------------------------------------------------
     async def health(self, user: str | None, max_age: float = 30.0) -> list[Probe]:
         """SSH reachability (banner, no credentials) and the scheduler (scontrol ping as the

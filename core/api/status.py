@@ -25,7 +25,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def GetLiveness(self, request: pb.GetLivenessRequest, context: grpc.aio.ServicerContext) -> pb.GetLivenessResponse:
         runs = {}
         for c in self.gw.clusters.values():
-            for p in c._probes:
+            for p in c.last_probes:
                 runs[f"{c.name}/{p.service_type}"] = _iso(p.checked_at)
         return pb.GetLivenessResponse(healthcheck_runs=runs, last_update=int(time.time()))
 

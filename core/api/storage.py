@@ -129,12 +129,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
     async def Head(self, request: pb.HeadRequest, context: grpc.aio.ServicerContext) -> pb.HeadResponse:
         cluster = self.gw.cluster(request.system_name)
         path = paths.require_path(request.path)
-        part = paths.head_tail_slice(
-            request.lines if request.HasField("lines") else None,
-            request.bytes if request.HasField("bytes") else None,
-            request.skip_trailing,
-            "skipTrailing",
-        )
+        part = _slice(request, request.skip_trailing, "skipTrailing")
         out = await self._read(cluster, files.Head(path, part, cluster.cfg.max_ops_file_size), "head")
         return pb.HeadResponse(
             output=pb.FileContent(
@@ -148,12 +143,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
     async def Tail(self, request: pb.TailRequest, context: grpc.aio.ServicerContext) -> pb.TailResponse:
         cluster = self.gw.cluster(request.system_name)
         path = paths.require_path(request.path)
-        part = paths.head_tail_slice(
-            request.lines if request.HasField("lines") else None,
-            request.bytes if request.HasField("bytes") else None,
-            request.skip_heading,
-            "skipHeading",
-        )
+        part = _slice(request, request.skip_heading, "skipHeading")
         out = await self._read(cluster, files.Tail(path, part, cluster.cfg.max_ops_file_size), "tail")
         return pb.TailResponse(
             output=pb.FileContent(
@@ -278,6 +268,16 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
 # room for the form's boundaries, headers and other small fields around the file
 _FORM_OVERHEAD = 64 * 1024
 _PARAM = re.compile(r';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
+def _slice(request: pb.HeadRequest | pb.TailRequest, skip: bool, skip_name: str) -> paths.Slice:
+    """The lines/bytes part a head or tail request asks for (both carry optional lines and bytes)."""
+    return paths.head_tail_slice(
+        request.lines if request.HasField("lines") else None,
+        request.bytes if request.HasField("bytes") else None,
+        skip,
+        skip_name,
+    )
 
 
 @dataclass(frozen=True)

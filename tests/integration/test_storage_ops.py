@@ -32,10 +32,10 @@ from urllib.parse import quote, urlencode
 import grpc
 import pytest
 from google.api import httpbody_pb2
-from google.rpc import error_details_pb2, status_pb2
 
 from core.proto.firecrest.storage.v1 import storage_pb2 as pb
 from core.proto.firecrest.storage.v1 import storage_pb2_grpc
+from tests.helpers import error_reason
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the tests create fixtures in the users' homes")
 
@@ -886,17 +886,6 @@ def test_pyfirecrest_upload_and_download(
 # ---------------------------------------------------------------------------------- native gRPC
 
 
-def _reason(e: grpc.RpcError) -> str:
-    for k, v in e.trailing_metadata() or ():  # type: ignore[attr-defined]
-        if k == "grpc-status-details-bin":
-            st = status_pb2.Status.FromString(v)
-            for d in st.details:
-                info = error_details_pb2.ErrorInfo()
-                if d.Unpack(info):
-                    return info.reason
-    return ""
-
-
 def test_native_grpc(channel: grpc.Channel, auth: Callable[[str], Any], system: str, wd: Path) -> None:
     stub = storage_pb2_grpc.StorageServiceStub(channel)
     md = auth("alice")
@@ -918,7 +907,7 @@ def test_native_grpc(channel: grpc.Channel, auth: Callable[[str], Any], system: 
     assert got.data == b"\x00binary\xff" and got.content_type == "application/octet-stream"
     with pytest.raises(grpc.RpcError) as e:
         stub.Stat(pb.StatRequest(system_name=system, path=str(wd / "nope")), metadata=md, timeout=60)
-    assert e.value.code() == grpc.StatusCode.NOT_FOUND and _reason(e.value) == "NOT_FOUND"  # type: ignore[attr-defined]
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND and error_reason(e.value) == "NOT_FOUND"  # type: ignore[attr-defined]
     with pytest.raises(grpc.RpcError) as e:
         stub.View(pb.ViewRequest(system_name=system, path="not/absolute"), metadata=md, timeout=60)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
