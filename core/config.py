@@ -81,6 +81,24 @@ class S3Config:
 
 
 @dataclass(frozen=True)
+class TaskStoreConfig:
+    """Where tasks live. `sqlite` (default): one file, one core (`path`). `postgres`: one database
+    shared by every core replica (`dsn`, a libpq connection string, or `dsn_file` holding it)."""
+
+    type: str = "sqlite"
+    path: Path = Path("/var/lib/firecrest/tasks.db")
+    dsn: str = ""
+    dsn_file: Path | None = None
+    # seconds between two re-reads of a task by its waiters (notifications usually wake them first)
+    poll_interval: float = 2.0
+
+    def connection_string(self) -> str:
+        if self.dsn_file is not None:
+            return self.dsn_file.read_text().strip()
+        return self.dsn
+
+
+@dataclass(frozen=True)
 class CertificateConfig:
     ca_key: Path
     lifetime: int = 600  # seconds a per-user certificate is valid
@@ -94,7 +112,7 @@ class Config:
     certificate: CertificateConfig
     systems: tuple[SystemConfig, ...]
     tls: TLSConfig | None = None
-    task_db: Path = Path("/var/lib/firecrest/tasks.db")
+    task_store: TaskStoreConfig = field(default_factory=TaskStoreConfig)
     s3: S3Config | None = None
     worker_threads: int = 32
     app_version: str = "2.5.6"
@@ -111,6 +129,22 @@ class Config:
 
 def _path(v: Any) -> Path | None:
     return Path(v) if v else None
+
+
+def _task_store(d: dict[str, Any]) -> TaskStoreConfig:
+    ts = dict(d.get("task_store") or {})
+    if "task_db" in d and "path" not in ts:  # the older spelling of the SQLite file
+        ts["path"] = d["task_db"]
+    if "path" in ts:
+        ts["path"] = Path(ts["path"])
+    if ts.get("dsn_file"):
+        ts["dsn_file"] = Path(ts["dsn_file"])
+    cfg = TaskStoreConfig(**ts)
+    if cfg.type not in ("sqlite", "postgres"):
+        raise ValueError(f"task_store.type must be sqlite or postgres, not {cfg.type!r}")
+    if cfg.type == "postgres" and not (cfg.dsn or cfg.dsn_file):
+        raise ValueError("task_store.type postgres needs task_store.dsn or task_store.dsn_file")
+    return cfg
 
 
 def from_dict(d: dict[str, Any]) -> Config:
@@ -141,7 +175,7 @@ def from_dict(d: dict[str, Any]) -> Config:
         ),
         systems=tuple(systems),
         tls=TLSConfig(Path(tls["cert"]), Path(tls["key"]), Path(tls["client_ca"])) if tls else None,
-        task_db=Path(d.get("task_db", "/var/lib/firecrest/tasks.db")),
+        task_store=_task_store(d),
         s3=S3Config(**d["s3"]) if d.get("s3") else None,
         worker_threads=int(d.get("worker_threads", 32)),
         app_version=str(d.get("app_version", "2.5.6")),

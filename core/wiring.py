@@ -18,11 +18,11 @@ from core.adapters.s3 import Staging
 from core.adapters.ssh import SSHPool
 from core.adapters.taskstore import TaskStore
 from core.adapters.transferjobs import SlurmTransferSystem
-from core.config import Config
+from core.config import Config, TaskStoreConfig
 from core.domain.errors import SystemNotFound
 from core.domain.jobs import JOB_KIND, JobService
 from core.domain.retention import purge_forever
-from core.domain.tasks import Task
+from core.domain.tasks import Task, TaskRepository
 from core.domain.transfers import TRANSFER_KINDS, TransferService
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,15 @@ class UserKeys:
             return k
 
 
+def task_store(cfg: TaskStoreConfig) -> TaskRepository:
+    """The configured task store: SQLite (embedded, one core) or PostgreSQL (N replicas)."""
+    if cfg.type == "postgres":
+        from core.adapters.pgtasks import PostgresTaskStore  # psycopg: only where it is used
+
+        return PostgresTaskStore(cfg.connection_string(), poll_interval=cfg.poll_interval)
+    return TaskStore(cfg.path, poll_interval=cfg.poll_interval)
+
+
 class Gateway:
     def __init__(self, config: Config):
         self.config = config
@@ -56,9 +65,9 @@ class Gateway:
         self.clusters: dict[str, Cluster] = {
             s.name.lower(): Cluster(s, SSHPool(s.ssh, self.keys, self.executor)) for s in config.systems
         }
-        # tasks (SQLite) and jobs; task_cancellers stop the work behind a task of a kind (the
+        # tasks (SQLite or PostgreSQL) and jobs; task_cancellers stop the work behind a task of a kind (the
         # Tasks API's cancel calls it; kinds without one are just marked cancelled)
-        self.tasks = TaskStore(config.task_db)
+        self.tasks = task_store(config.task_store)
         self.schedulers = {name: SlurmScheduler(c) for name, c in self.clusters.items()}
         self.jobs = JobService(self.scheduler, self.tasks)
         self.task_cancellers: dict[str, Callable[[Task], Awaitable[Task]]] = {JOB_KIND: self.jobs.cancel_task}
@@ -123,8 +132,8 @@ class Gateway:
                 log.exception("background task %s failed", t.get_name())
         self._running.clear()
 
-    def close(self) -> None:
-        self.tasks.close()
+    async def close(self) -> None:
+        await self.tasks.close()
         for c in self.clusters.values():
             c.pool.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

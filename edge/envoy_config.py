@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -20,7 +21,15 @@ from urllib.parse import urlsplit
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "envoy" / "envoy.yaml.tmpl"
+# the template: in the source tree, else where the wheel installs it (data-files)
+TEMPLATE = next(
+    (
+        p
+        for p in (REPO / "envoy" / "envoy.yaml.tmpl", Path(sys.prefix) / "share" / "firecrest-gateway" / "envoy.yaml.tmpl")
+        if p.exists()
+    ),
+    REPO / "envoy" / "envoy.yaml.tmpl",
+)
 LUA = Path(__file__).resolve().parent / "filter.lua"
 DESCRIPTOR = Path(__file__).resolve().parent / "descriptor.pb"
 SERVICES = (
@@ -38,7 +47,7 @@ class EdgeConfig:
     issuer: str
     audiences: list[str]
     jwks_uri: str
-    core_address: str  # host:port
+    core_address: str  # host:port (one core), or the first of core_addresses
     core_sni: str
     client_cert: str
     client_key: str
@@ -57,6 +66,9 @@ class EdgeConfig:
     # deployment that terminates TLS in front of Envoy, or the local stack on loopback
     tls_cert: str = ""
     tls_key: str = ""
+    # N core replicas behind Envoy (round robin, gRPC health checks); empty: core_address alone
+    core_addresses: list[str] = field(default_factory=list)
+    health_check_interval: float = 2.0
     descriptor: str = str(DESCRIPTOR)
     services: list[str] = field(default_factory=lambda: list(SERVICES))
 
@@ -103,7 +115,14 @@ def render(cfg: EdgeConfig) -> str:
         raise ValueError(f"jwks_uri {cfg.jwks_uri!r} must be an http(s) URL")
     if bool(cfg.tls_cert) != bool(cfg.tls_key):
         raise ValueError("tls_cert and tls_key go together")
-    core_host, _, core_port = cfg.core_address.rpartition(":")
+    endpoints = []
+    for addr in cfg.core_addresses or [cfg.core_address]:
+        host, _, port = addr.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"core address {addr!r} must be host:port")
+        endpoints.append(
+            f"        - endpoint: {{address: {{socket_address: {{address: {host}, port_value: {int(port)}}}}}}}"
+        )
     return Template(TEMPLATE.read_text()).substitute(
         admin_port=cfg.admin_port,
         listen_address=cfg.listen_address,
@@ -118,8 +137,8 @@ def render(cfg: EdgeConfig) -> str:
         descriptor=cfg.descriptor,
         services=", ".join(cfg.services),
         max_body=cfg.max_body,
-        core_host=core_host,
-        core_port=int(core_port),
+        core_endpoints="\n".join(endpoints),
+        health_interval=f"{cfg.health_check_interval:g}s",
         core_sni=cfg.core_sni,
         client_cert=cfg.client_cert,
         client_key=cfg.client_key,

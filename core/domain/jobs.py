@@ -414,6 +414,7 @@ class JobService:
         max_poll_interval: float = 30.0,
         lost_after: float = 3600.0,
         partial_grace: float = 600.0,
+        submit_grace: float = 180.0,
     ):
         self._schedulers = schedulers
         self.tasks = tasks
@@ -421,6 +422,9 @@ class JobService:
         self.max_poll_interval = max_poll_interval
         self.lost_after = lost_after
         self.partial_grace = partial_grace
+        # a task still without a job this long after its creation lost its submitter (with
+        # several replicas, another core may be running sbatch for a younger one right now)
+        self.submit_grace = submit_grace
         self._submitting: set[str] = set()
         self._cancel_requested: set[str] = set()
         self._follow: dict[tuple[str, str], _Follow] = {}
@@ -432,7 +436,7 @@ class JobService:
         spec = spec.validated()
         request_id = check_request_id(request_id)
         for _ in range(5):
-            task, created = self.tasks.create_or_get(user, JOB_KIND, sched.name, spec.summary(), request_id)
+            task, created = await self.tasks.create_or_get(user, JOB_KIND, sched.name, spec.summary(), request_id)
             if created:
                 break
             job_id = await self._earlier_submission(user, task)
@@ -456,7 +460,7 @@ class JobService:
         try:
             script = await sched.prepare(user, spec, task.id)
         except Exception:
-            self.tasks.forget(task.id)
+            await self.tasks.forget(task.id)
             raise
         tag = _tag(task.id)
         try:
@@ -466,26 +470,27 @@ class JobService:
             found = await self._find_tagged(user, sched, tag)
             if found is None:
                 await self._discard(user, sched, spec, task.id)
-                self.tasks.forget(task.id)
+                await self.tasks.forget(task.id)
                 raise
             log.warning("sbatch for task %s lost its answer (%s) but job %s exists", task.id, e, found)
             job_id = found
         except Exception:
             await self._discard(user, sched, spec, task.id)
-            self.tasks.forget(task.id)
+            await self.tasks.forget(task.id)
             raise
-        self._record_job(task, job_id, script if spec.script else "")
-        if task.id in self._cancel_requested:
-            # the task was cancelled while sbatch ran
+        recorded = await self._record_job(task, job_id, script if spec.script else "")
+        if task.id in self._cancel_requested or (recorded.done and not recorded.metadata.get("jobId")):
+            # the task was cancelled while sbatch ran (through this core, or through another
+            # replica, which could only mark it cancelled: the job is stopped here)
             self._cancel_requested.discard(task.id)
             await sched.cancel(user, job_id)
         return job_id
 
-    def _record_job(self, task: Task, job_id: str, script_file: str) -> Task:
+    async def _record_job(self, task: Task, job_id: str, script_file: str) -> Task:
         meta: dict[str, Any] = {"jobId": job_id, "jobState": "PENDING"}
         if script_file:
             meta["scriptFile"] = script_file
-        return self.tasks.update(task.id, metadata=meta, result={"jobId": job_id})
+        return await self.tasks.update(task.id, metadata=meta, result={"jobId": job_id})
 
     async def _earlier_submission(self, user: str, task: Task) -> str | None:
         """The job id of an earlier submission with the same request_id (waiting for it if it is
@@ -539,7 +544,7 @@ class JobService:
         if job is None or job.user != user:
             raise NotFound(f"job '{job_id}' not found on system '{system}'", metadata={"job_id": job_id})
         if job.final and job.source == "accounting" and not job.partial:
-            self._observe(user, sched.name, job)
+            await self._observe(user, sched.name, job)
         return job
 
     async def metadata(self, user: str, system: str, job_id: str) -> JobMetadata:
@@ -550,7 +555,7 @@ class JobService:
             return md
         # the controller has forgotten the job: what the gateway recorded at submission
         task = next(
-            (t for t in self.tasks.find(user, JOB_KIND, "jobId", job_id) if t.system == sched.name), None
+            (t for t in await self.tasks.find(user, JOB_KIND, "jobId", job_id) if t.system == sched.name), None
         )
         if task is None:
             return JobMetadata(job_id=job_id)
@@ -603,7 +608,7 @@ class JobService:
                 # sbatch is running: the submitter cancels the job as soon as it has its id
                 self._cancel_requested.add(task.id)
                 return task
-            return self.tasks.update(
+            return await self.tasks.update(
                 task.id,
                 state=TaskState.CANCELLED,
                 error=TaskError(
@@ -618,10 +623,10 @@ class JobService:
         while time.monotonic() < deadline:
             await asyncio.sleep(1.0)
             await self._poll_group(task.owner, task.system, force=True)
-            t = self.tasks.get_any(task.id)
+            t = await self.tasks.get_any(task.id)
             if t is None or t.done:
                 break
-        return self.tasks.get_any(task.id) or task
+        return await self.tasks.get_any(task.id) or task
 
     # ---- tracking job tasks ------------------------------------------------------------------
     def wake(self, owner: str | None = None, system: str | None = None) -> None:
@@ -633,21 +638,21 @@ class JobService:
                 follow.next_poll = 0.0
         self._wake.set()
 
-    def _task_of(self, user: str, system: str, job_id: str) -> Task | None:
-        for t in self.tasks.active(kind=JOB_KIND, owner=user):
+    async def _task_of(self, user: str, system: str, job_id: str) -> Task | None:
+        for t in await self.tasks.active(kind=JOB_KIND, owner=user):
             if t.system == system and str(t.metadata.get("jobId") or "") == job_id:
                 return t
         return None
 
-    def _observe(self, user: str, system: str, job: Job) -> None:
-        t = self._task_of(user, system, job.job_id)
+    async def _observe(self, user: str, system: str, job: Job) -> None:
+        t = await self._task_of(user, system, job.job_id)
         if t is not None:
-            self._apply(t, job)
+            await self._apply(t, job)
 
-    def _apply(self, task: Task, job: Job) -> Task:
+    async def _apply(self, task: Task, job: Job) -> Task:
         if job.final:
             state, result, error = job_outcome(job)
-            return self.tasks.update(
+            return await self.tasks.update(
                 task.id, state=state, result=result, error=error, metadata={"jobState": job.status.state}
             )
         changes: dict[str, Any] = {}
@@ -655,7 +660,7 @@ class JobService:
             changes["metadata"] = {"jobState": job.status.state}
         if job.status.state not in PENDING_JOB_STATES and task.state is TaskState.QUEUED:
             changes["state"] = TaskState.RUNNING
-        return self.tasks.update(task.id, **changes) if changes else task
+        return await self.tasks.update(task.id, **changes) if changes else task
 
     async def track(self) -> None:
         """Runs until cancelled: follows every unfinished job task (those left running by a
@@ -674,7 +679,7 @@ class JobService:
 
     async def poll_once(self) -> bool:
         """One pass over the unfinished job tasks; True if some remain."""
-        active = [t for t in self.tasks.active(kind=JOB_KIND) if t.id not in self._submitting]
+        active = [t for t in await self.tasks.active(kind=JOB_KIND) if t.id not in self._submitting]
         groups = sorted({(t.owner, t.system) for t in active})
         sem = asyncio.Semaphore(4)
 
@@ -696,7 +701,7 @@ class JobService:
             return
         tasks = [
             t
-            for t in self.tasks.active(kind=JOB_KIND, owner=owner)
+            for t in await self.tasks.active(kind=JOB_KIND, owner=owner)
             if t.system == system and t.id not in self._submitting
         ]
         if not tasks:
@@ -705,14 +710,19 @@ class JobService:
             sched = self._schedulers(system)
         except NotFound:
             for t in tasks:
-                self.tasks.update(
+                await self.tasks.update(
                     t.id,
                     state=TaskState.FAILED,
                     error=TaskError(Reason.SYSTEM_NOT_FOUND, f"system '{system}' is no longer configured"),
                 )
             return
         try:
-            await self._reconcile_unsubmitted(owner, sched, [t for t in tasks if not t.metadata.get("jobId")])
+            orphans = [
+                t
+                for t in tasks
+                if not t.metadata.get("jobId") and time.time() - t.create_time >= self.submit_grace
+            ]
+            await self._reconcile_unsubmitted(owner, sched, orphans)
             with_job = {str(t.metadata["jobId"]): t for t in tasks if t.metadata.get("jobId")}
             records = await sched.accounting(owner, sorted(with_job)) if with_job else {}
         except GatewayError as e:
@@ -728,7 +738,7 @@ class JobService:
             job = records.get(job_id)
             if job is None:
                 if time.time() - t.create_time > self.lost_after:
-                    self.tasks.update(
+                    await self.tasks.update(
                         t.id,
                         state=TaskState.FAILED,
                         error=TaskError(
@@ -743,7 +753,7 @@ class JobService:
             if job.user and job.user != owner:
                 log.error("job %s of task %s belongs to %s, not %s", job_id, t.id, job.user, owner)
                 continue
-            self._apply(t, job)
+            await self._apply(t, job)
         # poll young jobs often and old ones rarely
         youngest = max(t.create_time for t in tasks)
         follow.next_poll = time.time() + min(
@@ -751,16 +761,16 @@ class JobService:
         )
 
     async def _reconcile_unsubmitted(self, owner: str, sched: Scheduler, tasks: builtins.list[Task]) -> None:
-        """Tasks without a job id that this process is not submitting: the process that was
-        submitting them stopped. The job exists if sbatch got through (found by its tag);
+        """Tasks without a job id that no core is submitting any more (none here, and older
+        than submit_grace): the process that was submitting them stopped. The job exists if sbatch got through (found by its tag);
         otherwise the task failed."""
         for t in tasks:
             job_id = await sched.find_tagged(owner, _tag(t.id))
             if job_id is not None:
                 log.info("task %s: found job %s submitted before a restart", t.id, job_id)
-                self._record_job(t, job_id, "")
+                await self._record_job(t, job_id, "")
                 continue
-            self.tasks.update(
+            await self.tasks.update(
                 t.id,
                 state=TaskState.FAILED,
                 error=TaskError(

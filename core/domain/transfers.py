@@ -531,7 +531,7 @@ class TransferService:
             meta["sourcePath"] = req.source
         if req.target:
             meta["targetPath"] = req.target
-        task, _ = self.tasks.create_or_get(user, req.op.kind, system.name, meta)
+        task, _ = await self.tasks.create_or_get(user, req.op.kind, system.name, meta)
         self._starting.add(task.id)
         staged: Staged | None = None
         try:
@@ -547,7 +547,7 @@ class TransferService:
                 size = checked.size or 0
                 staged = await asyncio.to_thread(self._stage_download, user, task.id, req.source, size)
             if staged is not None:
-                self.tasks.update(
+                await self.tasks.update(
                     task.id,
                     metadata={
                         "objectKey": staged.key,
@@ -570,13 +570,13 @@ class TransferService:
             )
             job = await system.submit(user, checked.home, plan, req.account)
         except BaseException:
-            self.tasks.forget(task.id)
+            await self.tasks.forget(task.id)
             if staged is not None:
                 await asyncio.to_thread(self._cleanup_staged, staged.key, staged.upload_id)
             raise
         finally:
             self._starting.discard(task.id)
-        task = self.tasks.update(
+        task = await self.tasks.update(
             task.id,
             metadata={
                 "jobId": job.job_id,
@@ -672,7 +672,7 @@ class TransferService:
         if job_id:
             with contextlib.suppress(NotFound):  # already gone
                 await self._systems(task.system).cancel(task.owner, job_id)
-        t = self.tasks.update(
+        t = await self.tasks.update(
             task.id,
             state=TaskState.CANCELLED,
             error=TaskError(
@@ -709,11 +709,11 @@ class TransferService:
                     self._wake.wait(), self.poll_interval if pending else self.janitor_interval
                 )
 
-    def _active(self) -> list[Task]:
-        return [t for t in self.tasks.active() if t.kind in TRANSFER_KINDS and t.id not in self._starting]
+    async def _active(self) -> list[Task]:
+        return [t for t in await self.tasks.active() if t.kind in TRANSFER_KINDS and t.id not in self._starting]
 
     async def poll_once(self) -> bool:
-        active = self._active()
+        active = await self._active()
         groups: dict[tuple[str, str], list[Task]] = {}
         for t in active:
             groups.setdefault((t.owner, t.system), []).append(t)
@@ -731,7 +731,7 @@ class TransferService:
             system = self._systems(system_name)
         except NotFound:
             for t in tasks:
-                self._finish(t, TaskState.FAILED, None, TaskError(Reason.SYSTEM_NOT_FOUND, "system is gone"))
+                await self._finish(t, TaskState.FAILED, None, TaskError(Reason.SYSTEM_NOT_FOUND, "system is gone"))
             return
         with_job = {str(t.metadata["jobId"]): t for t in tasks if t.metadata.get("jobId")}
         for t in tasks:
@@ -794,7 +794,7 @@ class TransferService:
             )
             return
         if changes:
-            self.tasks.update(t.id, **changes)
+            await self.tasks.update(t.id, **changes)
 
     async def _job_ended(self, system: TransferSystem, t: Task, end: JobEnd) -> None:
         op = op_of(t.kind) or Op.COPY
@@ -804,17 +804,17 @@ class TransferService:
             # the log may lag behind the accounting record on a shared file system: give it 30 s
             seen = float(t.metadata.get("endSeenAt") or 0)
             if not seen:
-                self.tasks.update(t.id, metadata={"endSeenAt": self.clock()})
+                await self.tasks.update(t.id, metadata={"endSeenAt": self.clock()})
                 return
             if self.clock() - seen < 30:
                 return
         state, result, error = transfer_outcome(op, end, report)
         await self._finish_async(t, state, result, error, job_state=end.state)
 
-    def _finish(
+    async def _finish(
         self, t: Task, state: TaskState, result: dict[str, Any] | None, error: TaskError | None
     ) -> Task:
-        return self.tasks.update(t.id, state=state, result=result, error=error)
+        return await self.tasks.update(t.id, state=state, result=result, error=error)
 
     async def _finish_async(
         self,
@@ -825,7 +825,7 @@ class TransferService:
         job_state: str = "",
     ) -> None:
         meta = {"jobState": job_state} if job_state else None
-        done = self.tasks.update(t.id, state=state, result=result, error=error, metadata=meta)
+        done = await self.tasks.update(t.id, state=state, result=result, error=error, metadata=meta)
         if done.state is not TaskState.SUCCEEDED:
             await self._cleanup_task(done)
 
@@ -849,43 +849,39 @@ class TransferService:
     async def janitor(self) -> int:
         """One pass over the staging store: deletes every object whose transfer does not need it
         any more, and aborts multipart uploads older than the URL expiry. Returns the number of
-        objects deleted."""
-        if self.staging is None:
-            return 0
-        return await asyncio.to_thread(self._janitor_pass)
-
-    def _janitor_pass(self) -> int:
+        objects deleted. (S3 calls run on worker threads, task look-ups on the event loop.)"""
         store = self.staging
-        assert store is not None
+        if store is None:
+            return 0
         now = self.clock()
         deleted = 0
-        for obj in store.objects():
-            if self._keep(obj, now):
+        for obj in await asyncio.to_thread(lambda: list(store.objects())):
+            if await self._keep(obj, now):
                 continue
             try:
-                store.delete(obj.key)
+                await asyncio.to_thread(store.delete, obj.key)
                 deleted += 1
                 log.info("janitor: deleted staged object %s", obj.key)
             except GatewayError as e:
                 log.warning("janitor: could not delete %s: %s", obj.key, e.message)
-        stale = store.stale_uploads(now - store.url_expiry - 60)
+        stale = await asyncio.to_thread(store.stale_uploads, now - store.url_expiry - 60)
         for key, upload_id in stale or ():
             owner = key_owner(key)
-            t = self.tasks.get_any(owner.transfer_id) if owner else None
+            t = await self.tasks.get_any(owner.transfer_id) if owner else None
             if t is not None and not t.done:
                 continue
             try:
-                store.abort_multipart(key, upload_id)
+                await asyncio.to_thread(store.abort_multipart, key, upload_id)
             except GatewayError as e:
                 log.warning("janitor: could not abort upload %s of %s: %s", upload_id, key, e.message)
         return deleted
 
-    def _keep(self, obj: StagedObject, now: float) -> bool:
+    async def _keep(self, obj: StagedObject, now: float) -> bool:
         owner = key_owner(obj.key)
         if owner is None:
             # not the gateway's: keep only while it might still be in use by someone
             return now - obj.last_modified < self.orphan_grace
-        t = self.tasks.get_any(owner.transfer_id)
+        t = await self.tasks.get_any(owner.transfer_id)
         if t is None or t.owner != owner.user or t.kind not in TRANSFER_KINDS:
             return now - obj.last_modified < self.orphan_grace
         if not t.done:
