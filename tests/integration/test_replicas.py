@@ -24,7 +24,14 @@ import requests
 
 from tests.conftest import Api, profile_up
 from tests.integration.test_compute import make_workdir
-from tests.integration.test_transfers import complete, put_parts, random_file, sha256_of, task_id_of, upload_body
+from tests.integration.test_transfers import (
+    complete,
+    put_parts,
+    random_file,
+    sha256_of,
+    task_id_of,
+    upload_body,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the tests create directories in the users' homes")
 
