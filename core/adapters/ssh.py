@@ -288,6 +288,10 @@ class SSHPool:
                         raise PayloadTooLarge(f"output is larger than {max_output} bytes")
             if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
                 raise Timeout("the command did not report its exit status in time")
+            transport = chan.get_transport()
+            if chan.exit_status == -1 and (transport is None or not transport.is_active()):
+                # the channel closed because the connection did, not because the command ended
+                raise paramiko.SSHException("the connection closed before the command reported its exit status")
             while chan.recv_stderr_ready():
                 err.append(chan.recv_stderr(65536))
             return ExecResult(chan.recv_exit_status(), b"".join(out), b"".join(err))
