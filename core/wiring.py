@@ -45,6 +45,11 @@ class UserKeys:
             return k
 
 
+# scheduler.type -> (the jobs adapter, the transfer-jobs adapter) of a system; a new scheduler is
+# one more entry here (its adapters in core/adapters/)
+SCHEDULER_TYPES = {"slurm": (SlurmScheduler, SlurmTransferSystem)}
+
+
 def task_store(cfg: TaskStoreConfig) -> TaskRepository:
     """The configured task store: SQLite (embedded, one core) or PostgreSQL (N replicas)."""
     if cfg.type == "postgres":
@@ -68,7 +73,13 @@ class Gateway:
         # tasks (SQLite or PostgreSQL) and jobs; task_cancellers stop the work behind a task of a kind (the
         # Tasks API's cancel calls it; kinds without one are just marked cancelled)
         self.tasks = task_store(config.task_store)
-        self.schedulers = {name: SlurmScheduler(c) for name, c in self.clusters.items()}
+        for s in config.systems:
+            if s.scheduler.type not in SCHEDULER_TYPES:
+                raise ValueError(
+                    f"system {s.name}: scheduler.type {s.scheduler.type!r} is not one of {sorted(SCHEDULER_TYPES)}"
+                )
+        kinds = {s.name.lower(): SCHEDULER_TYPES[s.scheduler.type] for s in config.systems}
+        self.schedulers = {name: kinds[name][0](c) for name, c in self.clusters.items()}
         self.jobs = JobService(self.scheduler, self.tasks)
         self.task_cancellers: dict[str, Callable[[Task], Awaitable[Task]]] = {JOB_KIND: self.jobs.cancel_task}
         # long-running coroutines of a serving core (start_background runs each once)
@@ -77,7 +88,7 @@ class Gateway:
         # runs transfers as jobs and its tracker/janitor; transfer tasks are cancelled through it
         self.staging = Staging(config.s3) if config.s3 else None
         self.transfer_systems = {
-            name: SlurmTransferSystem(c, self.schedulers[name]) for name, c in self.clusters.items()
+            name: kinds[name][1](c, self.schedulers[name]) for name, c in self.clusters.items()
         }
         self.transfers = TransferService(
             self.transfer_system,
