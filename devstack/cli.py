@@ -124,6 +124,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             _start(layout, svc, restart=svc.name in gw_changed)
             _ready(svc)
             gateway.started(layout, svc, prof)
+        if gw:
+            for extra in gateway.surplus(layout, prof):
+                pid = pid_of(extra)
+                if stop(extra, timeout=30):
+                    _log(f"{extra.name}: stopped (pid {pid}): beyond F7T_CORE_REPLICAS")
     except ServiceError as exc:
         print(f"\nfirecrest-stack up FAILED: {exc}", file=sys.stderr)
         return 1

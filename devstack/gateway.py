@@ -331,6 +331,13 @@ def services(layout: Layout, prof: Profile | None = None) -> list[Service]:
     return out
 
 
+def surplus(layout: Layout, prof: Profile) -> list[Service]:
+    """Cores of the profile beyond its replica count (left from an earlier, larger `up`)."""
+    bigger = Profile(prof.name, MAX_REPLICAS if prof.name == "default" else prof.replicas, prof.task_store, prof.offset)
+    mine = {s.name for s in services(layout, prof)}
+    return [s for s in services(layout, bigger) if s.name not in mine and s.name != "postgres"]
+
+
 def all_services(layout: Layout) -> list[Service]:
     """Every gateway service of every profile that may be running (for `down`), each once."""
     seen: dict[str, Service] = {}
