@@ -249,6 +249,12 @@ class PostgresTaskStore(WaitingStore):
             [int(cutoff * 1e6)],
         )
 
+    async def count_by_state(self) -> dict[tuple[str, str], int]:
+        pool = await self._ready()
+        async with pool.connection() as conn:
+            cur = await conn.execute(f"select kind, state, count(*) from {TABLE} group by kind, state")  # noqa: S608
+            return {(k, s): int(n) for k, s, n in await cur.fetchall()}
+
     # ---- changes -------------------------------------------------------------------------------
     async def update(
         self,

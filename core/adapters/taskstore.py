@@ -427,6 +427,13 @@ class TaskStore(WaitingStore):
         """Finished tasks (of every owner) that ended before `cutoff` (epoch seconds), oldest first."""
         return await self._run(self._rows, "end_us is not null and end_us < ?", [int(cutoff * 1e6)], "end_us", limit)
 
+    async def count_by_state(self) -> dict[tuple[str, str], int]:
+        def count() -> dict[tuple[str, str], int]:
+            rows = self._conn.execute(f"select kind, state, count(*) from {TABLE} group by kind, state")  # noqa: S608
+            return {(k, s): n for k, s, n in rows.fetchall()}
+
+        return await self._run(count)
+
     # ---- changes -------------------------------------------------------------------------------
     async def update(
         self,

@@ -245,6 +245,10 @@ class TaskRepository(Protocol):
 
     async def ended_before(self, cutoff: float, limit: int = 200) -> builtins.list[Task]: ...
 
+    async def count_by_state(self) -> dict[tuple[str, str], int]:
+        """{(kind, state): number of tasks} over all owners (the operator's metrics)."""
+        ...
+
     async def update(
         self,
         task_id: str,

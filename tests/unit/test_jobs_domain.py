@@ -401,6 +401,18 @@ async def test_list_filters_and_keyset_pagination(store: TaskStore) -> None:
         await store.list("alice", page_size=-1)
 
 
+async def test_tasks_are_counted_by_kind_and_state(store: TaskStore) -> None:
+    a = await store.create("alice", "job", "c")
+    await store.create("bob", "job", "c")
+    await store.create("alice", "transfer.upload", "c")
+    await store.update(a.id, state=TaskState.SUCCEEDED)
+    assert await store.count_by_state() == {
+        ("job", "succeeded"): 1,
+        ("job", "queued"): 1,
+        ("transfer.upload", "queued"): 1,
+    }
+
+
 async def test_a_task_survives_reopening_the_store(tmp_path: Path) -> None:
     s1 = TaskStore(tmp_path / "t.db")
     t = await s1.create("alice", "job", "c", {"jobId": "5"}, "r")
