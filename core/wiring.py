@@ -20,10 +20,12 @@ from core.adapters.taskstore import TaskStore
 from core.adapters.transferjobs import SlurmTransferSystem
 from core.config import Config, TaskStoreConfig
 from core.domain.errors import SystemNotFound
-from core.domain.jobs import JOB_KIND, JobService
-from core.domain.retention import purge_forever
+from core.domain.jobs import JOB_KIND
 from core.domain.tasks import Task, TaskRepository
-from core.domain.transfers import TRANSFER_KINDS, TransferService
+from core.domain.transfers import TRANSFER_KINDS
+from core.services.jobs import JobService
+from core.services.retention import purge_forever
+from core.services.transfers import TransferService
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,6 @@ from core.domain.errors import (
 from core.domain.jobs import (
     Job,
     JobMetadata,
-    JobService,
     JobSpec,
     JobStatus,
     JobTime,
@@ -50,6 +50,7 @@ from core.domain.jobs import (
     parse_exit_code,
 )
 from core.domain.tasks import TaskError, TaskState
+from core.services.jobs import JobService
 
 HOSTILE = "x'\"$(touch /tmp/pwned)`id`;rm -rf ~ #\\ -- --wrap=x"
 SCRIPT = "#!/bin/bash\necho hi\n"
@@ -677,6 +678,25 @@ async def test_a_stopping_server_releases_waiters_and_watchers(store: TaskStore)
     assert not (await asyncio.wait_for(waiting, 5)).done
     with pytest.raises(BackendUnavailable):
         await asyncio.wait_for(watching, 5)
+
+
+async def test_a_job_unknown_to_accounting_fails_after_lost_after_on_the_injected_clock(
+    store: TaskStore,
+) -> None:
+    now = [time.time()]
+    sched = FakeScheduler()
+    svc = JobService(
+        lambda _: sched, store, poll_interval=0.05, submit_grace=0.0, lost_after=3600, clock=lambda: now[0]
+    )
+    job_id = await svc.submit("alice", "c", spec())
+    del sched.records[job_id]  # the scheduler's accounting never heard of it
+    (task,) = await store.active(kind="job")
+    await svc._poll_group("alice", "c", force=True)
+    assert not (await store.get("alice", task.id)).done  # young: its record may still come
+    now[0] += 3601  # an hour later, without waiting an hour
+    await svc._poll_group("alice", "c", force=True)
+    t = await store.get("alice", task.id)
+    assert t.state is TaskState.FAILED and t.error is not None and "unknown to the scheduler" in t.error.message
 
 
 async def test_the_tracker_follows_jobs_in_the_background(store: TaskStore) -> None:

@@ -7,8 +7,8 @@ import time
 
 from core.adapters.taskstore import TaskStore
 from core.domain.errors import BackendUnavailable
-from core.domain.retention import GIVE_UP_AFTER, purge_expired
 from core.domain.tasks import Task, TaskState
+from core.services.retention import GIVE_UP_AFTER, purge_expired
 
 DAY = 86400.0
 

@@ -31,7 +31,6 @@ from core.domain.transfers import (
     StagedObject,
     Submitted,
     TransferRequest,
-    TransferService,
     check_part_config,
     file_size_of,
     key_owner,
@@ -41,6 +40,7 @@ from core.domain.transfers import (
     transfer_method,
     transfer_outcome,
 )
+from core.services.transfers import TransferService
 
 TID = "0123456789abcdef0123456789abcdef"
 
