@@ -348,7 +348,9 @@ def all_services(layout: Layout) -> list[Service]:
                 continue
             seen.setdefault(svc.name, svc)
     out = [svc for svc in seen.values() if svc.name in ("issuer", "core", "envoy") or layout.pidfile(svc.name).exists()]
-    return [*out, postgres.service(layout)] if layout.pidfile("postgres").exists() else out
+    if layout.pidfile("postgres").exists():  # after the issuer, before the cores: stopped after them
+        out.insert(1, postgres.service(layout))
+    return out
 
 
 def env(layout: Layout, prof: Profile | None = None) -> dict[str, str]:
