@@ -279,6 +279,8 @@ SlurmUser=root
 SlurmdUser=root
 SlurmctldPort={p.slurmctld}
 SlurmdPort={p.slurmd}
+# bind to the address the host names resolve to (127.0.0.1), never to every interface
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 AuthType=auth/munge
 AuthInfo=socket={sock}
 CredType=cred/munge
@@ -337,6 +339,8 @@ AuthInfo=socket={sock}
 DbdHost=localhost
 DbdAddr=127.0.0.1
 DbdPort={p.slurmdbd}
+# bind to the address this host resolves to, not to every interface
+CommunicationParameters=NoInAddrAny
 SlurmUser=root
 PidFile={run}/slurmdbd.pid
 StorageType=accounting_storage/mysql
