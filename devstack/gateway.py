@@ -118,6 +118,8 @@ def _core_config(layout: Layout) -> dict:
         # members of the demo users' group (alice, bob), never system accounts
         "certificate": {"ca_key": str(layout.ca_key), "lifetime": 600, "allowed_groups": [layout.users_group]},
         "task_db": str(_dir(layout) / "tasks.db"),
+        # SIGTERM: calls in flight get this long to finish (firecrest-stack waits 30 s, then kills)
+        "shutdown_grace": 20,
         "systems": [
             {
                 "name": SYSTEM,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -23,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "envoy" / "envoy.yaml.tmpl"
 LUA = Path(__file__).resolve().parent / "filter.lua"
 DESCRIPTOR = Path(__file__).resolve().parent / "descriptor.pb"
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+_HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 SERVICES = (
     "firecrest.status.v1.StatusService",
     "firecrest.compute.v1.ComputeService",
@@ -101,6 +104,22 @@ def _downstream_tls(cert: str, key: str) -> str:
     )
 
 
+def _lua_routes(openapi: Path) -> tuple[str, str]:
+    """The API's path templates as Lua patterns with their methods (for the 405 answer), and the
+    set of every method the API declares, both as Lua table literals."""
+    doc = json.loads(openapi.read_text())
+    rows, every = [], set()
+    for template, ops in sorted(doc.get("paths", {}).items()):
+        methods = sorted(m.upper() for m in ops if m in _HTTP_METHODS)
+        every.update(methods)
+        parts = re.split(r"(\{[^}]*\})", template)
+        pattern = "".join("[^/:]+" if p.startswith("{") else re.sub(r"([^A-Za-z0-9])", r"%\1", p) for p in parts)
+        allowed = ", ".join(f"{m} = true" for m in methods)
+        rows.append(f'  {{ "^{pattern}$", {{ {allowed} }}, "{", ".join(methods)}" }},')
+    table = "{\n" + "\n".join(rows) + "\n}"
+    return table, "{ " + ", ".join(f"{m} = true" for m in sorted(every)) + " }"
+
+
 def _admin(cfg: EdgeConfig) -> str:
     if cfg.admin_socket:
         return f"admin:\n  address: {{pipe: {{path: {cfg.admin_socket}, mode: {0o600}}}}}\n"
@@ -140,6 +159,8 @@ def render(cfg: EdgeConfig) -> str:
             raise ValueError(f"{name} {value!r} must be a plain header/claim name")
     lua = LUA.read_text().replace("__IDENTITY_HEADER__", cfg.identity_header.lower())
     lua = lua.replace("__APP_VERSION__", cfg.app_version)
+    routes, methods = _lua_routes(OPENAPI)
+    lua = lua.replace("__ROUTES__", routes).replace("__API_METHODS__", methods)
     Path(cfg.lua_out).write_text(lua)
     u = urlsplit(cfg.jwks_uri)
     if u.scheme not in ("http", "https") or not u.hostname:
