@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,16 @@ class UserKey:
 MIN_RSA_BITS = 2048  # OpenSSH's own floor (RequiredRSASize, since 9.1)
 
 
+def _blob_type(line: str) -> str:
+    """The key type named inside the key's blob (the first field of the line can say anything)."""
+    try:
+        blob = base64.b64decode(line.split()[1])
+        (n,) = struct.unpack(">I", blob[:4])
+        return blob[4 : 4 + n].decode("ascii", "replace")
+    except (IndexError, ValueError, struct.error):
+        return ""
+
+
 def acceptable_public_key(
     public_key_openssh: str,
 ) -> ed25519.Ed25519PublicKey | rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
@@ -53,6 +65,10 @@ def acceptable_public_key(
         raise ValueError(f"not an OpenSSH public key ({e})") from e
     if isinstance(pub, ssh.SSHCertificate):
         raise ValueError("expected a public key, got a certificate")
+    if _blob_type(public_key_openssh).startswith("sk-"):
+        # cryptography reads a FIDO key as its plain counterpart: a certificate for that would
+        # never match the caller's security key
+        raise ValueError("security-key (FIDO) keys cannot be certified here: use ed25519, ECDSA or RSA")
     if isinstance(pub, rsa.RSAPublicKey):
         if pub.key_size < MIN_RSA_BITS:
             raise ValueError(f"an RSA key of {pub.key_size} bits is too short (at least {MIN_RSA_BITS})")
