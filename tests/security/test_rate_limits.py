@@ -12,8 +12,11 @@ import json
 import threading
 import time
 
+import grpc
 import pytest
 
+from core.proto.firecrest.certificate.v1 import certificate_pb2 as pb
+from core.proto.firecrest.certificate.v1 import certificate_pb2_grpc
 from tests.processes import start_envoy
 
 
@@ -68,3 +71,21 @@ def test_one_user_is_limited_wherever_they_call_from_and_others_are_not(limited_
     assert 429 in [s for s, _ in again], again
     bob = _calls(limited_edge.port, "127.0.0.4", token("bob"), 5)
     assert [s for s, _ in bob] == [200] * 5, bob
+
+
+def test_native_grpc_callers_over_the_limit_get_resource_exhausted(limited_edge, auth):
+    ch = grpc.insecure_channel(f"127.0.0.1:{limited_edge.port}", options=[("grpc.enable_http_proxy", 0)])
+    stub = certificate_pb2_grpc.CertificateServiceStub(ch)
+    codes = []
+    try:
+        for _ in range(40):
+            try:
+                stub.GetCertificateAuthority(pb.GetCertificateAuthorityRequest(system_name="cluster"),
+                                             metadata=auth("bob"), timeout=30)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as e:
+                codes.append(e.code())
+    finally:
+        ch.close()
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}, codes
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes and codes[0] == grpc.StatusCode.OK
