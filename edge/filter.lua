@@ -150,7 +150,7 @@ end
 local ROUTES = __ROUTES__
 local API_METHODS = __API_METHODS__
 
-local function method_not_allowed(h, method, path)
+local function method_not_allowed(method, path)
   if method == "OPTIONS" then return false end
   if not API_METHODS[method] then return true, "" end
   local p = path
@@ -171,7 +171,7 @@ function envoy_on_request(h)
     local ct0 = headers:get("content-type") or ""
     if string.sub(ct0, 1, 16) ~= "application/grpc" then
       local path0 = string.gsub(headers:get(":path") or "", "%?.*$", "")
-      local refused, allow = method_not_allowed(h, headers:get(":method") or "", path0)
+      local refused, allow = method_not_allowed(headers:get(":method") or "", path0)
       if refused then
         -- a local reply: the connection manager's mapper gives it FirecREST's error shape
         local reply = { [":status"] = "405" }
