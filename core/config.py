@@ -49,6 +49,10 @@ class SchedulerConfig:
     # whose sessions do not set it)
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = 30.0
+    # a read-only question to the controller still running after this many seconds is checked with
+    # `scontrol ping`; if the controller is down the call ends at once with 503
+    ping_after: float = 1.0
+    ping_timeout: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,10 @@ class CertificateConfig:
     ca_key: Path
     lifetime: int = 600  # seconds a per-user certificate is valid
     key_id_prefix: str = "firecrest"
+    # the accounts the gateway acts for (certificates, every SSH-backed call): members of one of
+    # these Unix groups (any account when empty) whose uid is in this range (any uid but 0 when None)
+    allowed_groups: tuple[str, ...] = ()
+    allowed_uids: tuple[int, int] | None = (1000, 60000)
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,8 @@ class Config:
     # finished tasks (and the gateway's directories for them in users' homes) are purged after this
     task_retention: float = 30 * 86400.0
     task_purge_interval: float = 3600.0
+    # on SIGTERM, seconds the calls in flight get to finish before the core exits
+    shutdown_grace: float = 30.0
 
     def system(self, name: str) -> SystemConfig | None:
         for s in self.systems:
@@ -147,6 +157,13 @@ def _task_store(d: dict[str, Any]) -> TaskStoreConfig:
     return cfg
 
 
+def _uid_range(v: Any) -> tuple[int, int] | None:
+    if v is None:
+        return None
+    lo, hi = (int(x) for x in v)
+    return lo, hi
+
+
 def from_dict(d: dict[str, Any]) -> Config:
     systems = []
     for s in d["systems"]:
@@ -172,6 +189,8 @@ def from_dict(d: dict[str, Any]) -> Config:
             ca_key=Path(cert["ca_key"]),
             lifetime=int(cert.get("lifetime", 600)),
             key_id_prefix=cert.get("key_id_prefix", "firecrest"),
+            allowed_groups=tuple(cert.get("allowed_groups", ())),
+            allowed_uids=_uid_range(cert.get("allowed_uids", [1000, 60000])),
         ),
         systems=tuple(systems),
         tls=TLSConfig(Path(tls["cert"]), Path(tls["key"]), Path(tls["client_ca"])) if tls else None,
@@ -181,6 +200,7 @@ def from_dict(d: dict[str, Any]) -> Config:
         app_version=str(d.get("app_version", "2.5.6")),
         task_retention=float(d.get("task_retention", 30 * 86400.0)),
         task_purge_interval=float(d.get("task_purge_interval", 3600.0)),
+        shutdown_grace=float(d.get("shutdown_grace", 30.0)),
     )
 
 

@@ -126,10 +126,15 @@ async def serve(cfg: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping: draining calls for up to 10 s")
+    # graceful: take no new call (Envoy retries those on another connection, i.e. the next core),
+    # let long waits answer now with their task's current state, give the calls in flight up to
+    # shutdown_grace seconds to finish, and only then stop the trackers and close the pools
+    log.info("stopping: no new calls; finishing the calls in flight (up to %g s)", cfg.shutdown_grace)
+    gw.tasks.release_waiters()
+    await server.stop(cfg.shutdown_grace)
     await gw.stop_background()
-    await server.stop(10)
     await gw.close()
+    log.info("stopped")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from core.adapters.accounts import AccountPolicy
 from core.adapters.certs import CertificateAuthority, UserKey
 from core.adapters.cluster import Cluster
 from core.adapters.commands import DiscardPrivateDir
@@ -33,12 +34,14 @@ log = logging.getLogger(__name__)
 class UserKeys:
     """Per-user key + certificate, minted on demand and renewed before expiry."""
 
-    def __init__(self, ca: CertificateAuthority):
+    def __init__(self, ca: CertificateAuthority, accounts: AccountPolicy | None = None):
         self.ca = ca
+        self.accounts = accounts or AccountPolicy()
         self._keys: dict[str, UserKey] = {}
         self._lock = threading.Lock()
 
     def __call__(self, user: str) -> UserKey:
+        self.accounts.check(user)  # PermissionDenied: no certificate, so no SSH, for this account
         with self._lock:
             k = self._keys.get(user)
             margin = min(60, self.ca.lifetime / 5)
@@ -68,7 +71,8 @@ class Gateway:
         self.ca = CertificateAuthority(
             config.certificate.ca_key, config.certificate.lifetime, config.certificate.key_id_prefix
         )
-        self.keys = UserKeys(self.ca)
+        self.accounts = AccountPolicy(config.certificate.allowed_groups, config.certificate.allowed_uids)
+        self.keys = UserKeys(self.ca, self.accounts)
         self.clusters: dict[str, Cluster] = {
             s.name.lower(): Cluster(s, SSHPool(s.ssh, self.keys, self.executor)) for s in config.systems
         }

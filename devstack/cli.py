@@ -9,7 +9,7 @@ import socket
 import sys
 import time
 
-from devstack import gateway, infra
+from devstack import gateway, infra, lockdown
 from devstack.layout import Layout, load_layout
 from devstack.services import Service, ServiceError, is_healthy, pid_of, start, stop, wait_ready
 
@@ -46,6 +46,9 @@ def _gateway_services(layout: Layout, prof: gateway.Profile | None = None, every
 
 def _start(layout: Layout, svc: Service, restart: bool = False) -> None:
     pid = pid_of(svc)
+    if pid is not None and not restart and svc.user and not lockdown.runs_as(pid, svc.user):
+        _log(f"{svc.name}: runs as another user than {svc.user or 'root'}, restarting (pid {pid})")
+        restart = True
     if pid is not None and restart:
         _log(f"{svc.name}: config changed, restarting (pid {pid})")
         stop(svc, timeout=30)
@@ -79,8 +82,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     infra.make_dirs(layout)
     infra.ensure_s3rver(layout, _log)
     infra.ensure_users(layout, _log)
+    lockdown.ensure_gateway_user(layout, _log)
     infra.ensure_keys(layout, _log)
     changed = infra.write_configs(layout)
+    lockdown.secure_gateway_files(layout)
     infra.init_mariadb(layout, _log)
     by_name = {s.name: s for s in infra.infra_services(layout)}
 
@@ -120,6 +125,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             prof = gateway.profile(args.profile)
             gw_changed = gateway.prepare(layout, prof) or set()
             gw = _gateway_services(layout, prof)
+            lockdown.secure_gateway_files(
+                layout,
+                extra_dirs=[prof.dir(layout)],
+                extra_logs=[s.name for s in gw if s.user == layout.gateway_user] + [f"{prof.prefix}envoy-access"],
+            )
+            lockdown.check_readable([s.argv[0] for s in gw] + [gateway.REPO / "edge" / "descriptor.pb"], layout.gateway_user)
         for svc in gw:
             _start(layout, svc, restart=svc.name in gw_changed)
             _ready(svc)

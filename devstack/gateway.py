@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,8 @@ from cryptography.x509.oid import NameOID
 
 from devstack import postgres
 from devstack.layout import Layout
-from devstack.services import Service, http_answers, tcp_banner
+from devstack.lockdown import UMASK, envoy_binary, gateway_python
+from devstack.services import Service, http_answers, http_unix_ok, tcp_banner
 from edge.envoy_config import EdgeConfig
 from edge.envoy_config import render as render_envoy
 from edge.issuer.config import make_config
@@ -63,8 +63,9 @@ class Profile:
     def envoy_port(self, layout: Layout) -> int:
         return layout.ports.envoy if self.offset is None else layout.ports.envoy + self.offset
 
-    def admin_port(self, layout: Layout) -> int:
-        return layout.ports.envoy_admin if self.offset is None else layout.ports.envoy + self.offset + 1
+    def admin_socket(self, layout: Layout) -> Path:
+        """Envoy's admin interface: a Unix socket in the gateway user's 0700 directory."""
+        return layout.envoy_admin_socket if self.offset is None else self.dir(layout) / "envoy-admin.sock"
 
     def core_port(self, layout: Layout, i: int) -> int:
         base = layout.ports.core if self.offset is None else layout.ports.envoy + self.offset + 2
@@ -179,8 +180,12 @@ def _core_config(layout: Layout, prof: Profile, replica: int) -> dict:
         "listen": f"127.0.0.1:{prof.core_port(layout, replica)}",
         "identity_header": IDENTITY_HEADER,
         "tls": {"cert": str(tls / "core.crt"), "key": str(tls / "core.key"), "client_ca": str(tls / "ca.crt")},
-        "certificate": {"ca_key": str(layout.ca_key), "lifetime": 600},
+        # certificates (and so every SSH-backed call) only for the centre's users: here the
+        # members of the demo users' group (alice, bob), never system accounts
+        "certificate": {"ca_key": str(layout.ca_key), "lifetime": 600, "allowed_groups": [layout.users_group]},
         "task_store": _task_store(layout, prof),
+        # SIGTERM: calls in flight get this long to finish (firecrest-stack waits 30 s, then kills)
+        "shutdown_grace": 20,
         "systems": [
             {
                 "name": SYSTEM,
@@ -231,7 +236,13 @@ def _edge_config(layout: Layout, issuer: dict, prof: Profile) -> dict:
         "identity_header": IDENTITY_HEADER,
         "listen_address": "127.0.0.1",
         "listen_port": prof.envoy_port(layout),
-        "admin_port": prof.admin_port(layout),
+        "admin_socket": str(prof.admin_socket(layout)),
+        # generous enough for the test suite and benchmarks from one address; a flood beyond is
+        # answered 429 before its token is even looked at
+        "rate_limit_per_address": 5000,
+        "rate_limit_address_burst": 10000,
+        "rate_limit_per_user": 2000,
+        "rate_limit_user_burst": 4000,
         "access_log": str(layout.log(f"{prof.prefix}envoy-access")),
         "core_address": f"127.0.0.1:{prof.core_port(layout, 1)}",
         "core_addresses": [f"127.0.0.1:{prof.core_port(layout, i)}" for i in range(1, prof.replicas + 1)],
@@ -289,8 +300,7 @@ def services(layout: Layout, prof: Profile | None = None) -> list[Service]:
     prof = prof or profile()
     d = _dir(layout)
     pd = prof.dir(layout)
-    py = sys.executable
-    bin_dir = Path(py).parent
+    py, py_env = gateway_python(layout.gateway_user)
     issuer = json.loads((d / "issuer" / "config.json").read_text()) if (d / "issuer" / "config.json").exists() else None
     issuer_url = issuer["issuer"] if issuer else f"http://127.0.0.1:{layout.ports.issuer}/realms/f7t"
     out = [
@@ -301,6 +311,9 @@ def services(layout: Layout, prof: Profile | None = None) -> list[Service]:
             pidfile=layout.pidfile("issuer"),
             log=layout.log("issuer"),
             cwd=REPO,
+            env=py_env,
+            user=layout.gateway_user,
+            umask=UMASK,
         )
     ]
     if prof.task_store == "postgres":
@@ -315,17 +328,22 @@ def services(layout: Layout, prof: Profile | None = None) -> list[Service]:
                 pidfile=layout.pidfile(name),
                 log=layout.log(name),
                 cwd=REPO,
+                env=py_env,
+                user=layout.gateway_user,
+                umask=UMASK,
             )
         )
     out.append(
         Service(
             name=f"{prof.prefix}envoy",
-            argv=[str(bin_dir / "envoy"), "-c", str(pd / "envoy.yaml"), "--log-level", "warn",
-                  "--base-id", str(prof.envoy_port(layout))],
-            ready=http_answers(f"http://127.0.0.1:{prof.admin_port(layout)}/ready"),
+            argv=[envoy_binary(), "-c", str(pd / "envoy.yaml"), "--log-level", "warn",
+                  "--base-id", str(prof.envoy_port(layout)), "--disable-hot-restart"],
+            ready=http_unix_ok(prof.admin_socket(layout), "/ready"),
             pidfile=layout.pidfile(f"{prof.prefix}envoy"),
             log=layout.log(f"{prof.prefix}envoy"),
             cwd=REPO,
+            user=layout.gateway_user,
+            umask=UMASK,
         )
     )
     return out
@@ -361,7 +379,7 @@ def env(layout: Layout, prof: Profile | None = None) -> dict[str, str]:
         "F7T_GRPC_TARGET": f"127.0.0.1:{prof.envoy_port(layout)}",
         "F7T_SYSTEM": SYSTEM,
         "F7T_GATEWAY_PROFILE": prof.name,
-        "F7T_ENVOY_ADMIN": f"http://127.0.0.1:{prof.admin_port(layout)}",
+        "F7T_ENVOY_ADMIN_SOCKET": str(prof.admin_socket(layout)),
         "F7T_CORES": ",".join(
             f"{prof.core_name(i)}=127.0.0.1:{prof.core_port(layout, i)}" for i in range(1, prof.replicas + 1)
         ),

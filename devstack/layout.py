@@ -124,6 +124,8 @@ class Layout:
     users = ("alice", "bob")
     users_group = "f7t"
     ssh_host = "127.0.0.1"
+    # the unprivileged system user the gateway's services run as (devstack/lockdown.py)
+    gateway_user = "firecrest"
 
     def __init__(self, state_dir: str | os.PathLike[str], ports: Ports | None = None) -> None:
         self.state_dir = Path(state_dir).absolute()
@@ -155,6 +157,8 @@ class Layout:
         self.s3_data_dir = self.s3_dir / "data"
         self.npm_dir = s / "npm"
         self.gateway_dir = s / "gateway"
+        # Envoy's admin interface: a Unix socket inside the gateway user's 0700 directory
+        self.envoy_admin_socket = self.gateway_dir / "envoy-admin.sock"
         self.credentials_file = s / "credentials.json"
 
     def __repr__(self) -> str:

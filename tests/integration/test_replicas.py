@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.conftest import Api, profile_up
 from tests.integration.test_compute import make_workdir
@@ -32,6 +31,7 @@ from tests.integration.test_transfers import (
     task_id_of,
     upload_body,
 )
+from tests.processes import unix_http
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the tests create directories in the users' homes")
 
@@ -68,7 +68,8 @@ def cores(env: dict[str, str]) -> dict[str, str]:
 
 def admin_stats(env: dict[str, str]) -> dict[str, dict[str, str]]:
     """Envoy's view of each core (from its admin /clusters): host:port -> {stat: value}."""
-    text = requests.get(env["F7T_ENVOY_ADMIN"] + "/clusters", timeout=10).text
+    status, text = unix_http(Path(env["F7T_ENVOY_ADMIN_SOCKET"]), "/clusters", timeout=10)
+    assert status == 200, text
     out: dict[str, dict[str, str]] = {}
     for line in text.splitlines():
         m = re.fullmatch(r"core::([\d.]+:\d+)::(\w+)::(.*)", line)
