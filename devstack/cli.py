@@ -78,6 +78,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     infra.ensure_packages(_log)
     infra.make_dirs(layout)
     infra.ensure_s3rver(layout, _log)
+    infra.ensure_docs_renderer(layout, _log)
     infra.ensure_users(layout, _log)
     infra.ensure_keys(layout, _log)
     changed = infra.write_configs(layout)

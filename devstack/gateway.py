@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from devstack.infra import find_docs_renderer
 from devstack.layout import Layout
 from devstack.services import Service, http_answers, tcp_banner
 from edge.envoy_config import EdgeConfig
 from edge.envoy_config import render as render_envoy
-from edge.issuer.config import make_config
+from edge.issuer.config import add_users, make_config
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "cluster"
@@ -165,6 +166,7 @@ def _edge_config(layout: Layout, issuer: dict) -> dict:
         "client_key": str(tls / "envoy-client.key"),
         "core_ca": str(tls / "ca.crt"),
         "lua_out": str(_dir(layout) / "filter.lua"),
+        "docs_dir": str(find_docs_renderer(layout) or ""),
     }
 
 
@@ -182,6 +184,9 @@ def prepare(layout: Layout) -> set[str]:
     issuer = _issuer_config(layout)
     _ensure_tls(layout)
     changed = set()
+    if add_users(d / "issuer", list(layout.users)):  # a user added to the stack since it was made
+        issuer = _issuer_config(layout)
+        changed.add("issuer")
     if _write_if_changed(d / "core.yaml", yaml.safe_dump(_core_config(layout), sort_keys=False)):
         changed.add("core")
     edge = _edge_config(layout, issuer)

@@ -111,13 +111,13 @@ class Layout:
       credentials() -> dict (created with random values on first use)
       ssh_host = "127.0.0.1", s3_url = "http://127.0.0.1:<ports.s3>"
       slurm_env() -> {"SLURM_CONF": ...}
-      cluster_name = "f7t", slurm_account = "f7t", users = ("alice", "bob"),
+      cluster_name = "f7t", slurm_account = "f7t", users = ("alice", "bob", "carol"),
       users_group = "f7t" (shared Unix group of the demo users)
     """
 
     cluster_name = "f7t"
     slurm_account = "f7t"
-    users = ("alice", "bob")
+    users = ("alice", "bob", "carol")
     users_group = "f7t"
     ssh_host = "127.0.0.1"
 

@@ -23,6 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "envoy" / "envoy.yaml.tmpl"
 LUA = Path(__file__).resolve().parent / "filter.lua"
 DESCRIPTOR = Path(__file__).resolve().parent / "descriptor.pb"
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+DOCS_PAGE = Path(__file__).resolve().parent / "docs.html"
+# the files of swagger-ui-dist the docs page loads, and their content types
+DOCS_ASSETS = {"swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css"}
 SERVICES = (
     "firecrest.status.v1.StatusService",
     "firecrest.compute.v1.ComputeService",
@@ -58,6 +62,10 @@ class EdgeConfig:
     tls_cert: str = ""
     tls_key: str = ""
     descriptor: str = str(DESCRIPTOR)
+    # served without a token: the OpenAPI document at /openapi.json and, when docs_dir names an
+    # installed swagger-ui-dist (npm), a docs page at /docs/ that renders it (no CDN)
+    openapi: str = str(OPENAPI)
+    docs_dir: str = ""
     services: list[str] = field(default_factory=lambda: list(SERVICES))
 
     @classmethod
@@ -88,6 +96,40 @@ def _downstream_tls(cert: str, key: str) -> str:
         "            tls_params: {tls_minimum_protocol_version: TLSv1_2}\n"
         f"            tls_certificates: [{{certificate_chain: {{filename: {cert}}}, private_key: {{filename: {key}}}}}]"
     )
+
+
+def _static_route(path: str, filename: str, content_type: str) -> str:
+    return (
+        f"\n              - match: {{path: {json.dumps(path)}}}\n"
+        f"                direct_response: {{status: 200, body: {{filename: {json.dumps(filename)}}}}}\n"
+        "                response_headers_to_add:\n"
+        f"                - header: {{key: content-type, value: {json.dumps(content_type)}}}\n"
+        "                  append_action: OVERWRITE_IF_EXISTS_OR_ADD\n"
+        "                typed_per_filter_config:\n"
+        "                  envoy.filters.http.grpc_json_transcoder:\n"
+        '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig\n'
+        "                    disabled: true"
+    )
+
+
+def _docs_routes(cfg: EdgeConfig) -> str:
+    routes = [_static_route("/openapi.json", cfg.openapi, "application/json")]
+    if cfg.docs_dir:
+        for name in DOCS_ASSETS:
+            if not (Path(cfg.docs_dir) / name).is_file():
+                raise ValueError(f"docs_dir {cfg.docs_dir!r} has no {name} (install npm's swagger-ui-dist)")
+        routes.append(
+            "\n              - match: {path: /docs}\n"
+            "                redirect: {path_redirect: /docs/}\n"
+            "                typed_per_filter_config:\n"
+            "                  envoy.filters.http.grpc_json_transcoder:\n"
+            '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig\n'
+            "                    disabled: true"
+        )
+        routes.append(_static_route("/docs/", str(DOCS_PAGE), "text/html; charset=utf-8"))
+        for name, ctype in DOCS_ASSETS.items():
+            routes.append(_static_route(f"/docs/{name}", str(Path(cfg.docs_dir) / name), ctype))
+    return "".join(routes)
 
 
 def render(cfg: EdgeConfig) -> str:
@@ -128,6 +170,7 @@ def render(cfg: EdgeConfig) -> str:
         jwks_port=u.port or (443 if u.scheme == "https" else 80),
         jwks_tls=_jwks_tls(u.hostname, cfg.jwks_ca_bundle) if u.scheme == "https" else "",
         downstream_tls=_downstream_tls(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert else "",
+        docs_routes=_docs_routes(cfg),
     )
 
 

@@ -199,6 +199,12 @@ function envoy_on_response(h)
         h:body(true):setBytes("")
       end
     end
+    -- Server-Sent Events (a task's :events): pass each event on as it comes. h:trailers() would
+    -- hold the whole body back until the stream ends.
+    if string.sub(headers:get("content-type") or "", 1, 17) == "text/event-stream" then
+      headers:replace("cache-control", "no-cache")
+      return
+    end
     -- over HTTP/2 the transcoder passes the gRPC trailers on: a REST client has no use for them
     local trailers = h:trailers()
     if trailers then
