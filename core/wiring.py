@@ -24,6 +24,7 @@ from core.domain.jobs import JOB_KIND, JobService
 from core.domain.retention import purge_forever
 from core.domain.tasks import Task
 from core.domain.transfers import TRANSFER_KINDS, TransferService
+from core.observability import Metrics, gauge
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,15 @@ class Gateway:
             config.certificate.ca_key, config.certificate.lifetime, config.certificate.key_id_prefix
         )
         self.keys = UserKeys(self.ca)
+        self.metrics = Metrics()
         self.clusters: dict[str, Cluster] = {
-            s.name.lower(): Cluster(s, SSHPool(s.ssh, self.keys, self.executor)) for s in config.systems
+            s.name.lower(): Cluster(
+                s, SSHPool(s.ssh, self.keys, self.executor, self.metrics.ssh_wait_seconds.labels(s.name).observe)
+            )
+            for s in config.systems
         }
+        for c in self.clusters.values():
+            c.metrics = self.metrics
         # tasks (SQLite) and jobs; task_cancellers stop the work behind a task of a kind (the
         # Tasks API's cancel calls it; kinds without one are just marked cancelled)
         self.tasks = TaskStore(config.task_db)
@@ -82,6 +89,25 @@ class Gateway:
             lambda: purge_forever(self.tasks, config.task_retention, self._discard, config.task_purge_interval)
         )
         self._running: list[asyncio.Task[None]] = []
+        self.metrics.add_callback(self._gauges)
+
+    def _gauges(self) -> list[Any]:
+        """Metrics read at scrape time: SSH pools, tasks by state, how far behind the trackers are."""
+        pools = {c.name: c.pool.usage() for c in self.clusters.values()}
+        lags = []
+        for name, tracker, clock in (("jobs", self.jobs, time.time), ("transfers", self.transfers, self.transfers.clock)):
+            if tracker.last_pass is not None:
+                lags.append(([name], clock() - tracker.last_pass))
+        return [
+            gauge("f7t_ssh_pool_connections", "Open pooled SSH connections", ["system"],
+                  [([s], u[0]) for s, u in pools.items()]),
+            gauge("f7t_ssh_pool_channels_in_use", "SSH exec channels in use", ["system"],
+                  [([s], u[1]) for s, u in pools.items()]),
+            gauge("f7t_tasks", "Tasks in the task store, by kind and state", ["kind", "state"],
+                  [([k, s], n) for (k, s), n in sorted(self.tasks.count_by_state().items())]),
+            gauge("f7t_tracker_lag_seconds", "Seconds since a tracker last completed a pass over its tasks",
+                  ["tracker"], lags),
+        ]
 
     async def _discard(self, task: Task) -> None:
         """Remove what the gateway left in the owner's home for a task being purged."""

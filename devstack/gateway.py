@@ -81,6 +81,25 @@ def _cert(
     return b.sign(issuer_key, hashes.SHA256())
 
 
+def _ensure_metrics_tls(layout: Layout) -> Path:
+    """A CA of its own for metrics scrapers, and Prometheus's client certificate: a certificate
+    from the internal CA would also open the core's gRPC port, which only Envoy may use."""
+    d = _dir(layout) / "tls"
+    if (d / "prometheus.crt").exists():
+        return d
+    ca_key = _key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "firecrest metrics CA")])
+    ca = _cert("firecrest metrics CA", ca_key, ca_name, ca_key, ca=True)
+    pem = serialization.Encoding.PEM
+    _write(d / "metrics-ca.crt", ca.public_bytes(pem), 0o644)
+    key = _key()
+    _write(d / "prometheus.key", _pem_key(key))
+    _write(d / "prometheus.crt",
+           _cert("prometheus", key, ca_name, ca_key, san="prometheus.firecrest.internal", client=True).public_bytes(pem),
+           0o644)
+    return d
+
+
 def _ensure_tls(layout: Layout) -> Path:
     d = _dir(layout) / "tls"
     if (d / "envoy-client.crt").exists():
@@ -117,6 +136,11 @@ def _core_config(layout: Layout) -> dict:
         "tls": {"cert": str(tls / "core.crt"), "key": str(tls / "core.key"), "client_ca": str(tls / "ca.crt")},
         "certificate": {"ca_key": str(layout.ca_key), "lifetime": 600},
         "task_db": str(_dir(layout) / "tasks.db"),
+        "metrics": {
+            "listen": f"127.0.0.1:{layout.ports.core_metrics}",
+            "tls": {"cert": str(tls / "core.crt"), "key": str(tls / "core.key"),
+                    "client_ca": str(tls / "metrics-ca.crt")},
+        },
         "systems": [
             {
                 "name": SYSTEM,
@@ -170,6 +194,32 @@ def _edge_config(layout: Layout, issuer: dict) -> dict:
     }
 
 
+def _prometheus_config(layout: Layout) -> dict:
+    """Prometheus scrapes the core (HTTPS, its own client certificate) and Envoy's admin stats."""
+    tls = _dir(layout) / "tls"
+    return {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "15s"},
+        "scrape_configs": [
+            {
+                "job_name": "core",
+                "scheme": "https",
+                "tls_config": {
+                    "ca_file": str(tls / "ca.crt"),
+                    "server_name": CORE_SNI,
+                    "cert_file": str(tls / "prometheus.crt"),
+                    "key_file": str(tls / "prometheus.key"),
+                },
+                "static_configs": [{"targets": [f"127.0.0.1:{layout.ports.core_metrics}"]}],
+            },
+            {
+                "job_name": "envoy",
+                "metrics_path": "/stats/prometheus",
+                "static_configs": [{"targets": [f"127.0.0.1:{layout.ports.envoy_admin}"]}],
+            },
+        ],
+    }
+
+
 def _write_if_changed(path: Path, text: str) -> bool:
     if path.exists() and path.read_text() == text:
         return False
@@ -183,6 +233,7 @@ def prepare(layout: Layout) -> set[str]:
     d.mkdir(parents=True, exist_ok=True)
     issuer = _issuer_config(layout)
     _ensure_tls(layout)
+    _ensure_metrics_tls(layout)
     changed = set()
     if add_users(d / "issuer", list(layout.users)):  # a user added to the stack since it was made
         issuer = _issuer_config(layout)
@@ -193,6 +244,8 @@ def prepare(layout: Layout) -> set[str]:
     lua_before = Path(edge["lua_out"]).read_text() if Path(edge["lua_out"]).exists() else ""
     _write_if_changed(d / "edge.yaml", yaml.safe_dump(edge, sort_keys=False))
     envoy_changed = _write_if_changed(d / "envoy.yaml", render_envoy(EdgeConfig(**edge)))
+    if _write_if_changed(d / "prometheus.yml", yaml.safe_dump(_prometheus_config(layout), sort_keys=False)):
+        changed.add("prometheus")
     if envoy_changed or Path(edge["lua_out"]).read_text() != lua_before:
         changed.add("envoy")
     return changed
@@ -222,6 +275,16 @@ def services(layout: Layout) -> list[Service]:
             cwd=REPO,
         ),
         Service(
+            name="prometheus",
+            argv=["/usr/bin/prometheus", f"--config.file={d / 'prometheus.yml'}",
+                  f"--storage.tsdb.path={d / 'prometheus'}", "--storage.tsdb.retention.time=2d",
+                  f"--web.listen-address=127.0.0.1:{layout.ports.prometheus}"],
+            ready=http_answers(f"http://127.0.0.1:{layout.ports.prometheus}/-/ready"),
+            pidfile=layout.pidfile("prometheus"),
+            log=layout.log("prometheus"),
+            cwd=REPO,
+        ),
+        Service(
             name="envoy",
             argv=[str(bin_dir / "envoy"), "-c", str(d / "envoy.yaml"), "--log-level", "warn",
                   "--base-id", str(layout.ports.envoy)],
@@ -239,6 +302,8 @@ def env(layout: Layout) -> dict[str, str]:
         "F7T_URL": f"http://127.0.0.1:{layout.ports.envoy}",
         "F7T_GRPC_TARGET": f"127.0.0.1:{layout.ports.envoy}",
         "F7T_SYSTEM": SYSTEM,
+        "F7T_PROMETHEUS_URL": f"http://127.0.0.1:{layout.ports.prometheus}",
+        "F7T_ENVOY_ADMIN_URL": f"http://127.0.0.1:{layout.ports.envoy_admin}",
     }
     if cfg_file.exists():
         issuer = json.loads(cfg_file.read_text())

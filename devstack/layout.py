@@ -27,6 +27,8 @@ _PORT_OFFSETS = {
     "sshd": 22,
     "issuer": 43,
     "core": 51,
+    "core_metrics": 52,
+    "prometheus": 93,
     "s3": 90,
 }
 
@@ -38,7 +40,8 @@ class Ports:
     Defaults (F7T_PORT_BASE=28400): envoy 28400 (REST + native gRPC listener),
     envoy_admin 28401, mariadb 28406, slurmctld 28417, slurmd 28418,
     slurmdbd 28419, sshd 28422, issuer 28443, core 28451 (gRPC core, behind
-    Envoy), s3 28490 (s3rver).
+    Envoy), core_metrics 28452 (the core's Prometheus metrics, HTTPS with a client
+    certificate), s3 28490 (s3rver), prometheus 28493 (Prometheus server).
 
     ``Ports.from_env()`` honours ``F7T_PORT_BASE`` (all ports move with it)
     and per-port overrides ``F7T_PORT_<NAME>`` (e.g. ``F7T_PORT_SSHD=2222``).
@@ -53,6 +56,8 @@ class Ports:
     sshd: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["sshd"]
     issuer: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["issuer"]
     core: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["core"]
+    core_metrics: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["core_metrics"]
+    prometheus: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["prometheus"]
     s3: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["s3"]
 
     @classmethod

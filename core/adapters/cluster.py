@@ -11,8 +11,9 @@ from typing import TypeVar
 
 from core.adapters import posix, slurm
 from core.adapters.commands import RemoteCommand
-from core.adapters.ssh import SSHPool
+from core.adapters.ssh import ExecResult, SSHPool
 from core.config import SystemConfig
+from core.observability import Metrics, audit
 
 T = TypeVar("T")
 
@@ -35,18 +36,33 @@ class Cluster:
         )
         self._probes: list[Probe] = []
         self._probe_lock = asyncio.Lock()
+        self.metrics: Metrics | None = None  # set by the wiring
 
     @property
     def name(self) -> str:
         return self.cfg.name
 
     async def run(self, user: str, cmd: RemoteCommand[T]) -> T:
-        command = cmd.command()
-        if self._env_prefix:
-            command = "env " + self._env_prefix + command
-        res = await self.pool.run(
-            user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output
-        )
+        shown = cmd.command()
+        command = "env " + self._env_prefix + shown if self._env_prefix else shown
+        t0 = time.monotonic()
+        res: ExecResult | None = None
+        error = ""
+        try:
+            res = await self.pool.run(
+                user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output
+            )
+        except Exception as e:
+            error = type(e).__name__
+            raise
+        finally:  # one audit line per command, whatever its fate
+            seconds = time.monotonic() - t0
+            status = res.exit_status if res is not None else None
+            audit(self.name, user, shown, status, seconds, error)
+            if self.metrics is not None:
+                outcome = "error" if res is None else "ok" if status == 0 else "nonzero"
+                self.metrics.ssh_commands.labels(self.name, outcome).inc()
+                self.metrics.ssh_seconds.labels(self.name).observe(seconds)
         cmd.check(res)
         return cmd.parse(res)
 

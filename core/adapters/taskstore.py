@@ -325,6 +325,12 @@ class TaskStore:
             )
         return [_row_to_task(r) for r in rows]
 
+    def count_by_state(self) -> dict[tuple[str, str], int]:
+        """{(kind, state): number of tasks} over all owners (for the operator's metrics)."""
+        with self._lock:
+            rows = self.db.execute("select kind, state, count(*) from tasks group by kind, state").fetchall()
+        return {(k, s): n for k, s, n in rows}
+
     def active(self, kind: str | None = None, owner: str | None = None) -> builtins.list[Task]:
         where = ["state in (?, ?)"]
         args: list[Any] = [TaskState.QUEUED.value, TaskState.RUNNING.value]

@@ -425,6 +425,7 @@ class JobService:
         self._cancel_requested: set[str] = set()
         self._follow: dict[tuple[str, str], _Follow] = {}
         self._wake = asyncio.Event()
+        self.last_pass: float | None = None  # epoch of the tracker's last completed pass
 
     # ---- submit ------------------------------------------------------------------------------
     async def submit(self, user: str, system: str, spec: JobSpec, request_id: str | None = None) -> str:
@@ -664,6 +665,7 @@ class JobService:
             self._wake.clear()  # a wake() during the pass below makes the next one start at once
             try:
                 pending = await self.poll_once()
+                self.last_pass = time.time()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -509,6 +509,7 @@ class TransferService:
         self.clock = clock
         self._starting: set[str] = set()
         self._wake = asyncio.Event()
+        self.last_pass: float | None = None  # clock() of the tracker's last completed pass
 
     # ---- start -------------------------------------------------------------------------------
     def _store(self) -> StagingStore:
@@ -696,6 +697,7 @@ class TransferService:
             pending = True
             try:
                 pending = await self.poll_once()
+                self.last_pass = self.clock()
                 if self.clock() >= next_janitor:
                     next_janitor = self.clock() + self.janitor_interval
                     await self.janitor()
