@@ -9,6 +9,7 @@ writes the same three files by hand: the code reads no local-stack fact from any
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from devstack.infra import find_docs_renderer
 from devstack.layout import Layout
 from devstack.services import Service, http_answers, tcp_banner
-from edge.envoy_config import EdgeConfig
+from edge.envoy_config import DOCS_PAGE, EdgeConfig
 from edge.envoy_config import render as render_envoy
 from edge.issuer.config import add_users, make_config
 
@@ -243,7 +244,11 @@ def prepare(layout: Layout) -> set[str]:
     edge = _edge_config(layout, issuer)
     lua_before = Path(edge["lua_out"]).read_text() if Path(edge["lua_out"]).exists() else ""
     _write_if_changed(d / "edge.yaml", yaml.safe_dump(edge, sort_keys=False))
-    envoy_changed = _write_if_changed(d / "envoy.yaml", render_envoy(EdgeConfig(**edge)))
+    cfg = EdgeConfig(**edge)
+    # Envoy reads these files once, at start: a regenerated one must restart it like a new config
+    inputs = hashlib.sha256(b"".join(Path(f).read_bytes() for f in (cfg.descriptor, cfg.openapi, DOCS_PAGE)))
+    rendered = render_envoy(cfg) + f"# inputs sha256 {inputs.hexdigest()}\n"
+    envoy_changed = _write_if_changed(d / "envoy.yaml", rendered)
     if _write_if_changed(d / "prometheus.yml", yaml.safe_dump(_prometheus_config(layout), sort_keys=False)):
         changed.add("prometheus")
     if envoy_changed or Path(edge["lua_out"]).read_text() != lua_before:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -132,6 +133,22 @@ def _docs_routes(cfg: EdgeConfig) -> str:
     return "".join(routes)
 
 
+_LUA_MAGIC = re.compile(r"([\^$()%.\[\]*+\-?])")
+
+
+def lua_routes(openapi: dict) -> str:
+    """The REST paths and their methods as a Lua table {{pattern, {METHOD=true...}}...}, from
+    the OpenAPI document: the filter answers 405 (not the transcoder's 404) for a known path
+    called with a method it does not have."""
+    rows = []
+    for path, item in sorted(openapi["paths"].items()):
+        parts = re.split(r"(\{[^}]*\})", path)
+        pattern = "".join("[^/]+" if p.startswith("{") else _LUA_MAGIC.sub(r"%\1", p) for p in parts)
+        methods = ", ".join(f"{m.upper()} = true" for m in sorted(item))
+        rows.append(f'  {{ "^{pattern}/?$", {{ {methods} }} }},')
+    return "{\n" + "\n".join(rows) + "\n}"
+
+
 def render(cfg: EdgeConfig) -> str:
     """Write the Lua filter to cfg.lua_out and return Envoy's YAML."""
     for name, value in (("identity_header", cfg.identity_header), ("username_claim", cfg.username_claim)):
@@ -139,6 +156,7 @@ def render(cfg: EdgeConfig) -> str:
             raise ValueError(f"{name} {value!r} must be a plain header/claim name")
     lua = LUA.read_text().replace("__IDENTITY_HEADER__", cfg.identity_header.lower())
     lua = lua.replace("__APP_VERSION__", cfg.app_version)
+    lua = lua.replace("__ROUTES__", lua_routes(json.loads(Path(cfg.openapi).read_text())))
     Path(cfg.lua_out).write_text(lua)
     u = urlsplit(cfg.jwks_uri)
     if u.scheme not in ("http", "https") or not u.hostname:

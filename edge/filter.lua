@@ -7,6 +7,8 @@
 local IDENTITY_HEADER = "__IDENTITY_HEADER__"
 local SUCCESS_HEADER = "x-f7t-http-status"
 local REASON_HEADER = "x-f7t-reason"
+-- the REST paths (Lua patterns) and their methods, rendered from the OpenAPI document
+local ROUTES = __ROUTES__
 
 local function percent_decode(s)
   return (string.gsub(s, "%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
@@ -144,12 +146,40 @@ function json.encode_error(message, reason, user, metadata)
 end
 
 ---------------------------------------------------------------- the filter
+-- nil if no REST path matches; else the methods the matching paths have ("GET, POST") and
+-- whether `method` is one of them
+local function allowed(path, method)
+  local names, ok, seen = {}, false, false
+  for _, route in ipairs(ROUTES) do
+    if string.find(path, route[1]) then
+      seen = true
+      for m in pairs(route[2]) do
+        names[#names + 1] = m
+        if m == method then ok = true end
+      end
+    end
+  end
+  if not seen then return nil end
+  table.sort(names)
+  return table.concat(names, ", "), ok
+end
+
 function envoy_on_request(h)
   local headers = h:headers()
   headers:remove(IDENTITY_HEADER)
   local ct = headers:get("content-type") or ""
   local native = string.sub(ct, 1, 16) == "application/grpc" and string.sub(ct, 1, 21) ~= "application/grpc-web"
   h:streamInfo():dynamicMetadata():set("f7t", "native", native and "1" or "0")
+  local method = headers:get(":method") or ""
+  if not native and method ~= "HEAD" and method ~= "OPTIONS" then
+    local allow, ok = allowed(string.gsub(headers:get(":path") or "", "%?.*$", ""), method)
+    if allow and not ok then
+      -- (the connection manager's local reply mapper gives the text FirecREST's error shape)
+      h:respond({ [":status"] = "405", ["allow"] = allow, ["f7t-appversion"] = "__APP_VERSION__" },
+        method .. " is not allowed here (allowed: " .. allow .. ")")
+      return
+    end
+  end
   -- FirecREST accepts `path` as an alias of `sourcePath` in filesystem request bodies and
   -- pyfirecrest sends it (chmod, chown, transfer/upload...). The contract keeps the spec's one
   -- name: copy the alias over here, or the transcoder would drop it as an unknown field.

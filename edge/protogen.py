@@ -32,6 +32,8 @@ DEPS_DIR = ROOT / "build" / "proto-deps"
 
 # Custom MethodOptions extension declared in firecrest/type/v1/types.proto.
 SUCCESS_CODE_FIELD = 50001
+# firecrest.type.v1.pattern on FieldOptions: a regular expression a string value must match.
+PATTERN_FIELD = 50002
 # google.api.http extension number on MethodOptions.
 HTTP_FIELD = 72295728
 # google.api.field_behavior extension number on FieldOptions, and its REQUIRED value.
@@ -196,6 +198,13 @@ def is_required(field: descriptor_pb2.FieldDescriptorProto) -> bool:
     return False
 
 
+def field_pattern(field: descriptor_pb2.FieldDescriptorProto) -> str | None:
+    for num, wt, val in raw_fields(field.options.SerializeToString()):
+        if num == PATTERN_FIELD and wt == 2:
+            return bytes(val).decode()
+    return None
+
+
 def rule_binding(rule: Any) -> tuple[str, str]:
     """(HTTP method in upper case, path template) of an HttpRule."""
     kind = rule.WhichOneof("pattern")
@@ -238,7 +247,8 @@ _SCALARS: dict[int, dict[str, Any]] = {
 
 _WKT: dict[str, dict[str, Any]] = {
     ".google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
-    ".google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?s$"},
+    # seconds within protobuf's range (about 10,000 years), at most nanosecond precision
+    ".google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]{1,11}(\.[0-9]{1,9})?s$"},
     ".google.protobuf.Struct": {"type": "object", "additionalProperties": True},
     ".google.protobuf.Value": {},
     ".google.protobuf.ListValue": {"type": "array", "items": {}},
@@ -284,7 +294,14 @@ class _OpenAPIBuilder:
         if full in self.enums:
             name = self.schema_name(full)
             if name not in self.schemas:
-                self.schemas[name] = {"type": "string", "enum": [v.name for v in self.enums[full].value]}
+                values = self.enums[full].value
+                # answered by name; a request may also give the number (the transcoder takes both)
+                self.schemas[name] = {
+                    "anyOf": [
+                        {"type": "string", "enum": [v.name for v in values]},
+                        {"type": "integer", "enum": [v.number for v in values]},
+                    ]
+                }
             return {"$ref": f"#/components/schemas/{name}"}
         if full == ".google.rpc.Status":
             name = "google.rpc.Status"
@@ -325,6 +342,12 @@ class _OpenAPIBuilder:
             single = self.ref(field.type_name)
         else:
             single = dict(_SCALARS[field.type])
+            if field.type == field.TYPE_STRING:
+                pattern = field_pattern(field)
+                if pattern:
+                    single["pattern"] = pattern
+                elif is_required(field):
+                    single["minLength"] = 1  # a required value cannot be empty
         if field.label == field.LABEL_REPEATED:
             return {"type": "array", "items": single}
         return single
@@ -339,7 +362,8 @@ class _OpenAPIBuilder:
             props[f.json_name] = self.field_schema(f)
             if is_required(f):
                 required.append(f.json_name)
-        out: dict[str, Any] = {"type": "object", "properties": props}
+        # unknown fields are not part of the API (the transcoder refuses some, ignores others)
+        out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
         if required:
             out["required"] = required
         return out
@@ -380,13 +404,11 @@ class _OpenAPIBuilder:
                     continue  # messages cannot be query parameters
                 params.append({"name": f.json_name, "in": "query", "required": is_required(f), "schema": schema})
         elif body_field == "*":
+            schema = self.message_schema(method.input_type, skip=frozenset(top_vars))
             op["requestBody"] = {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": self.message_schema(method.input_type, skip=frozenset(top_vars))
-                    }
-                },
+                # a body without required fields may be left out (the transcoder takes none as {})
+                "required": bool(schema.get("required")),
+                "content": {"application/json": {"schema": schema}},
             }
             body_field = ""
         else:

@@ -99,12 +99,23 @@ def caller() -> str:
     return user
 
 
+# An error's message and metadata travel in HTTP/2 headers (grpc-message, grpc-status-details-bin):
+# a command's whole stderr there (rm -r of a big tree) overflows the proxy's header limits and the
+# caller gets a 502 instead of the error. Beyond this many characters they are cut.
+MAX_ERROR_TEXT = 2000
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + " ... (truncated)"
+
+
 def status_trailer(err: GatewayError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes | str], ...]]:
     code = GRPC_CODE.get(err.reason, grpc.StatusCode.INTERNAL)
-    info = error_details_pb2.ErrorInfo(reason=err.reason.value, domain=ERROR_DOMAIN, metadata=err.metadata)
+    metadata = {k: _clip(v) for k, v in err.metadata.items()}
+    info = error_details_pb2.ErrorInfo(reason=err.reason.value, domain=ERROR_DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
-    st = status_pb2.Status(code=code.value[0], message=err.message, details=[detail])
+    st = status_pb2.Status(code=code.value[0], message=_clip(err.message), details=[detail])
     # the reason also travels as plain metadata, so the edge can shape HTTP errors without protobuf
     return code, (("grpc-status-details-bin", st.SerializeToString()), (REASON_HEADER, err.reason.value))
 
@@ -231,7 +242,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         code, trailer = status_trailer(err)
         if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
             log.warning("%s: %s: %s", method, err.reason.value, err.message)
-        await context.abort(code, err.message, trailing_metadata=trailer)
+        await context.abort(code, _clip(err.message), trailing_metadata=trailer)
 
     async def _internal(self, context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
         if isinstance(exc, grpc.aio.AbortError):

@@ -213,3 +213,15 @@ def test_one_rest_request_in_metrics_prometheus_and_audit(stack, api, workdir):
     assert line["request_id"] == rid and line["user"] == "alice" and line["system"] == "cluster"
     assert line["exit_status"] == 0 and line["duration_ms"] > 0
     assert str(workdir) in line["command"]
+
+
+def test_a_method_a_path_does_not_have_is_405(stack, api):
+    base = stack["F7T_URL"]
+    r = requests.request("TRACE", f"{base}/compute/cluster/jobs", timeout=10)
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, POST"
+    assert r.json()["errorType"] == "error" and "TRACE" in r.json()["message"]
+    r = api("alice").put("/tasks/some-task:wait", json={})
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET, POST"
+    # an unknown path stays a 404
+    assert api("alice").get("/no/such/thing").status_code == 404
