@@ -114,6 +114,15 @@ class CertificateConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics on `listen` (host:port). With `tls`, HTTPS that only answers a client
+    certificate from tls.client_ca (the scraper's), so other local users cannot read it."""
+
+    listen: str
+    tls: TLSConfig | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     listen: str
     identity_header: str
@@ -129,6 +138,7 @@ class Config:
     task_purge_interval: float = 3600.0
     # on SIGTERM, seconds the calls in flight get to finish before the core exits
     shutdown_grace: float = 30.0
+    metrics: MetricsConfig | None = None
 
     def system(self, name: str) -> SystemConfig | None:
         for s in self.systems:
@@ -201,6 +211,17 @@ def from_dict(d: dict[str, Any]) -> Config:
         task_retention=float(d.get("task_retention", 30 * 86400.0)),
         task_purge_interval=float(d.get("task_purge_interval", 3600.0)),
         shutdown_grace=float(d.get("shutdown_grace", 30.0)),
+        metrics=_metrics(d.get("metrics")),
+    )
+
+
+def _metrics(m: dict[str, Any] | None) -> MetricsConfig | None:
+    if not m:
+        return None
+    tls = m.get("tls")
+    return MetricsConfig(
+        listen=m["listen"],
+        tls=TLSConfig(Path(tls["cert"]), Path(tls["key"]), Path(tls["client_ca"])) if tls else None,
     )
 
 

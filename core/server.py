@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from core import config as config_mod
 from core.api.context import GatewayInterceptor
 from core.config import Config
+from core.observability import MetricsTLS, configure_logging
 from core.proto.firecrest.type.v1 import types_pb2
 from core.wiring import Gateway
 
@@ -83,7 +84,7 @@ async def create_server(cfg: Config, gw: Gateway | None = None) -> tuple[grpc.ai
     gw = gw or Gateway(cfg)
     services = _services()
     interceptor = GatewayInterceptor(
-        cfg.identity_header, success_codes(s for s, _, _ in services), PUBLIC_METHODS
+        cfg.identity_header, success_codes(s for s, _, _ in services), PUBLIC_METHODS, metrics=gw.metrics
     )
     server = grpc.aio.server(
         interceptors=[interceptor],
@@ -120,6 +121,12 @@ async def serve(cfg: Config) -> None:
     server, port, gw = await create_server(cfg)
     await server.start()
     log.info("core listening on %s (port %d)", cfg.listen, port)
+    if cfg.metrics:
+        tls = cfg.metrics.tls
+        gw.metrics.serve(
+            cfg.metrics.listen, MetricsTLS(str(tls.cert), str(tls.key), str(tls.client_ca)) if tls else None
+        )
+        log.info("metrics on %s (%s)", cfg.metrics.listen, "https, client certificate required" if tls else "http")
     gw.start_background()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -141,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="firecrest-core")
     p.add_argument("--config", help="YAML configuration (default: $F7T_CONFIG)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)  # JSON lines: request id, user, and one audit line per SSH command
     logging.getLogger("paramiko").setLevel(logging.WARNING)  # one INFO line per SSH login is noise
     asyncio.run(serve(config_mod.load(args.config)))
 
