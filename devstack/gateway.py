@@ -285,7 +285,7 @@ def _edge_config(layout: Layout, issuer: dict, prof: Profile) -> dict:
         "lua_out": str(prof.dir(layout) / "filter.lua"),
         "docs_dir": str(find_docs_renderer(layout) or ""),
         # Envoy's Prometheus stats on loopback (the rest of its admin interface stays on the socket)
-        "stats_port": layout.ports.envoy_admin if prof.name == "default" else 0,
+        "stats_port": layout.ports.envoy_stats if prof.name == "default" else 0,
     }
 
 
@@ -311,7 +311,7 @@ def _prometheus_config(layout: Layout, prof: Profile) -> dict:
             {
                 "job_name": "envoy",
                 "metrics_path": "/stats/prometheus",
-                "static_configs": [{"targets": [f"127.0.0.1:{layout.ports.envoy_admin}"]}],
+                "static_configs": [{"targets": [f"127.0.0.1:{layout.ports.envoy_stats}"]}],
             },
         ],
     }
@@ -474,7 +474,7 @@ def env(layout: Layout, prof: Profile | None = None) -> dict[str, str]:
             f"{prof.core_name(i)}=127.0.0.1:{prof.core_port(layout, i)}" for i in range(1, prof.replicas + 1)
         ),
         "F7T_PROMETHEUS_URL": f"http://127.0.0.1:{layout.ports.prometheus}",
-        "F7T_ENVOY_STATS_URL": f"http://127.0.0.1:{layout.ports.envoy_admin}",
+        "F7T_ENVOY_STATS_URL": f"http://127.0.0.1:{layout.ports.envoy_stats}",
     }
     if cfg_file.exists():
         issuer = json.loads(cfg_file.read_text())

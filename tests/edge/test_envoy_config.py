@@ -119,6 +119,6 @@ def test_docs_page_is_served_only_with_a_renderer(tmp_path):
 def test_lua_filter_knows_every_rest_path_and_its_methods(tmp_path):
     render(_cfg(tmp_path))
     lua = (tmp_path / "filter.lua").read_text()
-    assert '{ "^/compute/[^/]+/jobs/[^/]+/?$", { DELETE = true, GET = true } },' in lua
-    assert '{ "^/tasks/[^/]+:events/?$", { GET = true } },' in lua
+    assert '{ "^%/compute%/[^/:]+%/jobs%/[^/:]+$", { DELETE = true, GET = true }, "DELETE, GET" },' in lua
+    assert '{ "^%/tasks%/[^/:]+%:events$", { GET = true }, "GET" },' in lua
     assert "__ROUTES__" not in lua
