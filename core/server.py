@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Iterable
@@ -123,6 +124,7 @@ async def serve(cfg: Config) -> None:
     await server.start()
     log.info("core listening on %s (port %d)", cfg.listen, port)
     gw.start_background()
+    _tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -132,6 +134,17 @@ async def serve(cfg: Config) -> None:
     await gw.stop_background()
     await server.stop(10)
     gw.close()
+
+
+def _tune_gc() -> None:
+    """A listing of thousands of entries makes tens of thousands of short-lived objects, and with
+    the default thresholds (700, 10, 10) each such call ran several full collections over every
+    module and protobuf descriptor loaded (py-spy: gc_collect_main, an eighth of the event loop's
+    time under load). The startup objects move to the permanent generation (never scanned), and
+    young collections run less often; reference cycles are still collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 def main(argv: list[str] | None = None) -> None:
