@@ -328,14 +328,11 @@ class Scheduler(Protocol):
 
     name: str
 
-    async def prepare(self, user: str, spec: JobSpec, private_dir: str) -> str:
+    async def submit(self, user: str, spec: JobSpec, private_dir: str, tag: str) -> tuple[str, str]:
         """Check the working directory (and script_path) as the user; for an inline script write
-        it into a fresh private directory named `private_dir` in the user's home and return its
-        path (else return spec.script_path). InvalidArgument when the user's input is wrong."""
-        ...
-
-    async def submit(self, user: str, spec: JobSpec, script: str, tag: str) -> str:
-        """sbatch; returns the job id. `tag` is recorded with the job so that find_tagged finds it."""
+        it into a fresh private directory named `private_dir` in the user's home; then sbatch it
+        (in one round trip). Returns (job id, the script's path). InvalidArgument when the user's
+        input is wrong. `tag` is recorded with the job so that find_tagged finds it."""
         ...
 
     async def find_tagged(self, user: str, tag: str) -> str | None: ...
@@ -453,14 +450,9 @@ class JobService:
             self.wake(user, sched.name)
 
     async def _submit(self, user: str, sched: Scheduler, spec: JobSpec, task: Task) -> str:
-        try:
-            script = await sched.prepare(user, spec, task.id)
-        except Exception:
-            self.tasks.forget(task.id)
-            raise
         tag = _tag(task.id)
         try:
-            job_id = await sched.submit(user, spec, script, tag)
+            job_id, script = await sched.submit(user, spec, task.id, tag)
         except (Timeout, BackendUnavailable) as e:
             # the command may have run although we lost its answer: look for the job by its tag
             found = await self._find_tagged(user, sched, tag)
@@ -469,7 +461,8 @@ class JobService:
                 self.tasks.forget(task.id)
                 raise
             log.warning("sbatch for task %s lost its answer (%s) but job %s exists", task.id, e, found)
-            job_id = found
+            # the script's path was in the lost answer (metadata then reads the script from Slurm)
+            job_id, script = found, spec.script_path
         except Exception:
             await self._discard(user, sched, spec, task.id)
             self.tasks.forget(task.id)
