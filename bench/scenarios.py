@@ -202,9 +202,66 @@ def wrk(url: str, token: str, conns: int, seconds: int, script: Path | None = No
             res["timeouts"] = nums[-1]
         elif line.startswith("Non-2xx or 3xx responses:"):
             res["errors"] += int(line.split(":")[1])
-    if not res["rps"]:
+    if not res["rps"] and not res["errors"]:
         raise RuntimeError(f"wrk gave no figures for {url}: {out[-500:]}")
     return res
+
+
+def _latency_ms(w: dict[str, float] | None, key: str = "p99") -> float | None:
+    """A wrk latency in ms; None when no request was answered in time (wrk then prints 0)."""
+    return w[key] * 1e3 if w and w[key] > 0 else None
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    f = _stat(pid)
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU time of a process tree so far: every live process's own and its reaped children's
+    (a reaped process is counted once, in its parent's cutime/cstime)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with suppress(OSError, IndexError):
+                children.setdefault(int(_stat(int(d.name))[1]), []).append(int(d.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        with suppress(OSError, IndexError):
+            f = _stat(pid)
+            total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+            todo.extend(children.get(pid, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU per call of the gateway's parts over a measured stretch: the core, Envoy, and sshd with
+    everything it ran (the commands on the "login node")."""
+
+    def __init__(self, stack: Stack):
+        self.pids = {"core": stack.core_pid(), "envoy": stack.pid_of("envoy"), "sshd": stack.pid_of("sshd")}
+
+    def _now(self) -> dict[str, float]:
+        return {"core": cpu_s(self.pids["core"]), "envoy": cpu_s(self.pids["envoy"]),
+                "sshd": tree_cpu_s(self.pids["sshd"])}
+
+    @contextmanager
+    def measure(self, out: dict[str, float]) -> Iterator[None]:
+        before = self._now()
+        yield
+        after = self._now()
+        out.update({k: after[k] - before[k] for k in before})
+
+    @staticmethod
+    def per_call(cpu: dict[str, float], calls: float) -> str:
+        calls = max(calls, 1.0)
+        return "CPU per call: " + ", ".join(f"{k} {v / calls * 1e3:.1f} ms" for k, v in cpu.items())
 
 
 # ------------------------------------------------------------------------------------ the stack
@@ -224,6 +281,9 @@ class Stack:
         if str(self.dir) not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
             raise RuntimeError(f"pid {pid} is not this stack's core")
         return pid
+
+    def pid_of(self, service: str) -> int:
+        return int((self.dir / f"run/{service}.pid").read_text().split()[0])
 
     def core_rss_mb(self) -> float:
         for line in Path(f"/proc/{self.core_pid()}/status").read_text().splitlines():
@@ -250,8 +310,7 @@ class Stack:
 
     def core_cpu_s(self) -> float:
         """CPU time (user + system) the core has used so far."""
-        fields = Path(f"/proc/{self.core_pid()}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_s(self.core_pid())
 
 
 # ------------------------------------------------------------------------------------ FirecREST v2
@@ -342,6 +401,7 @@ class NoopChain:
         self.url = f"http://127.0.0.1:{envoy_port}"
         self.dir = stack.work / "noop"
         self.dir.mkdir(exist_ok=True)
+        self.pid = 0
 
     @contextmanager
     def running(self, answers: dict[str, bytes]) -> Iterator[NoopChain]:
@@ -360,12 +420,13 @@ class NoopChain:
             f.write_bytes(body)
             argv += ["--answer", f"{method}={f}"]
         envoy = shutil.which("envoy", path=str(Path(sys.executable).parent)) or "envoy"
-        with _process(argv, self.dir / "noop.log", cwd=REPO), _process(
+        with _process(argv, self.dir / "noop.log", cwd=REPO) as backend, _process(
             [envoy, "-c", str(self.dir / "envoy.yaml"), "--log-level", "warn", "--base-id", str(self.port)],
             self.dir / "envoy.log",
         ):
             _wait_port(self.core_port)
             _wait_port(self.port)
+            self.pid = backend.pid
             yield self
 
 
@@ -422,7 +483,9 @@ class Bench:
                 c0 = self.stack.core_cpu_s()
                 ours = wrk(f"{self.stack.url}/status/systems", tok, conns, d)
                 cpu = (self.stack.core_cpu_s() - c0) / max(1.0, ours["rps"] * d) * 1e3
+                c0 = cpu_s(noop.pid)
                 base = wrk(f"{noop.url}/status/systems", tok, conns, d)
+                base_cpu = (cpu_s(noop.pid) - c0) / max(1.0, base["rps"] * d) * 1e3
                 fc = self._fc_wrk("/status/systems", conns, d)
                 target = ">=0.9x no-op, p99<250ms, 0 errors" if conns == 500 else ""
                 met = (ours["rps"] >= 0.9 * base["rps"] and ours["p99"] < 0.25 and ours["errors"] == 0) \
@@ -431,19 +494,23 @@ class Bench:
                     better="higher", ours=ours["rps"], firecrest_v2=fc and fc["rps"], baseline=base["rps"],
                     baseline_name="no-op chain", target=target, met=met,
                     note=f"errors ours {ours['errors']:.0f}" + (f" fcv2 {fc['errors']:.0f}" if fc else "")
-                    + f", core CPU {cpu:.2f} ms/call")
+                    + f", CPU per call: core {cpu:.2f} ms, no-op back end {base_cpu:.2f} ms")
                 row(scenario=f"GET /status/systems, {conns} conn", metric="p99 latency", unit="ms",
-                    better="lower", ours=ours["p99"] * 1e3, firecrest_v2=fc and fc["p99"] * 1e3,
-                    baseline=base["p99"] * 1e3, baseline_name="no-op chain")
+                    better="lower", ours=_latency_ms(ours), firecrest_v2=_latency_ms(fc),
+                    baseline=_latency_ms(base), baseline_name="no-op chain")
+            c0 = self.stack.core_cpu_s()
             ours = wrk(f"{self.stack.url}/tasks/{task_id}", tok, 500, d)
+            cpu = (self.stack.core_cpu_s() - c0) / max(1.0, ours["rps"] * d) * 1e3
+            c0 = cpu_s(noop.pid)
             base = wrk(f"{noop.url}/tasks/{task_id}", tok, 500, d)
+            base_cpu = (cpu_s(noop.pid) - c0) / max(1.0, base["rps"] * d) * 1e3
             row(scenario="GET /tasks/{id}, 500 conn", metric="throughput", unit="req/s", better="higher",
                 ours=ours["rps"], baseline=base["rps"], baseline_name="no-op chain",
                 target=">=0.9x no-op, p99<250ms, 0 errors",
                 met=ours["rps"] >= 0.9 * base["rps"] and ours["p99"] < 0.25 and ours["errors"] == 0,
-                note=f"errors {ours['errors']:.0f}")
+                note=f"errors {ours['errors']:.0f}, CPU per call: core {cpu:.2f} ms, no-op back end {base_cpu:.2f} ms")
             row(scenario="GET /tasks/{id}, 500 conn", metric="p99 latency", unit="ms", better="lower",
-                ours=ours["p99"] * 1e3, baseline=base["p99"] * 1e3, baseline_name="no-op chain")
+                ours=_latency_ms(ours), baseline=_latency_ms(base), baseline_name="no-op chain")
 
     def _fc_wrk(self, path: str, conns: int, d: int) -> dict[str, float] | None:
         if self.fc is None:
@@ -503,15 +570,19 @@ class Bench:
         d = self.secs(10)
         tok = self.tokens("alice")
         q = f"?path={path}"
-        c0 = self.stack.core_cpu_s()
-        w = wrk(url + q, tok, 20, d)
-        cpu = (self.stack.core_cpu_s() - c0) / max(1.0, w["rps"] * d) * 1e3
+        meter = CpuMeter(self.stack)
+        cpu: dict[str, float] = {}
+        raw_cpu: dict[str, float] = {}
+        with meter.measure(cpu):
+            w = wrk(url + q, tok, 20, d)
         fcw = self._fc_wrk(f"/filesystem/{self.stack.system}/ops/ls{q}", 20, d)
-        rawt = _throughput(lambda: raw.run(f"ls -la {path}"), 20, self.n(15))
+        with meter.measure(raw_cpu):
+            rawt = _throughput(lambda: raw.run(f"ls -la {path}"), 20, self.n(15))
         row(scenario="ops/ls 1,000 entries, 20 conn", metric="throughput", unit="req/s", better="higher",
             ours=w["rps"], firecrest_v2=fcw and fcw["rps"], baseline=rawt, baseline_name="raw SSH, 20 channels",
             target=">=130 req/s, 0 errors", met=w["rps"] >= 130 and w["errors"] == 0,
-            note=f"errors {w['errors']:.0f}, p99 {w['p99'] * 1e3:.0f} ms, core CPU {cpu:.1f} ms/call")
+            note=f"errors {w['errors']:.0f}, p99 {w['p99'] * 1e3:.0f} ms; ours "
+            + CpuMeter.per_call(cpu, w["rps"] * d) + f"; raw: sshd {raw_cpu['sshd'] / (20 * self.n(15)) * 1e3:.1f} ms")
 
     # ---- 3. job submission -------------------------------------------------------------------
     _JOB: ClassVar[dict[str, str]] = {"script": "#!/bin/bash\ntrue\n", "workingDirectory": "/tmp", "name": "f7t-bench",
@@ -551,13 +622,17 @@ class Bench:
         def ours8() -> None:
             self._submit_ours(sessions[next(it) % 8])
 
-        c0 = self.stack.core_cpu_s()
-        ours_t = _throughput(ours8, 8, per)
-        cpu = (self.stack.core_cpu_s() - c0) / (8 * per) * 1e3
-        raw_t = _throughput(raw_submit, 8, per)
+        meter = CpuMeter(self.stack)
+        cpu: dict[str, float] = {}
+        raw_cpu: dict[str, float] = {}
+        with meter.measure(cpu):
+            ours_t = _throughput(ours8, 8, per)
+        with meter.measure(raw_cpu):
+            raw_t = _throughput(raw_submit, 8, per)
         row(scenario="submit, 8 concurrent callers", metric="throughput", unit="jobs/s", better="higher",
             ours=ours_t, baseline=raw_t, baseline_name="raw sbatch, 8 channels", target=">=0.8x raw",
-            met=ours_t >= 0.8 * raw_t, note=f"core CPU {cpu:.1f} ms/job")
+            met=ours_t >= 0.8 * raw_t,
+            note="ours " + CpuMeter.per_call(cpu, 8 * per) + f"; raw: sshd {raw_cpu['sshd'] / (8 * per) * 1e3:.1f} ms")
 
     # ---- 4. staged transfer ------------------------------------------------------------------
     def transfer(self) -> None:
@@ -835,8 +910,9 @@ def chart(path: Path, meta: dict[str, Any]) -> None:
             ax.text(i, v, f"{v:,.0f}" if v >= 100 else f"{v:,.1f}", ha="center", va="bottom", fontsize=7)
     for ax in list(axes.flat)[len(rows):]:
         ax.axis("off")
-    fig.suptitle(f"firecrest-gateway vs FirecREST v2 vs raw, one run on {meta['host']} ({meta['date']})",
-                 fontsize=10)
+    fig.suptitle(f"firecrest-gateway vs FirecREST v2 vs raw, one run on {meta['host']} ({meta['date']}, "
+                 f"{meta['cpus']} CPUs, load average {meta['load_before']:.1f} before, "
+                 f"{meta['load_after']:.1f} after)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -901,6 +977,7 @@ def main() -> None:
         "host": socket.gethostname(),
         "cpus": os.cpu_count(),
         "load_before": load_before,
+        "load_after": os.getloadavg()[0],
         "duration_s": round(time.time() - started),
         "quick": args.quick,
         "scenarios": chosen,
@@ -908,6 +985,8 @@ def main() -> None:
     }
     write_results(meta)
     print("\n" + markdown_table(), flush=True)
+    print(f"\nload average {meta['load_before']:.1f} before, {meta['load_after']:.1f} after "
+          f"({meta['cpus']} CPUs): figures are shared with whatever else ran")
     print(f"\nresults: {RESULTS / 'latest.json'}, table {RESULTS / 'latest.md'}, chart {RESULTS / 'latest.png'}")
 
 
