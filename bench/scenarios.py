@@ -189,7 +189,7 @@ def wrk(url: str, token: str, conns: int, seconds: int, script: Path | None = No
     if script:
         argv += ["-s", str(script)]
     out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 60).stdout
-    res: dict[str, float] = {"rps": 0.0, "p50": 0.0, "p99": 0.0, "errors": 0.0, "timeouts": 0.0}
+    res: dict[str, float] = {"rps": 0.0, "p50": 0.0, "p99": 0.0, "errors": 0.0, "timeouts": 0.0, "non2xx": 0.0}
     for line in out.splitlines():
         line = line.strip()
         if m := re.match(r"(50|99)%\s+(\S+)", line):
@@ -201,7 +201,8 @@ def wrk(url: str, token: str, conns: int, seconds: int, script: Path | None = No
             res["errors"] += sum(nums)
             res["timeouts"] = nums[-1]
         elif line.startswith("Non-2xx or 3xx responses:"):
-            res["errors"] += int(line.split(":")[1])
+            res["non2xx"] = int(line.split(":")[1])
+            res["errors"] += res["non2xx"]
     if not res["rps"] and not res["errors"]:
         raise RuntimeError(f"wrk gave no figures for {url}: {out[-500:]}")
     return res
@@ -808,7 +809,8 @@ class Bench:
         first_q, last_q = statistics.mean(rss[:q]), statistics.mean(rss[-q:])
         row(scenario=f"mixed 500 clients, {d} s", metric="throughput", unit="req/s", better="higher",
             ours=w["rps"], target="0 errors", met=w["errors"] == 0,
-            note=f"p50 {w['p50'] * 1e3:.0f} ms, p99 {w['p99'] * 1e3:.0f} ms, errors {w['errors']:.0f}")
+            note=f"p50 {w['p50'] * 1e3:.0f} ms, p99 {w['p99'] * 1e3:.0f} ms, errors {w['errors']:.0f} "
+            f"(wrk timeouts {w['timeouts']:.0f}, non-2xx {w['non2xx']:.0f})")
         row(scenario=f"mixed 500 clients, {d} s", metric="p99 latency", unit="ms", better="lower",
             ours=w["p99"] * 1e3, note=f"p50 {w['p50'] * 1e3:.0f} ms")
         row(scenario="core memory (RSS)", metric="idle", unit="MB", better="lower", ours=idle,
