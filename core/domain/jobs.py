@@ -19,6 +19,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -411,6 +412,7 @@ class JobService:
         max_poll_interval: float = 30.0,
         lost_after: float = 3600.0,
         partial_grace: float = 600.0,
+        min_pass_gap: float = 1.0,
     ):
         self._schedulers = schedulers
         self.tasks = tasks
@@ -418,6 +420,9 @@ class JobService:
         self.max_poll_interval = max_poll_interval
         self.lost_after = lost_after
         self.partial_grace = partial_grace
+        # every submission and cancel wakes the tracker; in a burst of them, one pass (a task
+        # listing and an sacct of every unfinished job) per min_pass_gap is enough
+        self.min_pass_gap = min(min_pass_gap, poll_interval)
         self._submitting: set[str] = set()
         self._cancel_requested: set[str] = set()
         self._follow: dict[tuple[str, str], _Follow] = {}
@@ -653,8 +658,13 @@ class JobService:
     async def track(self) -> None:
         """Runs until cancelled: follows every unfinished job task (those left running by a
         previous process first) to the final state of its job."""
+        last_pass = -math.inf
         while True:
-            self._wake.clear()  # a wake() during the pass below makes the next one start at once
+            # a wake() during the pass below makes the next one start at once, or min_pass_gap
+            # after this one began
+            await asyncio.sleep(max(0.0, last_pass + self.min_pass_gap - time.monotonic()))
+            self._wake.clear()
+            last_pass = time.monotonic()
             try:
                 pending = await self.poll_once()
             except asyncio.CancelledError:
