@@ -634,6 +634,8 @@ class Bench:
             ours=ours_t, baseline=raw_t, baseline_name="raw sbatch, 8 channels", target=">=0.8x raw",
             met=ours_t >= 0.8 * raw_t,
             note="ours " + CpuMeter.per_call(cpu, 8 * per) + f"; raw: sshd {raw_cpu['sshd'] / (8 * per) * 1e3:.1f} ms")
+        # the hundreds of jobs above must not hold Slurm's slots (and the tracker) in later scenarios
+        self.cleanup()
 
     # ---- 4. staged transfer ------------------------------------------------------------------
     def transfer(self) -> None:
@@ -822,6 +824,7 @@ class Bench:
     # ---- cleanup -------------------------------------------------------------------------------
     def cleanup(self) -> None:
         ids = [j for j in self.jobs_to_cancel if j.isdigit()]
+        self.jobs_to_cancel.clear()
         raw = self.raw_ssh()
         for i in range(0, len(ids), 100):
             with suppress(Exception):
