@@ -162,6 +162,7 @@ def _ids(job_ids: Iterable[str]) -> str:
 # ---------------------------------------------------------------- submission
 _PREPARE = r"""
 wd=$1 sp=$2 d=$3
+shift 3
 if ! cd -- "$wd" 2>/dev/null; then
   err=$(ls -d -- "$wd/." 2>&1 >/dev/null)
   echo "working directory '$wd' is not usable: ${err:-Permission denied}" >&2; exit 3
@@ -171,15 +172,19 @@ if [ -n "$sp" ]; then
     err=$(head -c 0 -- "$sp" 2>&1 >/dev/null)
     echo "script_path '$sp' is not a readable file: ${err:-not a regular file}" >&2; exit 4
   fi
-  printf '%s\n' "$sp"
-  exit 0
+  script=$sp
+else
+  umask 077
+  mkdir -p -- "$HOME/.firecrest/jobs" || exit 5
+  chmod 700 -- "$HOME/.firecrest" "$HOME/.firecrest/jobs" || exit 5
+  mkdir -- "$HOME/.firecrest/jobs/$d" || exit 5
+  script=$HOME/.firecrest/jobs/$d/job.sh
+  cat > "$script" || exit 5
 fi
-umask 077
-mkdir -p -- "$HOME/.firecrest/jobs" || exit 5
-chmod 700 -- "$HOME/.firecrest" "$HOME/.firecrest/jobs" || exit 5
-mkdir -- "$HOME/.firecrest/jobs/$d" || exit 5
-cat > "$HOME/.firecrest/jobs/$d/job.sh" || exit 5
-printf '%s\n' "$HOME/.firecrest/jobs/$d/job.sh"
+printf '%s\n' "$script"
+# with a command after the three arguments (sbatch ...), run it on the script: one SSH exec
+# prepares and submits
+[ $# -eq 0 ] || exec "$@" "$script"
 """
 
 
@@ -229,6 +234,10 @@ class SubmitBatch(RemoteCommand[str]):
         self.comment = comment
 
     def argv(self) -> list[str]:
+        return [*self.options(), self.script]
+
+    def options(self) -> list[str]:
+        """The sbatch command line without the script (the last argument)."""
         s = self.spec
         argv: list[str] = []
         if s.env:
@@ -249,7 +258,6 @@ class SubmitBatch(RemoteCommand[str]):
         # the names are documentation (ALL exports them anyway); Slurm's keywords are left out
         names = [k for k in sorted(s.env) if k.upper() not in ("ALL", "NONE", "NIL")]
         argv.append("--export=" + ",".join(["ALL", *names]))
-        argv.append(self.script)
         return argv
 
     def check(self, result: ExecResult) -> None:
@@ -262,6 +270,28 @@ class SubmitBatch(RemoteCommand[str]):
         if not job_id.isdigit():
             raise SchedulerError(f"sbatch gave no job id: {result.out.strip() or result.err}")
         return job_id
+
+
+class PrepareAndSubmit(RemoteCommand[tuple[str, str]]):
+    """PrepareJob, then (same shell, same SSH exec) SubmitBatch on the script it prepared: one
+    round trip to the login node instead of two. Returns (job id, script path)."""
+
+    def __init__(self, prepare: PrepareJob, submit: SubmitBatch):
+        self.prepare = prepare
+        self.submit = submit
+        self.stdin = prepare.stdin
+
+    def argv(self) -> list[str]:
+        return [*self.prepare.argv(), *self.submit.options()]
+
+    def check(self, result: ExecResult) -> None:
+        # the script's path is printed once it is ready: without it, the preparation failed
+        if result.exit_status != 0:
+            (self.submit if result.out.strip() else self.prepare).check(result)
+
+    def parse(self, result: ExecResult) -> tuple[str, str]:
+        script = self.prepare.parse(ExecResult(0, result.stdout.split(b"\n", 1)[0], b""))
+        return self.submit.parse(result), script
 
 
 class FindTagged(RemoteCommand[str | None]):
@@ -617,12 +647,12 @@ class SlurmScheduler:
             cmd.timeout = self.timeout
         return await self.cluster.run(user, cmd)
 
-    async def prepare(self, user: str, spec: JobSpec, private_dir: str) -> str:
-        return await self._run(
-            user, PrepareJob(spec.working_directory, spec.script_path, private_dir, spec.script)
-        )
+    async def submit(self, user: str, spec: JobSpec, private_dir: str, tag: str) -> tuple[str, str]:
+        prepare = PrepareJob(spec.working_directory, spec.script_path, private_dir, spec.script)
+        return await self._run(user, PrepareAndSubmit(prepare, SubmitBatch(spec, "", tag)))
 
-    async def submit(self, user: str, spec: JobSpec, script: str, tag: str) -> str:
+    async def sbatch(self, user: str, spec: JobSpec, script: str, tag: str) -> str:
+        """sbatch of a script already on the cluster; returns the job id."""
         return await self._run(user, SubmitBatch(spec, script, tag))
 
     async def find_tagged(self, user: str, tag: str) -> str | None:

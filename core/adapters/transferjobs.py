@@ -472,7 +472,7 @@ class SlurmTransferSystem:
         ).validated()
         tag = f"firecrest-transfer:{plan.transfer_id}"
         try:
-            job_id = await self.scheduler.submit(user, spec, spec.script_path, tag)
+            job_id = await self.scheduler.sbatch(user, spec, spec.script_path, tag)
         except BaseException:
             # sbatch may have gone through although its answer was lost: that job must not run
             with contextlib.suppress(GatewayError):

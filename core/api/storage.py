@@ -31,17 +31,21 @@ T = TypeVar("T")
 OCTET_STREAM = "application/octet-stream"
 
 
+def _file_fields(e: files.FileEntry) -> dict[str, str]:
+    return {
+        "name": e.name,
+        "type": e.type,
+        "link_target": e.link_target or "",
+        "user": e.user,
+        "group": e.group,
+        "permissions": e.permissions,
+        "last_modified": e.last_modified,
+        "size": e.size,
+    }
+
+
 def _file(e: files.FileEntry) -> pb.File:
-    return pb.File(
-        name=e.name,
-        type=e.type,
-        link_target=e.link_target or "",
-        user=e.user,
-        group=e.group,
-        permissions=e.permissions,
-        last_modified=e.last_modified,
-        size=e.size,
-    )
+    return pb.File(**_file_fields(e))
 
 
 def _text(raw: bytes) -> str:
@@ -85,13 +89,17 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
             dereference=request.dereference,
         )
         try:
-            entries = await self._run(cluster, cmd)
+            entries = await cluster.list_files(caller(), cmd)
         except PayloadTooLarge as e:
             raise PayloadTooLarge(
                 f"the listing of '{cmd.path}' is larger than {files.MAX_LISTING} bytes; "
                 "list its subdirectories separately (or without `recursive`)"
             ) from e
-        return pb.ListDirectoryResponse(output=[_file(e) for e in entries])
+        resp = pb.ListDirectoryResponse()
+        add = resp.output.add  # built in place: a list of File messages would be copied once more
+        for entry in entries:
+            add(**_file_fields(entry))
+        return resp
 
     async def Stat(self, request: pb.StatRequest, context: grpc.aio.ServicerContext) -> pb.StatResponse:
         cluster = self.gw.cluster(request.system_name)

@@ -316,14 +316,11 @@ class Scheduler(Protocol):
 
     name: str
 
-    async def prepare(self, user: str, spec: JobSpec, private_dir: str) -> str:
+    async def submit(self, user: str, spec: JobSpec, private_dir: str, tag: str) -> tuple[str, str]:
         """Check the working directory (and script_path) as the user; for an inline script write
-        it into a fresh private directory named `private_dir` in the user's home and return its
-        path (else return spec.script_path). InvalidArgument when the user's input is wrong."""
-        ...
-
-    async def submit(self, user: str, spec: JobSpec, script: str, tag: str) -> str:
-        """sbatch; returns the job id. `tag` is recorded with the job so that find_tagged finds it."""
+        it into a fresh private directory named `private_dir` in the user's home; then sbatch it
+        (in one round trip). Returns (job id, the script's path). InvalidArgument when the user's
+        input is wrong. `tag` is recorded with the job so that find_tagged finds it."""
         ...
 
     async def find_tagged(self, user: str, tag: str) -> str | None: ...

@@ -62,6 +62,7 @@ class JobService:
         lost_after: float = 3600.0,
         partial_grace: float = 600.0,
         submit_grace: float = 180.0,
+        min_pass_gap: float = 1.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
@@ -79,8 +80,11 @@ class JobService:
         self._submitting: set[str] = set()
         self._cancel_requested: set[str] = set()
         self._follow: dict[tuple[str, str], _Follow] = {}
+        # every submission and cancel wakes the tracker; in a burst of them, one pass (a task
+        # listing and an sacct of every unfinished job) per min_pass_gap is enough
         self.tracker = TaskTracker(
-            "job", self.poll_once, busy_interval=poll_interval, idle_interval=30.0, clock=clock
+            "job", self.poll_once, busy_interval=poll_interval, idle_interval=30.0, clock=clock,
+            min_pass_gap=min(min_pass_gap, poll_interval),
         )
 
     # ---- submit ------------------------------------------------------------------------------
@@ -110,14 +114,10 @@ class JobService:
             self.wake(user, sched.name)
 
     async def _submit(self, user: str, sched: Scheduler, spec: JobSpec, task: Task) -> str:
-        try:
-            script = await sched.prepare(user, spec, task.id)
-        except Exception:
-            await self.tasks.forget(task.id)
-            raise
         tag = job_tag(task.id)
         try:
-            job_id = await sched.submit(user, spec, script, tag)
+            # the script is written and submitted in one round trip
+            job_id, script = await sched.submit(user, spec, task.id, tag)
         except (Timeout, BackendUnavailable) as e:
             # the command may have run although we lost its answer: look for the job by its tag
             found = await self._find_tagged(user, sched, tag)
@@ -126,7 +126,8 @@ class JobService:
                 await self.tasks.forget(task.id)
                 raise
             log.warning("sbatch for task %s lost its answer (%s) but job %s exists", task.id, e, found)
-            job_id = found
+            # the script's path was in the lost answer (metadata then reads the script from Slurm)
+            job_id, script = found, spec.script_path
         except Exception:
             await self._discard(user, sched, spec, task.id)
             await self.tasks.forget(task.id)

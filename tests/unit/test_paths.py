@@ -243,7 +243,7 @@ def test_head_and_tail_options() -> None:
 def _record(mode: str, name: str, target: str = "", user: str = "alice") -> bytes:
     return (
         b"\0".join(
-            x.encode() for x in (mode, user, "staff", "42", "2025-01-02T03:04:05.1234567890", target, name)
+            x.encode() for x in (mode, user, "staff", "42", "2025-01-02+03:04:05.1234567890", target, name)
         )
         + b"\0"
     )
@@ -267,6 +267,32 @@ def test_parse_entries_is_exact_for_any_name() -> None:
     assert d.name == "\\xff\\xfe"
     with pytest.raises(GatewayError):
         files.parse_entries(b"a\0b\0")
+
+
+def test_listing_ids_are_named_once_per_ttl() -> None:
+    now = [100.0]
+    names = files.IdNames(ttl=60, clock=lambda: now[0])
+    entries = files.parse_entries(
+        _record("-rw-r--r--", "a", user="1001") + _record("-rw-r--r--", "b", user="4242")
+    )
+    uids, gids = {e.user for e in entries}, {e.group for e in entries}
+    lookup = names.unknown(uids, gids)
+    assert lookup is not None and lookup.uids == ["1001", "4242"] and lookup.gids == []  # "staff" is no id
+    # getent prints the ids it knows (passwd lines have 7 fields, group lines 4); 4242 has no name
+    out = b"alice:x:1001:1002:Alice,,,:/home/alice:/bin/bash\nstaff:x:50:alice,bob\n"
+    found = lookup.parse(ExecResult(2, out, b""))
+    assert found == ({"1001": "alice"}, {"50": "staff"})
+    names.learn(lookup, found)
+    assert [(e.name, e.user, e.group) for e in names.named(entries, uids, gids)] == [
+        ("a", "alice", "staff"),
+        ("b", "4242", "staff"),
+    ]
+    assert names.unknown(uids, gids) is None  # cached, the unnamed id too
+    now[0] += 61
+    assert names.unknown(uids, gids) is not None
+    # never `getent passwd` without keys (that would enumerate every account)
+    argv = files.LookupIds(["1001", "x; rm"], []).argv()
+    assert argv[:2] == ["sh", "-c"] and argv[-2:] == ["1001", ""]
 
 
 def test_parse_stat_and_checksum() -> None:
