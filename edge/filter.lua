@@ -7,6 +7,8 @@
 local IDENTITY_HEADER = "__IDENTITY_HEADER__"
 local SUCCESS_HEADER = "x-f7t-http-status"
 local REASON_HEADER = "x-f7t-reason"
+local USER_HEADER = "x-f7t-caller"
+local MESSAGE_HEADER = "x-f7t-message"
 
 local function percent_decode(s)
   return (string.gsub(s, "%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
@@ -16,7 +18,11 @@ end
 local REASON_STATUS = { PAYLOAD_TOO_LARGE = "413", TIMEOUT = "408" }
 
 ---------------------------------------------------------------- a small, strict JSON codec
-local json = {}
+-- null decodes to json.null (so a key with a null value survives), an array keeps a marker (so an
+-- empty one stays []), a number keeps its text (so it is written back exactly as it came).
+local json = { null = setmetatable({}, { __tostring = function() return "null" end }) }
+local ARRAY = {}
+local NUMBER = {}
 
 local function skip(s, i)
   local _, e = string.find(s, "^[ \n\r\t]*", i)
@@ -40,32 +46,30 @@ local decode_value
 local function decode_string(s, i)
   local out, j = {}, i + 1
   while true do
+    local k = string.find(s, '["\\]', j)
+    if not k then error("unterminated string") end
+    if k > j then out[#out + 1] = string.sub(s, j, k - 1) end
+    j = k
     local c = string.sub(s, j, j)
-    if c == "" then error("unterminated string") end
     if c == '"' then return table.concat(out), j + 1 end
-    if c == "\\" then
-      local n = string.sub(s, j + 1, j + 1)
-      if n == "u" then
-        local cp = tonumber(string.sub(s, j + 2, j + 5), 16)
-        if not cp then error("bad \\u escape") end
-        j = j + 6
-        if cp >= 0xD800 and cp <= 0xDBFF and string.sub(s, j, j + 1) == "\\u" then
-          local lo = tonumber(string.sub(s, j + 2, j + 5), 16)
-          if lo and lo >= 0xDC00 and lo <= 0xDFFF then
-            cp = 0x10000 + (cp - 0xD800) * 0x400 + (lo - 0xDC00)
-            j = j + 6
-          end
+    local n = string.sub(s, j + 1, j + 1)
+    if n == "u" then
+      local cp = tonumber(string.sub(s, j + 2, j + 5), 16)
+      if not cp then error("bad \\u escape") end
+      j = j + 6
+      if cp >= 0xD800 and cp <= 0xDBFF and string.sub(s, j, j + 1) == "\\u" then
+        local lo = tonumber(string.sub(s, j + 2, j + 5), 16)
+        if lo and lo >= 0xDC00 and lo <= 0xDFFF then
+          cp = 0x10000 + (cp - 0xD800) * 0x400 + (lo - 0xDC00)
+          j = j + 6
         end
-        out[#out + 1] = utf8char(cp)
-      else
-        local e = escapes[n]
-        if not e then error("bad escape") end
-        out[#out + 1] = e
-        j = j + 2
       end
+      out[#out + 1] = utf8char(cp)
     else
-      out[#out + 1] = c
-      j = j + 1
+      local e = escapes[n]
+      if not e then error("bad escape") end
+      out[#out + 1] = e
+      j = j + 2
     end
   end
 end
@@ -91,7 +95,7 @@ decode_value = function(s, i)
       i = skip(s, i + 1)
     end
   elseif c == "[" then
-    local arr = {}
+    local arr = setmetatable({}, ARRAY)
     i = skip(s, i + 1)
     if string.sub(s, i, i) == "]" then return arr, i + 1 end
     while true do
@@ -106,11 +110,11 @@ decode_value = function(s, i)
     return decode_string(s, i)
   elseif string.sub(s, i, i + 3) == "true" then return true, i + 4
   elseif string.sub(s, i, i + 4) == "false" then return false, i + 5
-  elseif string.sub(s, i, i + 3) == "null" then return nil, i + 4
+  elseif string.sub(s, i, i + 3) == "null" then return json.null, i + 4
   else
     local num = string.match(s, "^-?%d+%.?%d*[eE]?[-+]?%d*", i)
     if not num or num == "" then error("unexpected character") end
-    return tonumber(num), i + #num
+    return setmetatable({ raw = num }, NUMBER), i + #num
   end
 end
 
@@ -128,6 +132,49 @@ local function encode_string(s)
   return '"' .. s .. '"'
 end
 
+local function encode_value(v, out)
+  local t = type(v)
+  if t == "string" then
+    out[#out + 1] = encode_string(v)
+  elseif t == "boolean" then
+    out[#out + 1] = v and "true" or "false"
+  elseif t == "number" then
+    out[#out + 1] = string.format("%.17g", v)
+  elseif v == json.null or v == nil then
+    out[#out + 1] = "null"
+  else
+    local mt = getmetatable(v)
+    if mt == NUMBER then
+      out[#out + 1] = v.raw
+    elseif mt == ARRAY then
+      out[#out + 1] = "["
+      for k, e in ipairs(v) do
+        if k > 1 then out[#out + 1] = "," end
+        encode_value(e, out)
+      end
+      out[#out + 1] = "]"
+    else
+      out[#out + 1] = "{"
+      local first = true
+      for k, e in pairs(v) do
+        if not first then out[#out + 1] = "," end
+        first = false
+        out[#out + 1] = encode_string(k)
+        out[#out + 1] = ":"
+        encode_value(e, out)
+      end
+      out[#out + 1] = "}"
+    end
+  end
+end
+
+function json.encode(v)
+  local out = {}
+  encode_value(v, out)
+  return table.concat(out)
+end
+
+-- FirecREST's error body: {"errorType","message","causedBy","data","user"}
 function json.encode_error(message, reason, user, metadata)
   local data = "null"
   if reason then
@@ -140,7 +187,32 @@ function json.encode_error(message, reason, user, metadata)
     data = "{" .. table.concat(parts, ",") .. "}"
   end
   local u = user and encode_string(user) or "null"
-  return '{"errorType":"error","message":' .. encode_string(message) .. ',"data":' .. data .. ',"user":' .. u .. "}"
+  return '{"errorType":"error","message":' .. encode_string(message) .. ',"causedBy":null,"data":' .. data
+    .. ',"user":' .. u .. "}"
+end
+
+---------------------------------------------------------------- nulls where FirecREST has them
+-- FirecREST v2 writes every field of its models, null when unknown; the transcoder leaves out a
+-- field that is not set. SCHEMA (generated from the descriptor set by edge/envoy_config.py) lists,
+-- per response message, the JSON keys that are null when absent (`optional` scalars and message
+-- fields) and the nested messages to walk: {key = {nullable, nested message or false, repeated}}.
+local SCHEMA = __NULLABLE_SCHEMA__
+
+local function fill_nulls(obj, tname)
+  local spec = SCHEMA[tname]
+  if not spec or type(obj) ~= "table" or getmetatable(obj) ~= nil then return end
+  for key, f in pairs(spec) do
+    local v = obj[key]
+    if v == nil then
+      if f[1] then obj[key] = json.null end
+    elseif f[2] and type(v) == "table" then
+      if f[3] then
+        for _, e in ipairs(v) do fill_nulls(e, f[2]) end
+      else
+        fill_nulls(v, f[2])
+      end
+    end
+  end
 end
 
 ---------------------------------------------------------------- the filter
@@ -150,6 +222,7 @@ function envoy_on_request(h)
   local ct = headers:get("content-type") or ""
   local native = string.sub(ct, 1, 16) == "application/grpc" and string.sub(ct, 1, 21) ~= "application/grpc-web"
   h:streamInfo():dynamicMetadata():set("f7t", "native", native and "1" or "0")
+  h:streamInfo():dynamicMetadata():set("f7t", "token", headers:get("authorization") and "1" or "0")
   -- FirecREST accepts `path` as an alias of `sourcePath` in filesystem request bodies and
   -- pyfirecrest sends it (chmod, chown, transfer/upload...). The contract keeps the spec's one
   -- name: copy the alias over here, or the transcoder would drop it as an unknown field.
@@ -163,7 +236,8 @@ function envoy_on_request(h)
       local raw = body:getBytes(0, body:length())
       local ok, req = pcall(json.decode, raw)
       if ok and type(req) == "table" and type(req.path) == "string"
-          and req.sourcePath == nil and req.source_path == nil then
+          and (req.sourcePath == nil or req.sourcePath == json.null)
+          and (req.source_path == nil or req.source_path == json.null) then
         local at = string.find(raw, "{", 1, true)
         body:setBytes(string.sub(raw, 1, at) .. '"sourcePath":' .. encode_string(req.path) .. ","
           .. string.sub(raw, at + 1))
@@ -185,7 +259,9 @@ function envoy_on_response(h)
   local headers = h:headers()
   local status = headers:get(":status") or "200"
   local code = headers:get(SUCCESS_HEADER)
+  local message_type = headers:get(MESSAGE_HEADER)
   headers:remove(SUCCESS_HEADER)
+  headers:remove(MESSAGE_HEADER)
   headers:replace("f7t-appversion", "__APP_VERSION__")
   headers:remove("grpc-accept-encoding")
   if tonumber(status) < 400 then
@@ -199,6 +275,17 @@ function envoy_on_response(h)
         h:body(true):setBytes("")
       end
     end
+    local fill = code ~= "204" and message_type and SCHEMA[message_type]
+      and string.find(headers:get("content-type") or "", "json", 1, true)
+    if fill then
+      headers:remove("content-length")
+      local body = h:body(true)
+      local ok, doc = pcall(json.decode, body:getBytes(0, body:length()))
+      if ok then
+        fill_nulls(doc, message_type)
+        body:setBytes(json.encode(doc))
+      end
+    end
     -- over HTTP/2 the transcoder passes the gRPC trailers on: a REST client has no use for them
     local trailers = h:trailers()
     if trailers then
@@ -210,8 +297,10 @@ function envoy_on_response(h)
   -- an error. The core's errors arrive trailers-only: grpc-message and x-f7t-reason are headers.
   local message = headers:get("grpc-message")
   local reason = headers:get(REASON_HEADER)
+  local user = headers:get(USER_HEADER)
   local metadata = nil
-  for _, name in ipairs({ "grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-accept-encoding", REASON_HEADER }) do
+  for _, name in ipairs({ "grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-accept-encoding",
+                          REASON_HEADER, USER_HEADER }) do
     headers:remove(name)
   end
   if message then message = percent_decode(message) end
@@ -225,7 +314,14 @@ function envoy_on_response(h)
     local raw = body:length() > 0 and body:getBytes(0, body:length()) or ""
     local ok, parsed = pcall(json.decode, raw)
     if ok and type(parsed) == "table" then
-      if parsed.errorType ~= nil then return end -- already FirecREST-shaped (local reply mapper)
+      if parsed.errorType ~= nil then -- already FirecREST-shaped (local reply mapper)
+        if status == "401" then -- jwt_authn's reasons, in FirecREST v2's words
+          local text = (md and md["token"] == "1") and "Access token is invalid." or "Not authenticated"
+          body:setBytes(json.encode_error(text, nil, nil, nil))
+        end
+        return
+      end
+      if type(parsed.user) == "string" then user = parsed.user end
       if type(parsed.message) == "string" then message = parsed.message end
       if type(parsed.details) == "table" then
         for _, d in ipairs(parsed.details) do
@@ -240,5 +336,5 @@ function envoy_on_response(h)
     end
   end
   if not message or message == "" then message = STATUS_TEXT[status] or "Error" end
-  body:setBytes(json.encode_error(message, reason, nil, metadata))
+  body:setBytes(json.encode_error(message, reason, user, metadata))
 end

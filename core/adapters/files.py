@@ -344,11 +344,11 @@ class Head(_Part):
 
 
 class Tail(_Part):
-    """tail: the last n lines/bytes, or with skip all but the first n (tail -n +n+1)."""
+    """tail: the last n lines/bytes, or with skip from line/byte n on (`tail -n +n`, as FirecREST v2)."""
 
     def tool_argv(self) -> list[str]:
         flag = "-n" if self.part.unit == "lines" else "-c"
-        n = f"+{self.part.n + 1}" if self.part.skip else str(self.part.n)
+        n = f"+{self.part.n}" if self.part.skip else str(self.part.n)
         return ["tail", flag, n, "--", self.path]
 
 

@@ -462,7 +462,7 @@ class SlurmTransferSystem:
         await self.cluster.run(user, WriteTransferScript(plan.transfer_id, script))
         out, err = f"{directory}/output.log", f"{directory}/error.log"
         spec = JobSpec(
-            working_directory=directory,
+            working_directory=home,
             script_path=f"{directory}/job.sh",
             name=f"firecrest-transfer-{plan.op.value}",
             account=account,
@@ -482,7 +482,10 @@ class SlurmTransferSystem:
             with contextlib.suppress(GatewayError):
                 await self.cluster.run(user, DiscardPrivateDir("transfers", plan.transfer_id))
             raise
-        return Submitted(job_id=job_id, system=self.name, directory=directory, output_log=out, error_log=err)
+        return Submitted(
+            job_id=job_id, system=self.name, directory=directory, output_log=out, error_log=err,
+            working_directory=home,
+        )
 
     async def job_ends(self, user: str, job_ids: Sequence[str]) -> dict[str, JobEnd | str]:
         records = await self.scheduler.accounting(user, list(job_ids))

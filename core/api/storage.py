@@ -35,7 +35,7 @@ def _file(e: files.FileEntry) -> pb.File:
     return pb.File(
         name=e.name,
         type=e.type,
-        link_target=e.link_target or "",
+        link_target=e.link_target or None,
         user=e.user,
         group=e.group,
         permissions=e.permissions,
@@ -116,7 +116,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
     ) -> pb.GetChecksumResponse:
         cluster = self.gw.cluster(request.system_name)
         digest = await self._run(cluster, files.Checksum(paths.require_path(request.path)))
-        return pb.GetChecksumResponse(output=pb.FileChecksum(algorithm="SHA-256", checksum=digest))
+        return pb.GetChecksumResponse(output=pb.FileChecksum(algorithm="SHA256", checksum=digest))
 
     async def GetFileType(
         self, request: pb.GetFileTypeRequest, context: grpc.aio.ServicerContext

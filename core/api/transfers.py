@@ -32,7 +32,7 @@ def _job(s: Started) -> types_pb2.TransferJob:
     return types_pb2.TransferJob(
         job_id=j.job_id,
         system=j.system,
-        working_directory=j.directory,
+        working_directory=j.working_directory or j.directory,
         logs=types_pb2.TransferJobLogs(output_log=j.output_log, error_log=j.error_log),
     )
 

@@ -143,7 +143,7 @@ def head_tail_slice(lines: float | None, nbytes: float | None, skip: bool, skip_
     n_lines = count(lines, "lines")
     n_bytes = count(nbytes, "bytes")
     if n_lines is not None and n_bytes is not None:
-        raise InvalidArgument("give only one of `bytes` or `lines`", metadata={"field": "bytes"})
+        raise InvalidArgument("Only one of `bytes` or `lines` can be specified.", metadata={"field": "bytes"})
     if skip and n_lines is None and n_bytes is None:
         raise InvalidArgument(
             f"`{skip_field}` needs the number of lines or bytes to skip in `lines` or `bytes`",

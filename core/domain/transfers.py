@@ -388,9 +388,10 @@ class Checked:
 class Submitted:
     job_id: str
     system: str
-    directory: str
+    directory: str  # the transfer's private directory (script, logs)
     output_log: str
     error_log: str
+    working_directory: str = ""  # where the job runs: the user's home, as FirecREST v2 reports it
 
 
 # ---------------------------------------------------------------- ports

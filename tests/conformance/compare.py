@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from typing import Any
 
 MISSING = object()
@@ -36,7 +37,8 @@ def normalise(doc: Any, volatile: tuple[str, ...] = (), replace: dict[str, str] 
     """A copy of `doc` where every value whose path matches a `volatile` glob (e.g. `$.jobs[*].jobId`,
     `*.lastModified`) becomes `<number>`/`<string>`... (null stays null), and every string has the
     `replace` substrings substituted (a side's own working directory -> `{dir}`)."""
-    if any(fnmatch.fnmatchcase(path, pat) for pat in volatile):
+    generic = re.sub(r"\[\d+\]", "#", path)  # "[*]" in a pattern stands for any index
+    if any(fnmatch.fnmatchcase(generic, pat.replace("[*]", "#")) for pat in volatile):
         return doc if doc is None else f"<{json_type(doc)}>"
     if isinstance(doc, dict):
         return {k: normalise(v, volatile, replace, f"{path}.{k}") for k, v in doc.items()}

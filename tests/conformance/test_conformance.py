@@ -33,7 +33,7 @@ import requests
 
 from devstack.layout import load_layout
 from tests.conformance.compare import differences, normalise
-from tests.conformance.deviations import accepted
+from tests.conformance.deviations import accepted, theirs_message
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the cases create fixtures in the users' homes")
 
@@ -58,13 +58,14 @@ class Side:
     label: str  # "ours" or "theirs"
     base: str
     dir: Path  # this side's working directory (identical contents on both sides)
+    jobdir: Path  # this side's directory for job output (kept out of `dir`, whose listing is compared)
     token: Callable[[], str]
     system: str
     jobs: dict[str, str] = field(default_factory=dict)  # per-side jobs made during setup
 
     def send(self, method: str, path: str, *, token: str | None = None, **kw: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {token if token is not None else self.token()}"}
-        url = self.base + path.replace("{system}", self.system).replace("{dir}", str(self.dir))
+        url = self.base + _subst(path, self)
         for k in ("params", "json"):
             if k in kw:
                 kw[k] = _subst(kw[k], self)
@@ -73,7 +74,8 @@ class Side:
 
 def _subst(v: Any, side: Side) -> Any:
     if isinstance(v, str):
-        return v.replace("{dir}", str(side.dir)).replace("{system}", side.system)
+        return (v.replace("{dir}", str(side.dir)).replace("{jobdir}", str(side.jobdir))
+                .replace("{system}", side.system))
     if isinstance(v, dict):
         return {k: _subst(x, side) for k, x in v.items()}
     if isinstance(v, list):
@@ -143,9 +145,13 @@ def sides(stack: dict[str, str], oracle: str, token: Callable[[str], str]) -> It
     run.mkdir(mode=0o755)
     _own(run)
     out = {}
-    for label, base in (("ours", stack["F7T_URL"]), ("theirs", oracle)):
-        _tree(run / label)
-        out[label] = Side(label, base, run / label, lambda: token(USER), stack["F7T_SYSTEM"])
+    # directory names of equal length: a symlink's size is the length of its target's path
+    for label, base, name in (("ours", stack["F7T_URL"], "gw"), ("theirs", oracle, "v2")):
+        _tree(run / name)
+        jobdir = run / f"jobs-{name}"
+        jobdir.mkdir()
+        _own(jobdir)
+        out[label] = Side(label, base, run / name, jobdir, lambda: token(USER), stack["F7T_SYSTEM"])
     yield out
     shutil.rmtree(run, ignore_errors=True)
 
@@ -164,8 +170,8 @@ def _wait_job(side: Side, job_id: str, final: bool = True, deadline: float = 150
 
 
 def _submit(side: Side, script: str, name: str) -> str:
-    job = {"name": name, "script": script, "workingDirectory": str(side.dir),
-           "standardOutput": str(side.dir / f"{name}.out"), "standardError": str(side.dir / f"{name}.err")}
+    job = {"name": name, "script": script, "workingDirectory": str(side.jobdir),
+           "standardOutput": str(side.jobdir / f"{name}.out"), "standardError": str(side.jobdir / f"{name}.err")}
     r = side.send("POST", "/compute/{system}/jobs", json={"job": job})
     assert r.status_code == 201, r.text
     return str(r.json()["jobId"])
@@ -189,7 +195,7 @@ JOB_SCRIPT = "#!/bin/bash\necho hello\n"
 
 
 def _job_body(**over: Any) -> dict[str, Any]:
-    job = {"name": "conformance", "script": JOB_SCRIPT, "workingDirectory": "{dir}"}
+    job = {"name": "conformance", "script": JOB_SCRIPT, "workingDirectory": "{jobdir}"}
     job.update(over)
     return {"job": job}
 
@@ -217,8 +223,11 @@ JOB_VOLATILE = ("$.jobs[*].time.*", "$.jobs[*].nodes", "$.jobs[*].allocationNode
 CASES: list[Case] = [
     # ---- status
     Case("GET /status/liveness/", "ok", "GET", "/status/liveness/", volatile=("$.lastUpdate",)),
+    # health probes depend on each side's probing (timing, service account); timeouts, pool size and
+    # probing settings are each side's configuration
     Case("GET /status/systems", "ok", "GET", "/status/systems",
-         volatile=("$.systems[*].servicesHealth", "$.systems[*].lastHealthCheck")),
+         volatile=("$.systems[*].servicesHealth", "$.systems[*].lastHealthCheck", "$.systems[*].probing",
+                   "$.systems[*].ssh.timeout.*", "$.systems[*].ssh.maxClients")),
     Case("GET /status/systems", "bad token", "GET", "/status/systems", token="not-a-jwt"),
     Case("GET /status/{system_name}/nodes", "ok", "GET", "/status/{system}/nodes",
          volatile=("$.nodes[*].cpuLoad", "$.nodes[*].freeMemory", "$.nodes[*].allocMemory",
@@ -235,9 +244,9 @@ CASES: list[Case] = [
     Case("POST /compute/{system_name}/jobs", "ok", "POST", "/compute/{system}/jobs", {"json": _job_body()},
          volatile=("$.jobId",)),
     Case("POST /compute/{system_name}/jobs", "missing working directory", "POST", "/compute/{system}/jobs",
-         {"json": _job_body(workingDirectory="{dir}/nosuch")}),
+         {"json": _job_body(workingDirectory="{jobdir}/nosuch")}),
     Case("POST /compute/{system_name}/jobs", "no script", "POST", "/compute/{system}/jobs",
-         {"json": {"job": {"name": "x", "workingDirectory": "{dir}"}}}),
+         {"json": {"job": {"name": "x", "workingDirectory": "{jobdir}"}}}),
     Case("POST /compute/{system_name}/jobs", "unknown system", "POST", "/compute/nosuch/jobs",
          {"json": _job_body()}),
     Case("GET /compute/{system_name}/jobs", "ok", "GET", "/compute/{system}/jobs",
@@ -445,7 +454,11 @@ def test_same_answer(case: Case, sides: dict[str, Side], done_job: str, report: 
         status, body = _answer(r)
         if case.pick:
             body = case.pick(body, side)
-        answers[label] = (status, normalise(body, case.volatile, {str(side.dir): "{dir}"}))
+        if label == "theirs":
+            body = theirs_message(body)
+        # a job asked about through both sides names the directory of the side that submitted it
+        dirs = {str(s.jobdir): "{jobdir}" for s in sides.values()} | {str(s.dir): "{dir}" for s in sides.values()}
+        answers[label] = (status, normalise(body, case.volatile, dirs))
     (s_ours, b_ours), (s_theirs, b_theirs) = answers["ours"], answers["theirs"]
     diffs = [] if s_ours == s_theirs else [f"status: {s_ours} in ours, {s_theirs} in theirs"]
     diffs += differences(b_ours, b_theirs)

@@ -59,7 +59,7 @@ def test_nodes_partitions_reservations(alice):
     parts = alice.get("/status/{system}/partitions")
     assert parts.status_code == 200, parts.text
     names = {p["name"]: p for p in parts.json()["partitions"]}
-    assert "debug" in names and names["debug"]["partition"] == ["UP"]
+    assert "debug" in names and names["debug"]["partition"] == "UP"
     assert names["debug"]["totalNodes"] == 1
 
     res = alice.get("/status/{system}/reservations")

@@ -157,7 +157,7 @@ def test_head_tail_slice() -> None:
     assert paths.head_tail_slice(None, None, False, "skipTrailing") == paths.Slice("lines", 10, False)
     assert paths.head_tail_slice(5, None, True, "skipTrailing") == paths.Slice("lines", 5, True)
     assert paths.head_tail_slice(None, 7, False, "skipHeading") == paths.Slice("bytes", 7, False)
-    with pytest.raises(InvalidArgument, match="only one"):
+    with pytest.raises(InvalidArgument, match="Only one of"):
         paths.head_tail_slice(1, 1, False, "skipTrailing")
     with pytest.raises(InvalidArgument, match="skipHeading"):
         paths.head_tail_slice(None, None, True, "skipHeading")
@@ -234,7 +234,7 @@ def test_head_and_tail_options() -> None:
     assert files.Head("/f", paths.Slice("lines", 3, False), 1).tool_argv() == ["head", "-n", "3", "--", "/f"]
     assert files.Head("/f", paths.Slice("bytes", 3, True), 1).tool_argv() == ["head", "-c", "-3", "--", "/f"]
     assert files.Tail("/f", paths.Slice("lines", 3, False), 1).tool_argv() == ["tail", "-n", "3", "--", "/f"]
-    assert files.Tail("/f", paths.Slice("lines", 3, True), 1).tool_argv() == ["tail", "-n", "+4", "--", "/f"]
+    assert files.Tail("/f", paths.Slice("lines", 3, True), 1).tool_argv() == ["tail", "-n", "+3", "--", "/f"]
 
 
 # ------------------------------------------------------------------------------- parsing
