@@ -215,6 +215,48 @@ local function fill_nulls(obj, tname)
   end
 end
 
+---------------------------------------------------------------- field names as the caller wrote them
+local function collect_camel_keys(v, out)
+  if type(v) ~= "table" or getmetatable(v) == NUMBER or v == json.null then return end
+  for k, e in pairs(v) do
+    -- the keys that name a field in one of its two spellings (camelCase or snake_case)
+    if type(k) == "string" and (string.find(k, "%l%u") or string.find(k, "_")) and #out < 64 then
+      out[#out + 1] = k
+    end
+    collect_camel_keys(e, out)
+  end
+end
+
+local function camel_of(snake)
+  return (string.gsub(snake, "_(%l)", function(c) return string.upper(c) end))
+end
+
+local JSON_TYPE = {
+  STRING = "a string", BOOL = "true or false", MESSAGE = "an object", ENUM = "a string",
+  INT32 = "an integer", INT64 = "an integer", UINT32 = "an integer", UINT64 = "an integer",
+  SINT32 = "an integer", SINT64 = "an integer", DOUBLE = "a number", FLOAT = "a number",
+}
+
+-- A 400's message in the caller's terms: a field in snake_case becomes camelCase where the caller
+-- wrote it so, and the transcoder's protobuf wording ("invalid value 5 for type TYPE_STRING")
+-- becomes JSON's ("must be a string, got 5").
+local function caller_terms(message, camel)
+  message = string.gsub(message, "invalid value (.-) for type TYPE_(%u+%d*)", function(value, t)
+    return "must be " .. (JSON_TYPE[t] or string.lower(t)) .. ", got " .. value
+  end)
+  message = string.gsub(message, "^: Proto field is not repeating, cannot start list%.?",
+    "the request body has a list where an object is expected")
+  message = string.gsub(message, "^Unexpected token%.", "the request body is not valid JSON: unexpected token")
+  if camel and camel ~= "" then
+    message = string.gsub(message, "[%a][%w]*_[%w_]+", function(snake)
+      local c = camel_of(snake)
+      if string.find(camel, " " .. c .. " ", 1, true) then return c end
+      return snake
+    end)
+  end
+  return message
+end
+
 ---------------------------------------------------------------- the filter
 function envoy_on_request(h)
   local headers = h:headers()
@@ -228,14 +270,19 @@ function envoy_on_request(h)
   -- name: copy the alias over here, or the transcoder would drop it as an unknown field.
   local p = string.gsub(headers:get(":path") or "", "%?.*$", "")
   local m = headers:get(":method")
-  if not native and (m == "POST" or m == "PUT") and string.find(p, "^/filesystem/")
-      and string.find(ct, "json", 1, true) then
+  if not native and (m == "POST" or m == "PUT") and string.find(ct, "json", 1, true) then
     headers:remove("content-length")
     local body = h:body()
     if body and body:length() > 0 and body:length() < 65536 then
       local raw = body:getBytes(0, body:length())
       local ok, req = pcall(json.decode, raw)
-      if ok and type(req) == "table" and type(req.path) == "string"
+      if ok and type(req) == "table" then
+        -- the camelCase keys the caller wrote, so error messages name fields as they were written
+        local camel = {}
+        collect_camel_keys(req, camel)
+        h:streamInfo():dynamicMetadata():set("f7t", "camel", " " .. table.concat(camel, " ") .. " ")
+      end
+      if ok and type(req) == "table" and type(req.path) == "string" and string.find(p, "^/filesystem/")
           and (req.sourcePath == nil or req.sourcePath == json.null)
           and (req.source_path == nil or req.source_path == json.null) then
         local at = string.find(raw, "{", 1, true)
@@ -317,7 +364,10 @@ function envoy_on_response(h)
       if parsed.errorType ~= nil then -- already FirecREST-shaped (local reply mapper)
         if status == "401" then -- jwt_authn's reasons, in FirecREST v2's words
           local text = (md and md["token"] == "1") and "Access token is invalid." or "Not authenticated"
+          if parsed.message == "Jwt is expired" then text = "Access token expired" end
           body:setBytes(json.encode_error(text, nil, nil, nil))
+        elseif status == "400" and type(parsed.message) == "string" then -- the transcoder's
+          body:setBytes(json.encode_error(caller_terms(parsed.message, md and md["camel"]), nil, nil, nil))
         end
         return
       end
@@ -336,5 +386,18 @@ function envoy_on_response(h)
     end
   end
   if not message or message == "" then message = STATUS_TEXT[status] or "Error" end
+  if new_status == "400" then
+    message = caller_terms(message, md and md["camel"])
+    if metadata and type(metadata.field) == "string" and string.find(metadata.field, "_") then
+      -- a field the caller did not write in snake_case (or not at all): its camelCase JSON name
+      local written = md and md["camel"] or ""
+      local field = metadata.field
+      if not string.find(written, " " .. field .. " ", 1, true) then
+        local c = camel_of(field)
+        message = string.gsub(message, "%f[%w_]" .. string.gsub(field, "%p", "%%%0") .. "%f[^%w_]", c)
+        metadata.field = c
+      end
+    end
+  end
   body:setBytes(json.encode_error(message, reason, user, metadata))
 end

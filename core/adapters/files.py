@@ -502,6 +502,16 @@ class Extract(_NoOutput):
 # new one, never a part. A failure (or a signal) removes the temporary file. stdin is always read
 # to the end, so the sender is never left writing into a closed channel.
 _UPLOAD = r"""target=$1 tmp=$2 size=$3
+dir=${target%/*}; dir=${dir:-/}
+if [ ! -d "$dir" ]; then
+  cat > /dev/null
+  if [ -e "$dir" ]; then why="'$dir' is not a directory"; err="Not a directory"
+  else why="no directory '$dir'"; err="No such file or directory"; fi
+  printf "%s: %s (%s)\n" "$target" "$err" "$why" >&2; exit 1
+fi
+if [ ! -w "$dir" ] || [ ! -x "$dir" ]; then
+  cat > /dev/null; printf "%s: Permission denied (cannot write in '%s')\n" "$target" "$dir" >&2; exit 1
+fi
 trap 'rm -f -- "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 set -C

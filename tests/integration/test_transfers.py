@@ -404,7 +404,7 @@ def test_upload_input_is_checked_before_anything_runs(alice, workdir, case, stat
         ("rm", "relative", 400, "absolute"),
         ("compress", "bad_compression", 400, "compression"),
         ("extract", "target_not_dir", 400, "not a directory"),
-        ("cp", "unknown_system", 404, "does not exist"),
+        ("cp", "unknown_system", 404, "System not found"),
     ],
 )
 def test_other_transfers_check_their_input(alice, workdir, endpoint, case, status, message):
