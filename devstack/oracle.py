@@ -99,6 +99,9 @@ def ensure_keys(layout: Layout) -> dict[str, dict[str, str]]:
 def config(layout: Layout, keys: dict[str, dict[str, str]], streamer: bool = False) -> dict:
     """FirecREST v2's config for the local stack, mirroring what the gateway is given."""
     issuer = json.loads((layout.gateway_dir / "issuer" / "config.json").read_text())
+    # its health prober authenticates as a service account: the first test user's client will do
+    # (it probes with that user's key), so its /status answers carry real probe results
+    prober = next(c for c in issuer["clients"] if c.get("username") == layout.users[0])
     creds = layout.credentials()
     transfer: dict = {
         "service_type": "s3",
@@ -133,8 +136,8 @@ def config(layout: Layout, keys: dict[str, dict[str, str]], streamer: bool = Fal
                                 "keep_alive": 5},
                 },
                 "scheduler": {"type": "slurm", "version": "22.05", "timeout": 30, "connection_mode": "ssh"},
-                "service_account": {"client_id": "oracle-health", "secret": "unused"},
-                "probing": {"interval_check": 3600,
+                "service_account": {"client_id": prober["client_id"], "secret": prober["client_secret"]},
+                "probing": {"interval_check": 30,
                             "services": {"ssh": {"timeout": 5}, "filesystem": {"timeout": 5},
                                          "scheduler": {"timeout": 5}}},
                 "file_systems": [

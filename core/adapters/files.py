@@ -503,11 +503,9 @@ class Extract(_NoOutput):
 # to the end, so the sender is never left writing into a closed channel.
 _UPLOAD = r"""target=$1 tmp=$2 size=$3
 dir=${target%/*}; dir=${dir:-/}
-if [ ! -d "$dir" ]; then
+if ! why=$(LC_ALL=C ls -d -- "$dir/." 2>&1 >/dev/null); then
   cat > /dev/null
-  if [ -e "$dir" ]; then why="'$dir' is not a directory"; err="Not a directory"
-  else why="no directory '$dir'"; err="No such file or directory"; fi
-  printf "%s: %s (%s)\n" "$target" "$err" "$why" >&2; exit 1
+  printf "%s: %s (the directory '%s')\n" "$target" "${why##*: }" "$dir" >&2; exit 1
 fi
 if [ ! -w "$dir" ] || [ ! -x "$dir" ]; then
   cat > /dev/null; printf "%s: Permission denied (cannot write in '%s')\n" "$target" "$dir" >&2; exit 1

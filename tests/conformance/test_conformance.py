@@ -59,12 +59,14 @@ class Side:
     base: str
     dir: Path  # this side's working directory (identical contents on both sides)
     jobdir: Path  # this side's directory for job output (kept out of `dir`, whose listing is compared)
-    token: Callable[[], str]
+    token: Callable[[str], str]  # user -> a valid token
     system: str
     jobs: dict[str, str] = field(default_factory=dict)  # per-side jobs made during setup
 
-    def send(self, method: str, path: str, *, token: str | None = None, **kw: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token if token is not None else self.token()}"}
+    def send(self, method: str, path: str, *, token: str | None = None, user: str = USER, **kw: Any) -> requests.Response:
+        """As `user` (default); `token` instead of a valid one if given ("" sends no token at all)."""
+        token = self.token(user) if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         url = self.base + _subst(path, self)
         for k in ("params", "json"):
             if k in kw:
@@ -91,7 +93,8 @@ class Case:
     path: str
     kw: dict[str, Any] = field(default_factory=dict)
     volatile: tuple[str, ...] = ()
-    token: str | None = None  # None: the user's valid token
+    token: str | None = None  # None: the user's valid token; "": none at all
+    user: str = USER
     pick: Callable[[Any, Side], Any] | None = None  # reduce a body before comparing (e.g. one job of a list)
     before: Callable[[Side], None] | None = None  # per-side preparation (e.g. a job to cancel)
 
@@ -151,7 +154,7 @@ def sides(stack: dict[str, str], oracle: str, token: Callable[[str], str]) -> It
         jobdir = run / f"jobs-{name}"
         jobdir.mkdir()
         _own(jobdir)
-        out[label] = Side(label, base, run / name, jobdir, lambda: token(USER), stack["F7T_SYSTEM"])
+        out[label] = Side(label, base, run / name, jobdir, token, stack["F7T_SYSTEM"])
     yield out
     shutil.rmtree(run, ignore_errors=True)
 
@@ -175,6 +178,31 @@ def _submit(side: Side, script: str, name: str) -> str:
     r = side.send("POST", "/compute/{system}/jobs", json={"job": job})
     assert r.status_code == 201, r.text
     return str(r.json()["jobId"])
+
+
+@pytest.fixture(scope="module")
+def listed_job(sides: dict[str, Side]) -> Iterator[str]:
+    """A finished job of bob's, for the listing. Bob, because FirecREST v2 fails to list a user's jobs
+    once a job name in the last 7 days contains '|' (ORACLE.md), and alice's hostile-name tests make
+    such jobs; nothing of bob's is named so."""
+    home = Path("/home") / OTHER / f"f7t-conformance-{uuid.uuid4().hex[:8]}"
+    home.mkdir()
+    _own(home, OTHER)
+    ours = sides["ours"]
+    job = {"name": "conformance-listed", "script": JOB_SCRIPT, "workingDirectory": str(home)}
+    r = ours.send("POST", "/compute/{system}/jobs", json={"job": job}, user=OTHER)
+    assert r.status_code == 201, r.text
+    job_id = str(r.json()["jobId"])
+    end = time.monotonic() + 150
+    while True:
+        r = ours.send("GET", f"/compute/{{system}}/jobs/{job_id}", user=OTHER)
+        if r.status_code == 200 and r.json()["jobs"][0]["time"].get("end"):
+            break
+        assert time.monotonic() < end, r.text
+        time.sleep(1)
+    time.sleep(2)
+    yield job_id
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -222,13 +250,14 @@ JOB_VOLATILE = ("$.jobs[*].time.*", "$.jobs[*].nodes", "$.jobs[*].allocationNode
 
 CASES: list[Case] = [
     # ---- status
-    Case("GET /status/liveness/", "ok", "GET", "/status/liveness/", volatile=("$.lastUpdate",)),
+    Case("GET /status/liveness/", "ok", "GET", "/status/liveness/", volatile=("$.lastUpdate", "$.healthcheckRuns")),
     # health probes depend on each side's probing (timing, service account); timeouts, pool size and
     # probing settings are each side's configuration
     Case("GET /status/systems", "ok", "GET", "/status/systems",
          volatile=("$.systems[*].servicesHealth", "$.systems[*].lastHealthCheck", "$.systems[*].probing",
                    "$.systems[*].ssh.timeout.*", "$.systems[*].ssh.maxClients")),
     Case("GET /status/systems", "bad token", "GET", "/status/systems", token="not-a-jwt"),
+    Case("GET /status/systems", "no token", "GET", "/status/systems", token=""),
     Case("GET /status/{system_name}/nodes", "ok", "GET", "/status/{system}/nodes",
          volatile=("$.nodes[*].cpuLoad", "$.nodes[*].freeMemory", "$.nodes[*].allocMemory",
                    "$.nodes[*].allocCpus", "$.nodes[*].idleCpus", "$.nodes[*].state")),
@@ -249,8 +278,8 @@ CASES: list[Case] = [
          {"json": {"job": {"name": "x", "workingDirectory": "{jobdir}"}}}),
     Case("POST /compute/{system_name}/jobs", "unknown system", "POST", "/compute/nosuch/jobs",
          {"json": _job_body()}),
-    Case("GET /compute/{system_name}/jobs", "ok", "GET", "/compute/{system}/jobs",
-         pick=_only_job(lambda s: s.jobs["done"]), volatile=JOB_VOLATILE),
+    Case("GET /compute/{system_name}/jobs", "ok", "GET", "/compute/{system}/jobs", user=OTHER,
+         pick=_only_job(lambda s: s.jobs["listed"]), volatile=JOB_VOLATILE),
     Case("GET /compute/{system_name}/jobs", "unknown system", "GET", "/compute/nosuch/jobs"),
     Case("GET /compute/{system_name}/jobs/{job_id}", "ok", "GET", "/compute/{system}/jobs/{done}",
          volatile=JOB_VOLATILE),
@@ -418,13 +447,16 @@ def report(sides: dict[str, Side]) -> Iterator[dict[str, dict[str, Any]]]:
     out.mkdir(parents=True, exist_ok=True)
     ops = sorted({c.op for c in CASES})
     lines = ["# Differential conformance: ours vs FirecREST v2 2.5.6", ""]
-    identical_ops = 0
+    identical_ops = explained_ops = 0
     for op in ops:
         cases = [c for c in CASES if c.op == op]
         results = [REPORT.get(c.id) for c in cases]
         ok = all(r and r["identical"] for r in results)
+        explained = all(r and all(accepted(c.id, d) for d in r["differences"]) for c, r in zip(cases, results, strict=True))
         identical_ops += ok
-        lines.append(f"## {op}: {'identical' if ok else 'differs'}")
+        explained_ops += explained and not ok
+        verdict = "identical" if ok else ("identical but for documented deviations" if explained else "DIFFERS")
+        lines.append(f"## {op}: {verdict}")
         for c, r in zip(cases, results, strict=True):
             if r is None:
                 lines.append(f"- {c.name}: not run")
@@ -436,21 +468,24 @@ def report(sides: dict[str, Side]) -> Iterator[dict[str, dict[str, Any]]]:
                     dev = accepted(c.id, d)
                     lines.append(f"    - {d}" + (f"  [deviation: {dev.reason}]" if dev else "  [NOT ACCEPTED]"))
         lines.append("")
-    lines.insert(2, f"{identical_ops}/{len(ops)} operations identical in every case; "
+    lines.insert(2, f"{identical_ops}/{len(ops)} operations identical in every case, {explained_ops} more identical "
+                    f"but for documented deviations (tests/conformance/deviations.py); "
                     f"{sum(1 for r in REPORT.values() if r['identical'])}/{len(REPORT)} cases identical.\n")
     (out / "report.md").write_text("\n".join(lines))
     (out / "report.json").write_text(json.dumps(REPORT, indent=1, sort_keys=True))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_same_answer(case: Case, sides: dict[str, Side], done_job: str, report: dict[str, Any]) -> None:
+def test_same_answer(
+    case: Case, sides: dict[str, Side], done_job: str, listed_job: str, report: dict[str, Any]
+) -> None:
     answers = {}
     for label, side in sides.items():
         side.jobs["done"] = done_job
+        side.jobs["listed"] = listed_job
         if case.before:
             case.before(side)
-        token = case.token
-        r = side.send(case.method, _resolve(case, side, done_job), token=token, **dict(case.kw))
+        r = side.send(case.method, _resolve(case, side, done_job), token=case.token, user=case.user, **dict(case.kw))
         status, body = _answer(r)
         if case.pick:
             body = case.pick(body, side)

@@ -836,7 +836,7 @@ def test_pyfirecrest_file_operations(pyfirecrest: Callable[[str], Any], system: 
     assert st["size"] == (wd / "made" / "f.txt").stat().st_size
     assert fc.head(system, d + "/f.txt", num_lines=2)["content"] == "0\n1\n"
     assert fc.tail(system, d + "/f.txt", num_bytes=3)["content"] == "29\n"
-    assert fc.tail(system, d + "/f.txt", num_lines=28, exclude_beginning=True)["content"] == "28\n29\n"
+    assert fc.tail(system, d + "/f.txt", num_lines=28, exclude_beginning=True)["content"] == "27\n28\n29\n"  # from line 28
     assert fc.view(system, d + "/f.txt").startswith("0\n1\n2\n")
     assert (
         fc.checksum(system, d + "/f.txt")["checksum"]
