@@ -268,8 +268,17 @@ function envoy_on_request(h)
   -- FirecREST accepts `path` as an alias of `sourcePath` in filesystem request bodies and
   -- pyfirecrest sends it (chmod, chown, transfer/upload...). The contract keeps the spec's one
   -- name: copy the alias over here, or the transcoder would drop it as an unknown field.
-  local p = string.gsub(headers:get(":path") or "", "%?.*$", "")
+  local full_path = headers:get(":path") or ""
+  local p = string.gsub(full_path, "%?.*$", "")
   local m = headers:get(":method")
+  -- query parameters count as written too (?time_window=... names time_window in an error)
+  local written = {}
+  for k in string.gmatch(string.match(full_path, "%?(.*)$") or "", "([^&=]+)=?[^&]*") do
+    if (string.find(k, "%l%u") or string.find(k, "_")) and #written < 32 then written[#written + 1] = k end
+  end
+  if #written > 0 then
+    h:streamInfo():dynamicMetadata():set("f7t", "camel", " " .. table.concat(written, " ") .. " ")
+  end
   if not native and (m == "POST" or m == "PUT") and string.find(ct, "json", 1, true) then
     headers:remove("content-length")
     local body = h:body()
@@ -278,7 +287,7 @@ function envoy_on_request(h)
       local ok, req = pcall(json.decode, raw)
       if ok and type(req) == "table" then
         -- the camelCase keys the caller wrote, so error messages name fields as they were written
-        local camel = {}
+        local camel = written
         collect_camel_keys(req, camel)
         h:streamInfo():dynamicMetadata():set("f7t", "camel", " " .. table.concat(camel, " ") .. " ")
       end
