@@ -57,9 +57,13 @@ class TransferMixin:
         td = request.transfer_directives
         method = transfer_method(td.transfer_method)
         target = paths.require_path(request.source_path, "sourcePath")
-        size = file_size_of(td.file_size if td.HasField("file_size") else None)
+        # the streamer needs no size (pyfirecrest sends it anyway); s3 plans its parts with it
+        has_size = td.HasField("file_size")
+        size = file_size_of(td.file_size) if has_size or method == "s3" else None
         s = await self._start(
-            TransferRequest(Op.UPLOAD, request.system_name, request.account, target=target, file_size=size)
+            TransferRequest(
+                Op.UPLOAD, request.system_name, request.account, target=target, file_size=size, method=method
+            )
         )
         return pb.TransferUploadResponse(
             transfer_directives=pb.TransferDirectivesResult(
@@ -67,6 +71,7 @@ class TransferMixin:
                 parts_upload_urls=list(s.upload_urls),
                 complete_upload_url=s.complete_url,
                 max_part_size=s.part_size,
+                coordinates=s.job.coordinates,
             ),
             transfer_job=_job(s),
         )
@@ -77,11 +82,11 @@ class TransferMixin:
         method = transfer_method(request.transfer_directives.transfer_method)
         source = paths.require_path(request.source_path, "sourcePath")
         s = await self._start(
-            TransferRequest(Op.DOWNLOAD, request.system_name, request.account, source=source)
+            TransferRequest(Op.DOWNLOAD, request.system_name, request.account, source=source, method=method)
         )
         return pb.TransferDownloadResponse(
             transfer_directives=pb.TransferDirectivesResult(
-                transfer_method=method, download_url=s.download_url
+                transfer_method=method, download_url=s.download_url, coordinates=s.job.coordinates
             ),
             transfer_job=_job(s),
         )

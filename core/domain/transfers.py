@@ -25,6 +25,7 @@ import contextlib
 import logging
 import math
 import re
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -137,13 +138,28 @@ def file_size_of(value: float | None) -> int:
     return int(value)
 
 
+TRANSFER_METHODS = ("s3", "streamer")
+
+
 def transfer_method(value: str) -> str:
+    """"s3" (staged through the object store, the default) or "streamer" (straight from the node)."""
     method = (value or "s3").lower()
-    if method != "s3":
+    if method == "wormhole":
         raise InvalidArgument(
-            f"transfer method {value!r} is not offered here: use 's3'", metadata={"field": "transferMethod"}
+            "transfer method 'wormhole' needs a public Magic Wormhole relay, which this gateway does not "
+            "use: choose 's3' or 'streamer'",
+            metadata={"field": "transferMethod"},
+        )
+    if method not in TRANSFER_METHODS:
+        raise InvalidArgument(
+            f"transfer method {value!r} is not offered here: use 's3' or 'streamer'",
+            metadata={"field": "transferMethod"},
         )
     return method
+
+
+# what a streamer server prints once it accepts connections (firecrest-streamer's own words)
+STREAMER_LISTENING = "Server is listening on"
 
 
 # ---------------------------------------------------------------- object keys
@@ -367,6 +383,8 @@ class JobPlan:
     compression: str = "gzip"
     pattern: str = ""
     staged: Staged | None = None
+    method: str = "s3"  # upload/download: "s3" (staged) or "streamer"
+    secret: str = ""  # streamer: the one-time secret its client must present
 
 
 @dataclass(frozen=True)
@@ -392,6 +410,7 @@ class Submitted:
     output_log: str
     error_log: str
     working_directory: str = ""  # where the job runs: the user's home, as FirecREST v2 reports it
+    coordinates: str = ""  # streamer: what the client needs to connect (FirecREST v2's encoding)
 
 
 # ---------------------------------------------------------------- ports
@@ -433,6 +452,9 @@ class TransferSystem(Protocol):
 
     name: str
 
+    streamer_offered: bool
+    streamer_ready_timeout: float
+
     async def check(self, user: str, check: Check) -> Checked: ...
 
     async def submit(self, user: str, home: str, plan: JobPlan, account: str) -> Submitted: ...
@@ -460,6 +482,7 @@ class TransferRequest:
     dereference: bool = False
     compression: str = "gzip"
     pattern: str = ""
+    method: str = "s3"
 
 
 @dataclass(frozen=True)
@@ -520,14 +543,22 @@ class TransferService:
     async def start(self, user: str, req: TransferRequest) -> Started:
         system = self._systems(req.system)
         check_account(req.account)
+        streamer = req.method == "streamer" and req.op in (Op.UPLOAD, Op.DOWNLOAD)
+        if streamer and not system.streamer_offered:
+            raise InvalidArgument(
+                f"transfer method 'streamer' is not offered on system '{system.name}': use 's3'",
+                metadata={"field": "transferMethod"},
+            )
         plan_for_upload: PartPlan | None = None
-        if req.op is Op.UPLOAD:
+        if req.op is Op.UPLOAD and not streamer:
             store = self._store()
             plan_for_upload = plan_parts(req.file_size or 0, store.part_size, store.max_part_count)
-        elif req.op is Op.DOWNLOAD:
+        elif req.op is Op.DOWNLOAD and not streamer:
             self._store()
         checked = await system.check(user, Check(req.op, req.source, req.target))
         meta: dict[str, Any] = {"operation": req.op.value}
+        if streamer:
+            meta["transferMethod"] = "streamer"
         if req.source:
             meta["sourcePath"] = req.source
         if req.target:
@@ -538,7 +569,9 @@ class TransferService:
         try:
             directory = f"{checked.home.rstrip('/')}/.firecrest/transfers/{task.id}"
             size = 0
-            if req.op is Op.UPLOAD:
+            if streamer:
+                size = checked.size or 0 if req.op is Op.DOWNLOAD else req.file_size or 0
+            elif req.op is Op.UPLOAD:
                 assert plan_for_upload is not None
                 size = req.file_size or 0
                 staged = await asyncio.to_thread(
@@ -568,6 +601,8 @@ class TransferService:
                 compression=req.compression,
                 pattern=req.pattern,
                 staged=staged,
+                method="streamer" if streamer else "s3",
+                secret=secrets.token_urlsafe(24) if streamer else "",
             )
             job = await system.submit(user, checked.home, plan, req.account)
         except BaseException:
@@ -594,6 +629,8 @@ class TransferService:
             if staged is not None:
                 await asyncio.to_thread(self._cleanup_staged, staged.key, staged.upload_id)
         self.wake()
+        if streamer and not task.done:
+            await self._until_listening(system, user, job)
         started = Started(task=task, job=job)
         if staged is not None and req.op is Op.UPLOAD:
             started = Started(
@@ -606,6 +643,17 @@ class TransferService:
         elif staged is not None:
             started = Started(task=task, job=job, download_url=self._download_url(staged))
         return started
+
+    async def _until_listening(self, system: TransferSystem, user: str, job: Submitted) -> None:
+        """Answer a streamer transfer once its server accepts connections (or after the system's
+        ready timeout, e.g. while the job waits in the queue): clients connect as soon as they see
+        the job running, which happens a moment before the server listens."""
+        end = self.clock() + system.streamer_ready_timeout
+        while self.clock() < end:
+            log = await system.read_log(user, job.output_log)
+            if log and STREAMER_LISTENING in log:
+                return
+            await asyncio.sleep(0.3)
 
     def _stage_upload(self, user: str, tid: str, target: str, parts: PartPlan) -> Staged:
         store = self._store()
