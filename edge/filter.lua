@@ -9,6 +9,7 @@ local SUCCESS_HEADER = "x-f7t-http-status"
 local REASON_HEADER = "x-f7t-reason"
 local USER_HEADER = "x-f7t-caller"
 local MESSAGE_HEADER = "x-f7t-message"
+local REASON_OUT_HEADER = "f7t-error-reason" -- the ErrorInfo reason, for REST callers
 
 local function percent_decode(s)
   return (string.gsub(s, "%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
@@ -174,20 +175,11 @@ function json.encode(v)
   return table.concat(out)
 end
 
--- FirecREST's error body: {"errorType","message","causedBy","data","user"}
-function json.encode_error(message, reason, user, metadata)
-  local data = "null"
-  if reason then
-    local parts = { '"reason":' .. encode_string(reason) }
-    if metadata then
-      for k, v in pairs(metadata) do
-        if type(v) == "string" then parts[#parts + 1] = encode_string(k) .. ":" .. encode_string(v) end
-      end
-    end
-    data = "{" .. table.concat(parts, ",") .. "}"
-  end
+-- FirecREST v2's error body: {"errorType","message","causedBy","data","user"}, data null as it
+-- sends it (the machine-readable reason travels in the f7t-error-reason header instead)
+function json.encode_error(message, user)
   local u = user and encode_string(user) or "null"
-  return '{"errorType":"error","message":' .. encode_string(message) .. ',"causedBy":null,"data":' .. data
+  return '{"errorType":"error","message":' .. encode_string(message) .. ',"causedBy":null,"data":null'
     .. ',"user":' .. u .. "}"
 end
 
@@ -362,6 +354,7 @@ function envoy_on_response(h)
   if message then message = percent_decode(message) end
   local new_status = (reason and REASON_STATUS[reason]) or status
   if new_status ~= status then headers:replace(":status", new_status) end
+  if reason then headers:replace(REASON_OUT_HEADER, reason) end
   headers:replace("content-type", "application/json")
   headers:remove("content-length")
   local body = h:body(true)
@@ -374,9 +367,9 @@ function envoy_on_response(h)
         if status == "401" then -- jwt_authn's reasons, in FirecREST v2's words
           local text = (md and md["token"] == "1") and "Access token is invalid." or "Not authenticated"
           if parsed.message == "Jwt is expired" then text = "Access token expired" end
-          body:setBytes(json.encode_error(text, nil, nil, nil))
+          body:setBytes(json.encode_error(text, nil))
         elseif status == "400" and type(parsed.message) == "string" then -- the transcoder's
-          body:setBytes(json.encode_error(caller_terms(parsed.message, md and md["camel"]), nil, nil, nil))
+          body:setBytes(json.encode_error(caller_terms(parsed.message, md and md["camel"]), nil))
         end
         return
       end
@@ -408,5 +401,5 @@ function envoy_on_response(h)
       end
     end
   end
-  body:setBytes(json.encode_error(message, reason, user, metadata))
+  body:setBytes(json.encode_error(message, user))
 end

@@ -37,13 +37,6 @@ JOB = "{system_name}/jobs/{job_id}"
 WHOLE = "*"  # every difference of the case: FirecREST v2's answer is a failure of its own there
 
 DEVIATIONS: list[Deviation] = [
-    # ---- every error
-    Deviation("*", '$.data: object {*"reason": *} in ours, null null in theirs',
-              "ours carries the machine-readable reason (and the field or id concerned) in `data`, the same "
-              "ErrorInfo reason native gRPC callers get; FirecREST v2 sends null there except for "
-              "validation errors"),
-    Deviation("*", "$.data: absent in theirs *",
-              "the same `data` as above, where FirecREST v2 answers no error at all (see the case)"),
     # ---- FirecREST v2 fails with a 500 (or hangs) where the caller made the mistake
     Deviation(f"DELETE /compute/{JOB} [unknown job]", WHOLE,
               "FirecREST v2 answers 500 with scancel's text; ours 404 'Job not found.' like a GET"),

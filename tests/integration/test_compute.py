@@ -501,7 +501,8 @@ def test_unknown_system_is_404(rest, compute, auth, workdir):
         "/compute/nope/jobs",
         json={"job": {"working_directory": str(workdir), "script": "#!/bin/bash\ntrue\n"}},
     )
-    assert assert_firecrest_error(r, 404)["data"]["reason"] == "SYSTEM_NOT_FOUND"
+    assert assert_firecrest_error(r, 404)["data"] is None  # FirecREST v2's shape
+    assert r.headers["f7t-error-reason"] == "SYSTEM_NOT_FOUND"
     for path in ("/compute/nope/jobs", "/compute/nope/jobs/1", "/compute/nope/jobs/1/metadata"):
         assert_firecrest_error(rest("alice").get(path), 404)
     with pytest.raises(grpc.RpcError) as e:

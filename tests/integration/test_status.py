@@ -69,9 +69,10 @@ def test_nodes_partitions_reservations(alice):
 
 def test_unknown_system_is_404_with_firecrest_error(alice):
     for path in ("nodes", "partitions", "reservations", "userinfo"):
-        body = assert_firecrest_error(alice.get(f"/status/no-such-system/{path}"), 404)
+        r = alice.get(f"/status/no-such-system/{path}")
+        body = assert_firecrest_error(r, 404)
         assert body["message"] == "System not found"  # FirecREST v2's words
-        assert body["data"]["reason"] == "SYSTEM_NOT_FOUND" and body["data"]["system"] == "no-such-system"
+        assert body["data"] is None and r.headers["f7t-error-reason"] == "SYSTEM_NOT_FOUND"
 
 
 def test_unknown_path_is_404_with_firecrest_error(alice):
