@@ -59,7 +59,7 @@ class TransferMixin:
         target = paths.require_path(request.source_path, "sourcePath")
         # the streamer needs no size (pyfirecrest sends it anyway); s3 plans its parts with it
         has_size = td.HasField("file_size")
-        size = file_size_of(td.file_size) if has_size or method == "s3" else None
+        size = file_size_of(td.file_size if has_size else None) if has_size or method == "s3" else None
         s = await self._start(
             TransferRequest(
                 Op.UPLOAD, request.system_name, request.account, target=target, file_size=size, method=method
