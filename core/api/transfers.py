@@ -42,6 +42,13 @@ class TransferMixin:
 
     gw: Gateway
 
+    def _fs_path(self, system_name: str, value: str, field: str = "path") -> str:
+        """The request's main path: absolute, and inside one of the system's file systems (FirecREST
+        v2 refuses others with a 400 before running anything)."""
+        cluster = self.gw.cluster(system_name)
+        path = paths.require_path(value, field)
+        return paths.in_file_systems(path, [f.path for f in cluster.cfg.filesystems], cluster.name)
+
     def _transfers(self) -> TransferService:
         svc: TransferService | None = getattr(self.gw, "transfers", None)
         if svc is None:
@@ -56,7 +63,7 @@ class TransferMixin:
     ) -> pb.TransferUploadResponse:
         td = request.transfer_directives
         method = transfer_method(td.transfer_method)
-        target = paths.require_path(request.source_path, "sourcePath")
+        target = self._fs_path(request.system_name, request.source_path, "sourcePath")
         # the streamer needs no size (pyfirecrest sends it anyway); s3 plans its parts with it
         has_size = td.HasField("file_size")
         size = file_size_of(td.file_size if has_size else None) if has_size or method == "s3" else None
@@ -80,7 +87,7 @@ class TransferMixin:
         self, request: pb.TransferDownloadRequest, context: grpc.aio.ServicerContext
     ) -> pb.TransferDownloadResponse:
         method = transfer_method(request.transfer_directives.transfer_method)
-        source = paths.require_path(request.source_path, "sourcePath")
+        source = self._fs_path(request.system_name, request.source_path, "sourcePath")
         s = await self._start(
             TransferRequest(Op.DOWNLOAD, request.system_name, request.account, source=source, method=method)
         )
@@ -99,7 +106,7 @@ class TransferMixin:
                 Op.COPY,
                 request.system_name,
                 request.account,
-                source=paths.require_path(request.source_path, "sourcePath"),
+                source=self._fs_path(request.system_name, request.source_path, "sourcePath"),
                 target=paths.require_path(request.target_path, "targetPath"),
                 dereference=request.dereference,
             )
@@ -114,7 +121,7 @@ class TransferMixin:
                 Op.MOVE,
                 request.system_name,
                 request.account,
-                source=paths.require_path(request.source_path, "sourcePath"),
+                source=self._fs_path(request.system_name, request.source_path, "sourcePath"),
                 target=paths.require_path(request.target_path, "targetPath"),
             )
         )
@@ -136,7 +143,7 @@ class TransferMixin:
     async def TransferCompress(
         self, request: pb.TransferCompressRequest, context: grpc.aio.ServicerContext
     ) -> pb.TransferCompressResponse:
-        source = paths.require_path(request.source_path, "sourcePath")
+        source = self._fs_path(request.system_name, request.source_path, "sourcePath")
         paths.split_for_archive(source)
         s = await self._start(
             TransferRequest(
@@ -160,7 +167,7 @@ class TransferMixin:
                 Op.EXTRACT,
                 request.system_name,
                 request.account,
-                source=paths.require_path(request.source_path, "sourcePath"),
+                source=self._fs_path(request.system_name, request.source_path, "sourcePath"),
                 target=paths.require_path(request.target_path, "targetPath"),
                 compression=paths.require_compression(request.compression),
             )

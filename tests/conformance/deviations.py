@@ -46,8 +46,13 @@ DEVIATIONS: list[Deviation] = [
               "FirecREST v2 passes 'abc' to sacct and answers 500; ours 400 before running anything"),
     Deviation("PUT /filesystem/{system_name}/ops/chmod [bad mode]", WHOLE,
               "FirecREST v2 runs chmod and answers 500 with its usage text; ours 400 saying what a mode is"),
-    Deviation("GET /filesystem/{system_name}/ops/checksum [a directory]", "status: 400 in ours, 500 in theirs",
-              "checksum of a directory is the caller's mistake: 400, same message"),
+    *(Deviation(case, "status: 400 in ours, 500 in theirs",
+                "a path of the wrong kind is the caller's mistake: 400 with the same message, not FirecREST "
+                "v2's 500")
+      for case in ("GET /filesystem/{system_name}/ops/checksum [a directory]",
+                   "GET /filesystem/{system_name}/ops/head [a directory]",
+                   "GET /filesystem/{system_name}/ops/ls [not a directory]",
+                   "POST /filesystem/{system_name}/ops/mkdir [under a file]")),
     Deviation("GET /filesystem/{system_name}/ops/download [over-size]", WHOLE,
               "FirecREST v2 answers 500 'Channel not open for sending'; ours 413 saying the limit and "
               "that the transfer endpoints take larger files"),

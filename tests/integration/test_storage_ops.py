@@ -225,7 +225,10 @@ def test_ls_errors(alice: Any, wd: Path) -> None:
     err(alice.get(f"{OPS}/ls?" + qs(path="")), 400)
     err(alice.get(f"{OPS}/ls"), 400)
     err(alice.get(f"{OPS}/ls?" + qs(path=str(wd) + "\x00x")), 400, "NUL")
-    err(alice.get(f"{OPS}/ls?" + qs(path="/root")), 403, "Permission denied")
+    err(alice.get(f"{OPS}/ls?" + qs(path="/home/bob")), 403, "Permission denied")
+    # outside the system's file systems (/home, /tmp): refused before anything runs, as FirecREST v2 does
+    err(alice.get(f"{OPS}/ls?" + qs(path="/root")), 400, "does not match any of the defined filesystem paths")
+    err(alice.get(f"{OPS}/ls?" + qs(path="/home/../etc")), 400, "(/etc)")
     locked = mkdir(wd / "locked", mode=0o000)
     err(alice.get(f"{OPS}/ls?" + qs(path=str(locked))), 403, "Permission denied")
     err(alice.get("/filesystem/no-such-system/ops/ls?" + qs(path=str(wd))), 404)
@@ -387,12 +390,12 @@ def test_symlink(alice: Any, wd: Path) -> None:
     assert os.readlink(wd / "ln") == str(wd / "target")
     # never overwrites, and an existing directory is not a place to put the link in (ln -T)
     err(
-        alice.post(f"{OPS}/symlink", json={"sourcePath": "/etc", "linkPath": str(wd / "ln")}),
+        alice.post(f"{OPS}/symlink", json={"sourcePath": "/tmp", "linkPath": str(wd / "ln")}),
         400,
         "File exists",
     )
     err(
-        alice.post(f"{OPS}/symlink", json={"sourcePath": "/etc", "linkPath": str(wd / "dir")}),
+        alice.post(f"{OPS}/symlink", json={"sourcePath": "/tmp", "linkPath": str(wd / "dir")}),
         400,
         "File exists",
     )
@@ -429,12 +432,15 @@ def test_chmod(alice: Any, wd: Path) -> None:
     )
     err(alice.put(f"{OPS}/chmod", json={"sourcePath": str(f)}), 400, "mode")
     err(alice.put(f"{OPS}/chmod", json={"sourcePath": str(wd / "nope"), "mode": "600"}), 404, "No such file")
+    roots = wd / "roots"
+    roots.write_text("root's\n")  # created by root: not alice's to change
+    roots.chmod(0o644)
     err(
-        alice.put(f"{OPS}/chmod", json={"sourcePath": "/etc/passwd", "mode": "777"}),
+        alice.put(f"{OPS}/chmod", json={"sourcePath": str(roots), "mode": "777"}),
         403,
         "Operation not permitted",
     )
-    assert stat.S_IMODE(Path("/etc/passwd").stat().st_mode) == 0o644
+    assert stat.S_IMODE(roots.stat().st_mode) == 0o644
 
 
 def test_chown(alice: Any, wd: Path) -> None:

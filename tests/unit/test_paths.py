@@ -391,3 +391,12 @@ def test_header_params() -> None:
         {"name": "file", "filename": "x.txt"},
     )
     assert parse_header_params("multipart/form-data; boundary=----abc")[1] == {"boundary": "----abc"}
+
+
+def test_a_filesystem_request_stays_inside_the_systems_file_systems() -> None:
+    roots = ["/home", "/scratch/"]
+    for ok in ("/home", "/home/alice/x", "/scratch/a", "/home/alice/../bob", "//home/alice"):
+        assert paths.in_file_systems(ok, roots, "c") == ok
+    for bad in ("/", "/etc/passwd", "/homes/x", "/home/../etc", "/scratchy"):
+        with pytest.raises(InvalidArgument, match="does not match any of the defined filesystem paths"):
+            paths.in_file_systems(bad, roots, "c")
