@@ -64,7 +64,7 @@ def ensure_venv(layout: Layout, log=print) -> Path:  # type: ignore[no-untyped-d
     stamp = venv / f".installed-{hashlib.sha256(req.read_bytes()).hexdigest()[:16]}"
     if stamp.exists():
         return venv
-    log(f"oracle: creating {venv} (FirecREST v2 requirements, about a minute)")
+    log(f"oracle: creating {venv} (FirecREST v2 requirements, about three minutes)")
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     subprocess.run(
         [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", "-r", str(req)],
