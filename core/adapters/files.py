@@ -419,11 +419,11 @@ class Head(_Part):
 
 
 class Tail(_Part):
-    """tail: the last n lines/bytes, or with skip all but the first n (tail -n +n+1)."""
+    """tail: the last n lines/bytes, or with skip from line/byte n on (`tail -n +n`, as FirecREST v2)."""
 
     def tool_argv(self) -> list[str]:
         flag = "-n" if self.part.unit == "lines" else "-c"
-        n = f"+{self.part.n + 1}" if self.part.skip else str(self.part.n)
+        n = f"+{self.part.n}" if self.part.skip else str(self.part.n)
         return ["tail", flag, n, "--", self.path]
 
 
@@ -577,6 +577,14 @@ class Extract(_NoOutput):
 # new one, never a part. A failure (or a signal) removes the temporary file. stdin is always read
 # to the end, so the sender is never left writing into a closed channel.
 _UPLOAD = r"""target=$1 tmp=$2 size=$3
+dir=${target%/*}; dir=${dir:-/}
+if ! why=$(LC_ALL=C ls -d -- "$dir/." 2>&1 >/dev/null); then
+  cat > /dev/null
+  printf "%s: %s (the directory '%s')\n" "$target" "${why##*: }" "$dir" >&2; exit 1
+fi
+if [ ! -w "$dir" ] || [ ! -x "$dir" ]; then
+  cat > /dev/null; printf "%s: Permission denied (cannot write in '%s')\n" "$target" "$dir" >&2; exit 1
+fi
 trap 'rm -f -- "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 set -C

@@ -30,11 +30,13 @@ from core.domain.jobs import (
     JobMetadata,
     JobSpec,
     Scheduler,
+    _text,
     check_attach_command,
     check_job_id,
     expand_output_path,
     job_outcome,
     job_tag,
+    time_window_start,
 )
 from core.domain.tasks import Task, TaskError, TaskRepository, TaskState, check_request_id
 from core.services.tracker import TaskTracker
@@ -183,20 +185,25 @@ class JobService:
             log.info("could not remove %s's job directory %s: %s", user, private_dir, e.message)
 
     # ---- inspect -----------------------------------------------------------------------------
-    async def list(self, user: str, system: str, account: str = "") -> list[Job]:
+    async def list(
+        self, user: str, system: str, account: str = "", name: str = "", time_window: str = ""
+    ) -> list[Job]:
         sched = self._schedulers(system)
         if account and not _TOKEN.match(account):
             raise InvalidArgument(f"invalid account name {account!r}", metadata={"field": "account"})
-        jobs = await sched.jobs(user, account)
+        since = time_window_start(time_window)
+        _text("name", name, 256)
+        jobs = await sched.jobs(user, account, since=since, name=name)
         # the caller's own jobs only, whatever the scheduler lets them see
-        return [j for j in jobs if j.user == user]
+        return [j for j in jobs if j.user == user and (not name or j.name == name)]
 
     async def get(self, user: str, system: str, job_id: str) -> Job:
         sched = self._schedulers(system)
         check_job_id(job_id)
         job = await sched.job(user, job_id)
         if job is None or job.user != user:
-            raise NotFound(f"job '{job_id}' not found on system '{system}'", metadata={"job_id": job_id})
+            # FirecREST v2's words: clients (pyfirecrest's wait_for_job...) match "Job not found"
+            raise NotFound("Job not found.", metadata={"job_id": job_id})
         if job.final and job.source == "accounting" and not job.partial:
             await self._observe(user, sched.name, job)
         return job

@@ -285,7 +285,7 @@ def test_squeue_parse() -> None:
         "23",
         "PENDING",
         "Priority",
-        1,
+        60,  # seconds, as FirecREST v2
         None,
     )
 
@@ -520,7 +520,7 @@ class FakeScheduler:
     async def job(self, user: str, job_id: str) -> Job | None:
         return self.records.get(job_id)
 
-    async def jobs(self, user: str, account: str = "") -> list[Job]:
+    async def jobs(self, user: str, account: str = "", since: str = "", name: str = "") -> list[Job]:
         return list(self.records.values())
 
     async def accounting(self, user: str, job_ids: list[str]) -> dict[str, Job]:
