@@ -33,6 +33,7 @@ from core.adapters.taskstore import (
     _now_us,
     check_metadata_key,
     new_task,
+    owner_filters,
     row_to_task,
     task_to_row,
 )
@@ -193,17 +194,7 @@ class PostgresTaskStore(WaitingStore):
         page_token: str = "",
     ) -> TaskPage:
         size = _page_size(page_size)
-        where = ["owner = %s"]
-        args: builtins.list[Any] = [owner]
-        if state is not None:
-            where.append("state = %s")
-            args.append(state.value)
-        if kind:
-            where.append("kind = %s")
-            args.append(kind)
-        if system:
-            where.append("system = %s")
-            args.append(system)
+        where, args = owner_filters(owner, state, kind, system, "%s")
         sig = filter_signature(state, kind, system)
         if page_token:
             c_us, last_id = decode_page_token(page_token, sig)

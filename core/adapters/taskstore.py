@@ -130,6 +130,18 @@ def check_metadata_key(key: str) -> str:
     return key
 
 
+def owner_filters(
+    owner: str, state: TaskState | None, kind: str | None, system: str | None, placeholder: str
+) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses and values of a task listing (the SQL placeholder is the driver's)."""
+    where, args = [f"owner = {placeholder}"], [owner]
+    for column, value in (("state", state.value if state is not None else None), ("kind", kind), ("system", system)):
+        if value:
+            where.append(f"{column} = {placeholder}")
+            args.append(value)
+    return where, args
+
+
 class _Notifier:
     """Wakes asyncio waiters of a task id, from any thread."""
 
@@ -380,17 +392,7 @@ class TaskStore(WaitingStore):
         page_token: str = "",
     ) -> TaskPage:
         size = _page_size(page_size)
-        where = ["owner = ?"]
-        args: builtins.list[Any] = [owner]
-        if state is not None:
-            where.append("state = ?")
-            args.append(state.value)
-        if kind:
-            where.append("kind = ?")
-            args.append(kind)
-        if system:
-            where.append("system = ?")
-            args.append(system)
+        where, args = owner_filters(owner, state, kind, system, "?")
         sig = filter_signature(state, kind, system)
         if page_token:
             c_us, last_id = decode_page_token(page_token, sig)
