@@ -117,7 +117,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             _log("gateway: skipped (--infra-only)")
         else:
             _log("gateway: prepare")
-            gw_changed = gateway.prepare(layout) or set()
+            gw_changed = gateway.prepare(layout, _log) or set()
             gw = _gateway_services(layout)
         for svc in gw:
             _start(layout, svc, restart=svc.name in gw_changed)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -19,26 +21,49 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from devstack import portal
 from devstack.layout import Layout
 from devstack.services import Service, http_answers, tcp_banner
 from edge.envoy_config import EdgeConfig
 from edge.envoy_config import render as render_envoy
-from edge.issuer.config import make_config
+from edge.issuer.config import DEFAULT_SCOPE, PORTAL_CLIENT_ID, make_config
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "cluster"
 CORE_SNI = "core.firecrest.internal"
 IDENTITY_HEADER = "x-f7t-user"
+# the portal's access tokens live this long (seconds), so its sessions show refreshing at work
+PORTAL_TOKEN_LIFETIME = int(os.environ.get("F7T_PORTAL_TOKEN_LIFETIME", "20"))
 
 
 def _dir(layout: Layout) -> Path:
     return layout.gateway_dir
 
 
+def portal_origin(layout: Layout) -> str:
+    return f"http://127.0.0.1:{layout.ports.envoy}"
+
+
+def portal_url(layout: Layout) -> str:
+    return f"{portal_origin(layout)}/portal/"
+
+
 def _issuer_config(layout: Layout) -> dict:
     d = _dir(layout) / "issuer"
     d.mkdir(parents=True, exist_ok=True)
-    return make_config(d, layout.ports.issuer, list(layout.users))
+    return make_config(d, layout.ports.issuer, list(layout.users), portal_url=portal_url(layout),
+                       portal_token_lifetime=PORTAL_TOKEN_LIFETIME)
+
+
+def _portal_config(layout: Layout, issuer: dict) -> dict:
+    """What the portal reads at start (config.json next to it): its issuer, client and gateway."""
+    return {
+        "issuer": issuer["issuer"],
+        "clientId": PORTAL_CLIENT_ID,
+        "scope": f"{DEFAULT_SCOPE} profile email",
+        "redirectUri": portal_url(layout),
+        "gateway": portal_origin(layout),
+    }
 
 
 # ---------------------------------------------------------------- internal mTLS
@@ -165,6 +190,9 @@ def _edge_config(layout: Layout, issuer: dict) -> dict:
         "client_key": str(tls / "envoy-client.key"),
         "core_ca": str(tls / "ca.crt"),
         "lua_out": str(_dir(layout) / "filter.lua"),
+        "cors_allowed_origins": [portal_origin(layout)],
+        "portal_dir": str(portal.DIST),
+        "portal_config": str(_dir(layout) / "portal-config.json"),
     }
 
 
@@ -175,13 +203,18 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def prepare(layout: Layout) -> set[str]:
-    """Write the gateway's configs; return the names of services whose config changed."""
+def prepare(layout: Layout, log: Callable[[str], None] = print) -> set[str]:
+    """Write the gateway's configs and build the portal; return the services whose config changed."""
     d = _dir(layout)
     d.mkdir(parents=True, exist_ok=True)
+    before = (d / "issuer" / "config.json").read_text() if (d / "issuer" / "config.json").exists() else ""
     issuer = _issuer_config(layout)
     _ensure_tls(layout)
     changed = set()
+    if before and (d / "issuer" / "config.json").read_text() != before:
+        changed.add("issuer")
+    portal.build(log)
+    _write_if_changed(d / "portal-config.json", json.dumps(_portal_config(layout, issuer), indent=2) + "\n")
     if _write_if_changed(d / "core.yaml", yaml.safe_dump(_core_config(layout), sort_keys=False)):
         changed.add("core")
     edge = _edge_config(layout, issuer)
@@ -234,6 +267,7 @@ def env(layout: Layout) -> dict[str, str]:
         "F7T_URL": f"http://127.0.0.1:{layout.ports.envoy}",
         "F7T_GRPC_TARGET": f"127.0.0.1:{layout.ports.envoy}",
         "F7T_SYSTEM": SYSTEM,
+        "F7T_PORTAL_URL": portal_url(layout),
     }
     if cfg_file.exists():
         issuer = json.loads(cfg_file.read_text())

@@ -11,6 +11,7 @@ own and runs
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,12 @@ class EdgeConfig:
     # deployment that terminates TLS in front of Envoy, or the local stack on loopback
     tls_cert: str = ""
     tls_key: str = ""
+    # browser origins allowed to call the gateway (CORS, REST and gRPC-Web); empty: none
+    cors_allowed_origins: list[str] = field(default_factory=list)
+    # the web portal: its built files (index.html, app.js, app.css) and its config.json, served
+    # without a token under /portal/; empty: no portal
+    portal_dir: str = ""
+    portal_config: str = ""
     descriptor: str = str(DESCRIPTOR)
     services: list[str] = field(default_factory=lambda: list(SERVICES))
 
@@ -90,6 +97,76 @@ def _downstream_tls(cert: str, key: str) -> str:
     )
 
 
+CORS_ALLOW_HEADERS = (
+    "authorization, content-type, idempotency-key, x-grpc-web, x-user-agent, grpc-timeout, "
+    "connect-protocol-version, connect-timeout-ms"
+)
+CORS_EXPOSE_HEADERS = "grpc-status, grpc-message, grpc-status-details-bin, f7t-appversion, content-disposition"
+PORTAL_FILES = (("", "index.html", "text/html; charset=utf-8"),
+                ("app.js", "app.js", "text/javascript; charset=utf-8"),
+                ("app.css", "app.css", "text/css; charset=utf-8"))
+
+
+def _cors_policy(origins: list[str]) -> str:
+    if not origins:
+        return ""
+    for o in origins:
+        u = urlsplit(o)
+        if u.scheme not in ("http", "https") or not u.netloc or u.path or o != f"{u.scheme}://{u.netloc}":
+            raise ValueError(f"CORS origin {o!r} must be scheme://host[:port]")
+    matchers = ", ".join(f"{{exact: {json.dumps(o)}}}" for o in origins)
+    return (
+        "\n              typed_per_filter_config:\n"
+        "                envoy.filters.http.cors:\n"
+        '                  "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy\n'
+        f"                  allow_origin_string_match: [{matchers}]\n"
+        "                  allow_methods: GET, POST, PUT, DELETE, OPTIONS\n"
+        f'                  allow_headers: "{CORS_ALLOW_HEADERS}"\n'
+        f'                  expose_headers: "{CORS_EXPOSE_HEADERS}"\n'
+        '                  max_age: "600"'
+    )
+
+
+def _portal_routes(portal_dir: str, portal_config: str) -> tuple[str, str]:
+    """Routes serving the portal's files (direct responses: no token, no upstream) and the
+    jwt_authn rules letting them through; a hash of the files names the build, so a rebuilt portal
+    changes Envoy's configuration (and the stack restarts Envoy)."""
+    if not portal_dir:
+        return "", ""
+    files = [(f"/portal/{route}", Path(portal_dir) / name, ctype) for route, name, ctype in PORTAL_FILES]
+    files.append(("/portal/config.json", Path(portal_config), "application/json"))
+    digest = hashlib.sha256()
+    for _, path, _ in files:
+        if not path.is_file():
+            raise ValueError(f"portal file {path} is missing (build the portal first)")
+        digest.update(path.read_bytes())
+    no_transcoding = (
+        "                typed_per_filter_config:\n"
+        "                  envoy.filters.http.grpc_json_transcoder:\n"
+        '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig\n'
+        "                    disabled: true\n"
+    )
+    headers = (
+        "                response_headers_to_add:\n"
+        "                - header: {key: content-type, value: %s}\n"
+        "                  append_action: OVERWRITE_IF_EXISTS_OR_ADD\n"
+        "                - header: {key: cache-control, value: no-cache}\n"
+        "                - header: {key: x-content-type-options, value: nosniff}\n"
+        "                - header: {key: x-frame-options, value: DENY}\n"
+    )
+    out = [f"\n              # portal build {digest.hexdigest()[:16]}",
+           "              - match: {path: /portal}",
+           "                redirect: {path_redirect: /portal/}",
+           no_transcoding.rstrip("\n")]
+    for route, path, ctype in files:
+        out.append(f"              - match: {{path: {route}}}")
+        out.append(f"                direct_response: {{status: 200, body: {{filename: {path}}}}}")
+        out.append((headers % json.dumps(ctype)).rstrip("\n"))
+        out.append(no_transcoding.rstrip("\n"))
+    rules = "\n              - match: {path: /portal}\n              - match: {prefix: /portal/}"
+    return "\n".join(out), rules
+
+
 def render(cfg: EdgeConfig) -> str:
     """Write the Lua filter to cfg.lua_out and return Envoy's YAML."""
     for name, value in (("identity_header", cfg.identity_header), ("username_claim", cfg.username_claim)):
@@ -104,7 +181,12 @@ def render(cfg: EdgeConfig) -> str:
     if bool(cfg.tls_cert) != bool(cfg.tls_key):
         raise ValueError("tls_cert and tls_key go together")
     core_host, _, core_port = cfg.core_address.rpartition(":")
+    portal_routes, portal_jwt_rules = _portal_routes(cfg.portal_dir, cfg.portal_config)
     return Template(TEMPLATE.read_text()).substitute(
+        cors_policy=_cors_policy(cfg.cors_allowed_origins),
+        portal_routes=portal_routes,
+        portal_jwt_rules=portal_jwt_rules,
+        max_static_body=8 * 1024 * 1024,
         admin_port=cfg.admin_port,
         listen_address=cfg.listen_address,
         listen_port=cfg.listen_port,
