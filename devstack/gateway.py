@@ -274,6 +274,8 @@ def env(layout: Layout) -> dict[str, str]:
         out["F7T_ISSUER"] = issuer["issuer"]
         out["F7T_TOKEN_URL"] = f"{issuer['issuer']}/protocol/openid-connect/token"
         out["F7T_AUDIENCE"] = issuer["audience"]
+        for u in issuer.get("users", []):  # logins at the issuer's form (the portal)
+            out[f"F7T_{u['username'].upper()}_PASSWORD"] = u["password"]
         for c in issuer["clients"]:
             if c.get("username"):
                 u = c["username"].upper()

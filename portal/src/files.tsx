@@ -1,7 +1,7 @@
 // File browser: list, view, mkdir, rm, upload and download (direct when small, staged through S3
 // with a progress bar when large).
 import { useEffect, useState } from "preact/hooks";
-import { enc } from "./api";
+import { ApiError, enc } from "./api";
 import { stateName, watchTask, type Task } from "./grpc";
 import { useApp } from "./ctx";
 import { Err } from "./pages";
@@ -36,11 +36,12 @@ export function FilesPage({ path }: { path: string }) {
         (a.type === "d" ? 0 : 1) - (b.type === "d" ? 0 : 1) || a.name.localeCompare(b.name)));
     } catch (e) {
       setEntries([]);
-      setError(fail(e));
+      setError(e instanceof ApiError && e.status === 404 ? `The folder ${dir} does not exist.` : fail(e));
     }
   };
   useEffect(() => {
     setView(null);
+    setNotice("");
     list();
   }, [dir, system]);
 
@@ -190,17 +191,17 @@ export function FilesPage({ path }: { path: string }) {
       {entries && entries.length > 0 && (
         <div class="table-wrap">
           <table data-testid="files">
-            <thead><tr><th scope="col">Name</th><th scope="col">Size</th><th scope="col">Modified</th><th scope="col">Actions</th></tr></thead>
+            <thead><tr><th scope="col">Name</th><th scope="col">Size</th><th scope="col" class="wide">Modified</th><th scope="col">Actions</th></tr></thead>
             <tbody>
               {entries.map((e) => (
                 <tr data-name={e.name}>
                   <td>
                     <button class="link" onClick={() => open(e)} aria-label={e.type === "d" ? `Open folder ${e.name}` : `View ${e.name}`}>
-                      {e.type === "d" ? "📁 " : ""}{e.name}
+                      {e.name}{e.type === "d" ? "/" : ""}
                     </button>
                   </td>
                   <td>{e.type === "d" ? "" : formatSize(e.size)}</td>
-                  <td>{formatTime(e.lastModified)}</td>
+                  <td class="wide">{formatTime(e.lastModified)}</td>
                   <td class="row-actions">
                     {e.type !== "d" && <button onClick={() => download(e)} aria-label={`Download ${e.name}`}>Download</button>}
                     <button onClick={() => remove(e)} aria-label={`Delete ${e.name}`}>Delete</button>

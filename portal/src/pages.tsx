@@ -78,7 +78,7 @@ export function SystemsPage() {
             <dt>User</dt><dd>{info.user?.name} (uid {info.user?.id})</dd>
             <dt>Group</dt><dd>{info.group?.name}</dd>
             <dt>Groups</dt><dd>{(info.groups || []).map((g: any) => g.name).join(", ")}</dd>
-            <dt>Accounts</dt><dd>{(info.accounts || []).join(", ") || "none"}</dd>
+            <dt>Accounts</dt><dd>{(info.accounts || []).map((a: any) => a.name + (a.default ? " (default)" : "")).join(", ") || "none"}</dd>
           </dl>
         </article>
       )}
@@ -183,7 +183,7 @@ export function SubmitPage() {
 }
 
 function jobIdOf(t: any): string | undefined {
-  return t?.result?.jobId;
+  return t?.metadata?.jobId || t?.result?.jobId;
 }
 
 export function JobPage({ jobId }: { jobId: string }) {
