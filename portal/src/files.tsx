@@ -104,10 +104,11 @@ export function FilesPage({ path }: { path: string }) {
       await follow(taskIdOf(body), `Moving ${file.name} into place`);
     }
     setProgress(null);
-    setNotice(`Uploaded ${file.name} (${formatSize(file.size)}).`);
     setFile(null);
-    (document.getElementById("upload-file") as HTMLInputElement | null)?.value && ((document.getElementById("upload-file") as HTMLInputElement).value = "");
+    const input = document.getElementById("upload-file") as HTMLInputElement | null;
+    if (input) input.value = "";
     await list();
+    setNotice(`Uploaded ${file.name} (${formatSize(file.size)}).`);
   });
 
   const download = (e: any) => attempt(async () => {
@@ -142,8 +143,8 @@ export function FilesPage({ path }: { path: string }) {
     const path = joinPath(dir, e.name);
     if (!confirm(`Delete ${path}${e.type === "d" ? " and everything in it" : ""}?`)) return;
     await api.json("DELETE", `${ops}/rm?path=${enc(path)}`);
-    setNotice(`Deleted ${e.name}.`);
     await list();
+    setNotice(`Deleted ${e.name}.`);
   });
 
   const mkdir = (ev: Event) => {
@@ -151,9 +152,9 @@ export function FilesPage({ path }: { path: string }) {
     attempt(async () => {
       if (!newDir.trim() || newDir.includes("/")) throw new Error("Give the new folder a name without '/'.");
       await api.json("POST", `${ops}/mkdir`, { sourcePath: joinPath(dir, newDir.trim()), parent: false });
+      await list();
       setNotice(`Created folder ${newDir.trim()}.`);
       setNewDir("");
-      await list();
     });
   };
 

@@ -1,6 +1,6 @@
 // Systems, jobs (list, submit, one job live), and tasks.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { enc } from "./api";
+import { ApiError, enc } from "./api";
 import { stateName, watchTask, type Task } from "./grpc";
 import { messageOf, useApp } from "./ctx";
 import { formatTime, go } from "./util";
@@ -195,6 +195,7 @@ export function JobPage({ jobId }: { jobId: string }) {
   const [outputNote, setOutputNote] = useState("");
   const [error, setError] = useState("");
   const [done, setDone] = useState(false);
+  const [missing, setMissing] = useState(false);
   const base = `/compute/${enc(system)}/jobs/${enc(jobId)}`;
   const mounted = useRef(true);
 
@@ -203,7 +204,10 @@ export function JobPage({ jobId }: { jobId: string }) {
       const r = await api.get(base);
       if (mounted.current) setJob(r.jobs?.[0]);
     } catch (e) {
-      if (mounted.current) setError(fail(e));
+      if (!mounted.current) return;
+      if (e instanceof ApiError && e.status === 404) setMissing(true);
+      setError(e instanceof ApiError && e.status === 404
+        ? `Job ${jobId} was not found on ${system}: it does not exist or belongs to someone else.` : fail(e));
     }
   };
 
@@ -268,7 +272,7 @@ export function JobPage({ jobId }: { jobId: string }) {
       <h1>Job {jobId}</h1>
       <p><a href="#/jobs">← All jobs</a></p>
       <Err text={error} />
-      <div class="card">
+      {!missing && <div class="card">
         <p aria-live="polite">
           State: <strong data-testid="job-state">{state || "…"}</strong>
         </p>
@@ -285,7 +289,7 @@ export function JobPage({ jobId }: { jobId: string }) {
           {!done && <button onClick={cancel}>Cancel job</button>}
           <button onClick={loadOutput}>Show output</button>
         </div>
-      </div>
+      </div>}
       {(output !== null || outputNote) && (
         <div class="card">
           <h2>Output</h2>

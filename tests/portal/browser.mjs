@@ -73,7 +73,7 @@ const scenarios = {
   // cancelled, the job and task lists, a phone-sized screen, keyboard navigation, logout
   async job(browser) {
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-    await login(page, "alice", "");
+    await login(page, "alice", "login-");
     await page.getByTestId("accounts").waitFor({ timeout: SLOW });
     await page.locator("text=Partitions on").waitFor({ timeout: SLOW });
     await snap(page, "systems");

@@ -90,4 +90,5 @@ def test_second_user_cannot_see_the_first_users_jobs(browser) -> None:
     f = browser("isolation")
     assert f["bobUser"] == "Bob (bob)"
     assert f["aliceJob"] not in f["bobJobsText"]
-    assert f["bobDirectError"].startswith("Not found") and f["aliceJob"] in f["bobDirectError"]
+    assert f["bobDirectError"] == (f"Job {f['aliceJob']} was not found on cluster: "
+                                   "it does not exist or belongs to someone else.")
