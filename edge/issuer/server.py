@@ -353,8 +353,10 @@ def _resolve_scope(requested: str | None, client: Client) -> str:
 
 _LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in - FirecREST dev issuer</title>
-<style>body{{font-family:sans-serif;max-width:22em;margin:4em auto}}label,input{{display:block;width:100%;margin:.3em 0}}
-.err{{color:#b00}}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:22em;margin:4em auto;padding:0 1em}}
+label,input{{display:block;width:100%;margin:.3em 0;font:inherit}}input{{padding:.45em;box-sizing:border-box}}
+input[type=submit]{{margin-top:1em;cursor:pointer}}.err{{color:#b00}}</style></head>
 <body><h1>Sign in</h1><p>Client <code>{client_id}</code> requests access ({scope}).</p>{error}
 <form method="post" action="{action}">{hidden}
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" value="{username}" required autofocus>
@@ -365,7 +367,7 @@ _LOGIN_PAGE = """<!doctype html>
 
 _AUTHZ_FIELDS = (
     "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
-    "code_challenge_method",
+    "code_challenge_method", "prompt",
 )
 
 
@@ -657,6 +659,9 @@ class IssuerHandler(BaseHTTPRequestHandler):
 
         if params.get("response_type") != "code":
             raise fail("unsupported_response_type", "only response_type=code is supported")
+        if "none" in params.get("prompt", "").split():
+            # no single sign-on session here: a silent renewal must use its refresh token
+            raise fail("login_required", "the user must sign in")
         challenge = params.get("code_challenge") or None
         if challenge is None and client.public:
             raise fail("invalid_request", "PKCE code_challenge is required")

@@ -385,6 +385,7 @@ def test_authorize_rejects_bad_requests(issuer: Issuer) -> None:
     for over, err in (({"code_challenge": None}, "invalid_request"),
                       ({"code_challenge_method": "plain"}, "invalid_request"),
                       ({"response_type": "token"}, "unsupported_response_type"),
+                      ({"prompt": "none"}, "login_required"),
                       ({"scope": "openid admin"}, "invalid_scope")):
         r = get(**over)
         assert r.status_code == 302, over
