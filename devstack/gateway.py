@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 from cryptography import x509
@@ -193,7 +194,13 @@ def _edge_config(layout: Layout, issuer: dict) -> dict:
         "cors_allowed_origins": [portal_origin(layout)],
         "portal_dir": str(portal.DIST),
         "portal_config": str(_dir(layout) / "portal-config.json"),
+        "portal_connect_origins": [_origin(issuer["issuer"]), layout.s3_url],
     }
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _write_if_changed(path: Path, text: str) -> bool:

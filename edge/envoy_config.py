@@ -64,6 +64,9 @@ class EdgeConfig:
     # without a token under /portal/; empty: no portal
     portal_dir: str = ""
     portal_config: str = ""
+    # origins the portal's scripts may connect to besides its own (Content-Security-Policy
+    # connect-src): the OIDC provider's, the S3 staging store's presigned URLs
+    portal_connect_origins: list[str] = field(default_factory=list)
     descriptor: str = str(DESCRIPTOR)
     services: list[str] = field(default_factory=lambda: list(SERVICES))
 
@@ -111,9 +114,7 @@ def _cors_policy(origins: list[str]) -> str:
     if not origins:
         return ""
     for o in origins:
-        u = urlsplit(o)
-        if u.scheme not in ("http", "https") or not u.netloc or u.path or o != f"{u.scheme}://{u.netloc}":
-            raise ValueError(f"CORS origin {o!r} must be scheme://host[:port]")
+        _check_origin(o)
     matchers = ", ".join(f"{{exact: {json.dumps(o)}}}" for o in origins)
     return (
         "\n              typed_per_filter_config:\n"
@@ -127,7 +128,14 @@ def _cors_policy(origins: list[str]) -> str:
     )
 
 
-def _portal_routes(portal_dir: str, portal_config: str) -> tuple[str, str]:
+def _check_origin(o: str) -> None:
+    u = urlsplit(o)
+    if u.scheme not in ("http", "https") or not u.netloc or u.path or o != f"{u.scheme}://{u.netloc}" or any(
+            c in o for c in " ;,'\"\n"):
+        raise ValueError(f"origin {o!r} must be scheme://host[:port]")
+
+
+def _portal_routes(portal_dir: str, portal_config: str, connect: list[str]) -> tuple[str, str]:
     """Routes serving the portal's files (direct responses: no token, no upstream) and the
     jwt_authn rules letting them through; a hash of the files names the build, so a rebuilt portal
     changes Envoy's configuration (and the stack restarts Envoy)."""
@@ -146,6 +154,10 @@ def _portal_routes(portal_dir: str, portal_config: str) -> tuple[str, str]:
         '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig\n'
         "                    disabled: true\n"
     )
+    sources = " ".join(["'self'", *connect])
+    csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+           f"connect-src {sources}; frame-ancestors 'none'; base-uri 'none'; "
+           "form-action 'none'; object-src 'none'")
     headers = (
         "                response_headers_to_add:\n"
         "                - header: {key: content-type, value: %s}\n"
@@ -153,6 +165,8 @@ def _portal_routes(portal_dir: str, portal_config: str) -> tuple[str, str]:
         "                - header: {key: cache-control, value: no-cache}\n"
         "                - header: {key: x-content-type-options, value: nosniff}\n"
         "                - header: {key: x-frame-options, value: DENY}\n"
+        f"                - header: {{key: content-security-policy, value: {json.dumps(csp)}}}\n"
+        "                - header: {key: referrer-policy, value: no-referrer}\n"
     )
     out = [f"\n              # portal build {digest.hexdigest()[:16]}",
            "              - match: {path: /portal}",
@@ -180,8 +194,10 @@ def render(cfg: EdgeConfig) -> str:
         raise ValueError(f"jwks_uri {cfg.jwks_uri!r} must be an http(s) URL")
     if bool(cfg.tls_cert) != bool(cfg.tls_key):
         raise ValueError("tls_cert and tls_key go together")
+    for origin in cfg.portal_connect_origins:
+        _check_origin(origin)
     core_host, _, core_port = cfg.core_address.rpartition(":")
-    portal_routes, portal_jwt_rules = _portal_routes(cfg.portal_dir, cfg.portal_config)
+    portal_routes, portal_jwt_rules = _portal_routes(cfg.portal_dir, cfg.portal_config, cfg.portal_connect_origins)
     return Template(TEMPLATE.read_text()).substitute(
         cors_policy=_cors_policy(cfg.cors_allowed_origins),
         portal_routes=portal_routes,

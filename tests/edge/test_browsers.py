@@ -91,6 +91,10 @@ def test_portal_files_need_no_token(stack):
     r = requests.get(url, timeout=10)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="/portal/app.js">' in r.text
+    csp = r.headers["content-security-policy"]  # scripts only from here; connections only where needed
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    issuer = stack["F7T_ISSUER"].split("/realms/")[0]
+    assert f"connect-src 'self' {issuer} {stack['F7T_S3_URL']};" in csp
     js = requests.get(url + "app.js", timeout=10)
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript") and len(js.content) > 1000
     assert requests.get(url + "app.css", timeout=10).headers["content-type"].startswith("text/css")

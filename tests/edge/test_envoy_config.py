@@ -86,7 +86,7 @@ def test_rendered_config_is_valid_for_envoy(tmp_path):
 @pytest.mark.parametrize("bad", [
     {"identity_header": "x-user\nx-evil: 1"}, {"jwks_uri": "file:///etc/passwd"},
     {"cors_allowed_origins": ["https://portal.example.org/"]}, {"cors_allowed_origins": ["*"]},
-    {"cors_allowed_origins": ["https://portal.example.org\nx: 1"]}, {"portal_dir": "/nonexistent"},
+    {"cors_allowed_origins": ["https://portal.example.org\nx: 1"]}, {"portal_dir": "/nonexistent"}, {"portal_connect_origins": ["https://x.org; script-src *"]},
 ])
 def test_bad_edge_config_is_refused(tmp_path, bad):
     with pytest.raises(ValueError):

@@ -2,7 +2,8 @@
 // Usage: node browser.mjs <scenario>; reads F7T_PORTAL_URL, F7T_PORTAL_LOGINS ({"alice": "pw", ...}),
 // F7T_ARTEFACTS (screenshots go there); prints one JSON line of findings for pytest to check.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,6 +28,8 @@ async function snap(page, name) {
 }
 
 async function login(page, user, prefix = "") {
+  page.setDefaultTimeout(SLOW);
+  page.setDefaultNavigationTimeout(SLOW);
   await page.goto(PORTAL);
   await page.getByRole("button", { name: "Sign in" }).waitFor();
   if (prefix) await snap(page, `${prefix}signin`);
@@ -81,7 +84,7 @@ const scenarios = {
     const marker = `portal-${randomBytes(4).toString("hex")}`;
     await page.getByRole("link", { name: "Submit a job" }).first().click();
     await snap(page, "submit-form");
-    const jobId = await submitJob(page, marker, `#!/bin/bash\nsleep 3\necho ${marker} says hello\n`);
+    const jobId = await submitJob(page, marker, `#!/bin/bash\nsleep 8\necho ${marker} says hello\n`);
     const { seen, notReloaded } = await statesUntil(page, ["COMPLETED", "FAILED", "CANCELLED"]);
     await page.getByTestId("job-output").waitFor({ timeout: SLOW });
     await snap(page, "job-completed");
@@ -162,19 +165,29 @@ const scenarios = {
 
     const big = randomBytes(20 * 1024 * 1024);
     found.bigSha = createHash("sha256").update(big).digest("hex");
-    await page.setInputFiles("#upload-file", { name: "big.bin", mimeType: "application/octet-stream", buffer: big });
+    const bigFile = join(mkdtempSync(join(tmpdir(), "f7t-portal-")), "big.bin");
+    writeFileSync(bigFile, big);  // from disk: the browser reads it itself (no 20 MiB over the protocol)
+    await page.setInputFiles("#upload-file", bigFile);
+    await page.evaluate(() => {  // every progress message shown, in order
+      window.__progress = [];
+      new MutationObserver(() => {
+        const t = document.querySelector(".progress label")?.textContent;
+        if (t && window.__progress.at(-1) !== t) window.__progress.push(t);
+      }).observe(document.body, { childList: true, characterData: true, subtree: true });
+    });
     await page.getByRole("button", { name: "Upload", exact: true }).click();
     await page.locator("progress").waitFor({ timeout: SLOW });
     await snap(page, "staged-upload-progress");
-    found.uploadProgressLabel = await page.locator(".progress label").innerText();
     await page.getByTestId("notice").filter({ hasText: "Uploaded big.bin" }).waitFor({ timeout: SLOW });
     await snap(page, "after-staged-upload");
+    found.uploadProgress = await page.evaluate(() => window.__progress);
     found.listing = await page.getByTestId("files").innerText();
     const [bigDl] = await Promise.all([
       page.waitForEvent("download", { timeout: SLOW }),
       page.getByRole("button", { name: "Download big.bin" }).click(),
     ]);
     found.bigDownloadSha = createHash("sha256").update(readFileSync(await bigDl.path())).digest("hex");
+    rmSync(dirname(bigFile), { recursive: true, force: true });
     await page.getByRole("button", { name: "Up", exact: true }).click();
     await page.getByRole("button", { name: `Delete ${folder}` }).click();
     await page.getByTestId("notice").filter({ hasText: `Deleted ${folder}` }).waitFor({ timeout: SLOW });

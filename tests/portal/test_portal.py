@@ -53,11 +53,12 @@ def test_login_submit_follow_live_output_cancel_lists_logout(browser) -> None:
     assert "HEALTHY" in f["systemsText"] and "Partitions on" in f["systemsText"]
     assert "f7t (default)" in f["systemsText"]
     # the job's state changed on the page without a reload, pushed over gRPC-Web, up to COMPLETED
-    assert f["notReloaded"] and f["seen"][-1] == "COMPLETED" and len(f["seen"]) >= 2, f["seen"]
+    assert f["notReloaded"] and f["seen"][-1] == "COMPLETED", f["seen"]
+    assert {"PENDING", "RUNNING"} & set(f["seen"][:-1]), f["seen"]  # seen before it finished
     assert f["liveNote"] == "The job has finished."
     assert f["output"].strip() == f"{f['marker']} says hello"
     # a long job cancelled from the page
-    assert f["cancelledSeen"][-1] == "CANCELLED"
+    assert f["cancelledSeen"][-1] == "CANCELLED" and len(f["cancelledSeen"]) >= 2
     assert f["jobId"] in f["jobList"] and f["longId"] in f["jobList"]
     assert f"job {f['jobId']}" in f["taskList"] and "SUCCEEDED" in f["taskList"]
     # keyboard only, and a phone's width without sideways scrolling
@@ -71,7 +72,9 @@ def test_login_submit_follow_live_output_cancel_lists_logout(browser) -> None:
 def test_file_browser_and_staged_transfer_of_20_mib(browser) -> None:
     f = browser("files")
     assert f["smallView"] == f["smallDownload"] and f["smallView"].startswith("hello from the portal")
-    assert "staging area" in f["uploadProgressLabel"]
+    # the progress bar told the user what happened: the bytes to the staging area, then the move
+    assert any("to the staging area: 20 MiB of 20 MiB" in p for p in f["uploadProgress"]), f["uploadProgress"]
+    assert any("into place" in p for p in f["uploadProgress"]), f["uploadProgress"]
     assert "big.bin" in f["listing"] and "20 MiB" in f["listing"]
     assert f["bigDownloadSha"] == f["bigSha"]
     assert f["folderGone"]
