@@ -46,6 +46,11 @@ export class Api {
       }
     };
     let r = await go(false);
+    // a read is asked again while the gateway is briefly unavailable (e.g. the core restarting)
+    for (let i = 1; i <= 3 && method === "GET" && [502, 503, 504].includes(r.status); i++) {
+      await new Promise((done) => setTimeout(done, 1000 * i));
+      r = await go(false);
+    }
     if (r.status === 401) {
       r = await go(true);
       if (r.status === 401) throw new SessionEnded();
