@@ -90,7 +90,9 @@ export function SystemsPage() {
 export function JobsPage() {
   const { api, system } = useApp();
   const [data, error, reload] = useLoad(() => api.get(`/compute/${enc(system)}/jobs`), [system]);
-  const jobs: any[] = [...(data?.jobs || [])].sort((a, b) => Number(b.jobId) - Number(a.jobId));
+  const all: any[] = [...(data?.jobs || [])].sort((a, b) => Number(b.jobId) - Number(a.jobId));
+  const [shown, setShown] = useState(50);
+  const jobs = all.slice(0, shown);
   return (
     <section>
       <h1>Jobs</h1>
@@ -118,6 +120,12 @@ export function JobsPage() {
             </tbody>
           </table>
         </div>
+      )}
+      {all.length > shown && (
+        <p>
+          Showing the {shown} most recent of {all.length} jobs.{" "}
+          <button onClick={() => setShown((n) => n + 50)}>Show more</button>
+        </p>
       )}
     </section>
   );
