@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -21,9 +23,22 @@ from urllib.parse import urlsplit
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "envoy" / "envoy.yaml.tmpl"
+# the template: in the source tree, else where the wheel installs it (data-files)
+TEMPLATE = next(
+    (
+        p
+        for p in (REPO / "envoy" / "envoy.yaml.tmpl", Path(sys.prefix) / "share" / "firecrest-gateway" / "envoy.yaml.tmpl")
+        if p.exists()
+    ),
+    REPO / "envoy" / "envoy.yaml.tmpl",
+)
 LUA = Path(__file__).resolve().parent / "filter.lua"
 DESCRIPTOR = Path(__file__).resolve().parent / "descriptor.pb"
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+_HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+DOCS_PAGE = Path(__file__).resolve().parent / "docs.html"
+# the files of swagger-ui-dist the docs page loads, and their content types
+DOCS_ASSETS = {"swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css"}
 SERVICES = (
     "firecrest.status.v1.StatusService",
     "firecrest.compute.v1.ComputeService",
@@ -39,7 +54,7 @@ class EdgeConfig:
     issuer: str
     audiences: list[str]
     jwks_uri: str
-    core_address: str  # host:port
+    core_address: str  # host:port (one core), or the first of core_addresses
     core_sni: str
     client_cert: str
     client_key: str
@@ -48,7 +63,21 @@ class EdgeConfig:
     access_log: str = "/dev/stdout"
     listen_address: str = "0.0.0.0"
     listen_port: int = 8000
-    admin_port: int = 9901
+    # Envoy's admin interface (it can change log levels and stop Envoy): on a Unix socket that only
+    # Envoy's user opens (mode 0600) when admin_socket is set; else on 127.0.0.1:admin_port when
+    # that is set (any local user reaches it: for a host of its own only); else off
+    admin_socket: str = ""
+    admin_port: int = 0
+    # a loopback port serving only GET /stats/prometheus from the admin socket (for a Prometheus
+    # server); 0 = off
+    stats_port: int = 0
+    # rate limits, requests per second with a burst, each 0 = off: per client address (before
+    # the token is checked, so a flood of bad tokens is refused cheaply) and per user (after)
+    rate_limit_per_address: int = 0
+    rate_limit_address_burst: int = 0
+    rate_limit_per_user: int = 0
+    rate_limit_user_burst: int = 0
+    rate_limit_max_clients: int = 10000  # buckets kept (least recently used ones are dropped)
     username_claim: str = "preferred_username"
     identity_header: str = "x-f7t-user"
     app_version: str = "2.5.6"
@@ -67,7 +96,14 @@ class EdgeConfig:
     # origins the portal's scripts may connect to besides its own (Content-Security-Policy
     # connect-src): the OIDC provider's, the S3 staging store's presigned URLs
     portal_connect_origins: list[str] = field(default_factory=list)
+    # N core replicas behind Envoy (round robin, gRPC health checks); empty: core_address alone
+    core_addresses: list[str] = field(default_factory=list)
+    health_check_interval: float = 2.0
     descriptor: str = str(DESCRIPTOR)
+    # served without a token: the OpenAPI document at /openapi.json and, when docs_dir names an
+    # installed swagger-ui-dist (npm), a docs page at /docs/ that renders it (no CDN)
+    openapi: str = str(OPENAPI)
+    docs_dir: str = ""
     services: list[str] = field(default_factory=lambda: list(SERVICES))
 
     @classmethod
@@ -179,6 +215,128 @@ def _portal_routes(portal_dir: str, portal_config: str, connect: list[str]) -> t
         out.append(no_transcoding.rstrip("\n"))
     rules = "\n              - match: {path: /portal}\n              - match: {prefix: /portal/}"
     return "\n".join(out), rules
+def _lua_routes(openapi: Path) -> tuple[str, str]:
+    """The API's path templates as Lua patterns with their methods (for the 405 answer), and the
+    set of every method the API declares, both as Lua table literals."""
+    doc = json.loads(openapi.read_text())
+    rows, every = [], set()
+    for template, ops in sorted(doc.get("paths", {}).items()):
+        methods = sorted(m.upper() for m in ops if m in _HTTP_METHODS)
+        every.update(methods)
+        parts = re.split(r"(\{[^}]*\})", template)
+        pattern = "".join("[^/:]+" if p.startswith("{") else re.sub(r"([^A-Za-z0-9])", r"%\1", p) for p in parts)
+        allowed = ", ".join(f"{m} = true" for m in methods)
+        rows.append(f'  {{ "^{pattern}$", {{ {allowed} }}, "{", ".join(methods)}" }},')
+    table = "{\n" + "\n".join(rows) + "\n}"
+    return table, "{ " + ", ".join(f"{m} = true" for m in sorted(every)) + " }"
+
+
+def _admin(cfg: EdgeConfig) -> str:
+    if cfg.admin_socket:
+        return f"admin:\n  address: {{pipe: {{path: {cfg.admin_socket}, mode: {0o600}}}}}\n"
+    if cfg.admin_port:
+        return f"admin:\n  address: {{socket_address: {{address: 127.0.0.1, port_value: {cfg.admin_port}}}}}\n"
+    return ""
+
+
+def _stats(cfg: EdgeConfig) -> tuple[str, str]:
+    """With stats_port (and the admin interface on its socket): a listener on loopback that serves
+    only Envoy's Prometheus stats (GET /stats/prometheus), proxied to the admin socket; every
+    other path of the admin interface stays out of reach."""
+    if not (cfg.stats_port and cfg.admin_socket):
+        return "", ""
+    listener = (
+        "  - name: stats\n"
+        f"    address: {{socket_address: {{address: 127.0.0.1, port_value: {cfg.stats_port}}}}}\n"
+        "    filter_chains:\n"
+        "    - filters:\n"
+        "      - name: envoy.filters.network.http_connection_manager\n"
+        "        typed_config:\n"
+        '          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n'
+        "          stat_prefix: stats\n"
+        "          route_config:\n"
+        "            virtual_hosts:\n"
+        "            - name: stats\n"
+        '              domains: ["*"]\n'
+        "              routes:\n"
+        "              - match: {path: /stats/prometheus, headers: [{name: ':method', string_match: {exact: GET}}]}\n"
+        "                route: {cluster: envoy_admin}\n"
+        "              - match: {prefix: /}\n"
+        "                direct_response: {status: 404}\n"
+        "          http_filters:\n"
+        "          - name: envoy.filters.http.router\n"
+        "            typed_config:\n"
+        '              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n'
+    )
+    cluster = (
+        "  - name: envoy_admin\n"
+        "    type: STATIC\n"
+        "    connect_timeout: 1s\n"
+        "    load_assignment:\n"
+        "      cluster_name: envoy_admin\n"
+        "      endpoints:\n"
+        "      - lb_endpoints:\n"
+        f"        - endpoint: {{address: {{pipe: {{path: {cfg.admin_socket}}}}}}}\n"
+    )
+    return listener, cluster
+
+
+def _rate_limit(name: str, key: str, action: str, rate: int, burst: int, max_clients: int) -> str:
+    """A local_ratelimit filter with one wildcard descriptor: a token bucket per distinct value of
+    ``key`` (the client address, the user), refilled with ``rate`` tokens a second."""
+    if rate <= 0:
+        return ""
+    burst = max(burst, rate)
+    return (
+        f"          - name: envoy.filters.http.local_ratelimit\n"
+        f"            typed_config:\n"
+        f'              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit\n'
+        f"              stat_prefix: {name}\n"
+        f"              token_bucket: {{max_tokens: 1000000000, tokens_per_fill: 1000000000, fill_interval: 1s}}\n"
+        f"              filter_enabled: {{default_value: {{numerator: 100, denominator: HUNDRED}}}}\n"
+        f"              filter_enforced: {{default_value: {{numerator: 100, denominator: HUNDRED}}}}\n"
+        f"              always_consume_default_token_bucket: false\n"
+        f"              rate_limited_as_resource_exhausted: true\n"
+        f"              max_dynamic_descriptors: {max_clients}\n"
+        f"              rate_limits: [{{actions: [{action}]}}]\n"
+        f'              descriptors:\n'
+        f'              - entries: [{{key: {key}, value: ""}}]\n'
+        f"                token_bucket: {{max_tokens: {burst}, tokens_per_fill: {rate}, fill_interval: 1s}}\n"
+    )
+
+
+def _static_route(path: str, filename: str, content_type: str) -> str:
+    return (
+        f"\n              - match: {{path: {json.dumps(path)}}}\n"
+        f"                direct_response: {{status: 200, body: {{filename: {json.dumps(filename)}}}}}\n"
+        "                response_headers_to_add:\n"
+        f"                - header: {{key: content-type, value: {json.dumps(content_type)}}}\n"
+        "                  append_action: OVERWRITE_IF_EXISTS_OR_ADD\n"
+        "                typed_per_filter_config:\n"
+        "                  envoy.filters.http.grpc_json_transcoder:\n"
+        '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig\n'
+        "                    disabled: true"
+    )
+
+
+def _docs_routes(cfg: EdgeConfig) -> str:
+    routes = [_static_route("/openapi.json", cfg.openapi, "application/json")]
+    if cfg.docs_dir:
+        for name in DOCS_ASSETS:
+            if not (Path(cfg.docs_dir) / name).is_file():
+                raise ValueError(f"docs_dir {cfg.docs_dir!r} has no {name} (install npm's swagger-ui-dist)")
+        routes.append(
+            "\n              - match: {path: /docs}\n"
+            "                redirect: {path_redirect: /docs/}\n"
+            "                typed_per_filter_config:\n"
+            "                  envoy.filters.http.grpc_json_transcoder:\n"
+            '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig\n'
+            "                    disabled: true"
+        )
+        routes.append(_static_route("/docs/", str(DOCS_PAGE), "text/html; charset=utf-8"))
+        for name, ctype in DOCS_ASSETS.items():
+            routes.append(_static_route(f"/docs/{name}", str(Path(cfg.docs_dir) / name), ctype))
+    return "".join(routes)
 
 
 def render(cfg: EdgeConfig) -> str:
@@ -188,6 +346,8 @@ def render(cfg: EdgeConfig) -> str:
             raise ValueError(f"{name} {value!r} must be a plain header/claim name")
     lua = LUA.read_text().replace("__IDENTITY_HEADER__", cfg.identity_header.lower())
     lua = lua.replace("__APP_VERSION__", cfg.app_version)
+    routes, methods = _lua_routes(Path(cfg.openapi))
+    lua = lua.replace("__ROUTES__", routes).replace("__API_METHODS__", methods)
     Path(cfg.lua_out).write_text(lua)
     u = urlsplit(cfg.jwks_uri)
     if u.scheme not in ("http", "https") or not u.hostname:
@@ -196,14 +356,30 @@ def render(cfg: EdgeConfig) -> str:
         raise ValueError("tls_cert and tls_key go together")
     for origin in cfg.portal_connect_origins:
         _check_origin(origin)
-    core_host, _, core_port = cfg.core_address.rpartition(":")
     portal_routes, portal_jwt_rules = _portal_routes(cfg.portal_dir, cfg.portal_config, cfg.portal_connect_origins)
+    endpoints = []
+    for addr in cfg.core_addresses or [cfg.core_address]:
+        host, _, port = addr.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"core address {addr!r} must be host:port")
+        endpoints.append(
+            f"        - endpoint: {{address: {{socket_address: {{address: {host}, port_value: {int(port)}}}}}}}"
+        )
+    stats = _stats(cfg)
     return Template(TEMPLATE.read_text()).substitute(
         cors_policy=_cors_policy(cfg.cors_allowed_origins),
         portal_routes=portal_routes,
         portal_jwt_rules=portal_jwt_rules,
-        max_static_body=8 * 1024 * 1024,
-        admin_port=cfg.admin_port,
+        admin=_admin(cfg),
+        rate_limit_address=_rate_limit(
+            "per_address", "remote_address", "{remote_address: {}}",
+            cfg.rate_limit_per_address, cfg.rate_limit_address_burst, cfg.rate_limit_max_clients,
+        ),
+        rate_limit_user=_rate_limit(
+            "per_user", "user",
+            f"{{request_headers: {{header_name: {cfg.identity_header.lower()}, descriptor_key: user}}}}",
+            cfg.rate_limit_per_user, cfg.rate_limit_user_burst, cfg.rate_limit_max_clients,
+        ),
         listen_address=cfg.listen_address,
         listen_port=cfg.listen_port,
         access_log=cfg.access_log,
@@ -216,8 +392,8 @@ def render(cfg: EdgeConfig) -> str:
         descriptor=cfg.descriptor,
         services=", ".join(cfg.services),
         max_body=cfg.max_body,
-        core_host=core_host,
-        core_port=int(core_port),
+        core_endpoints="\n".join(endpoints),
+        health_interval=f"{cfg.health_check_interval:g}s",
         core_sni=cfg.core_sni,
         client_cert=cfg.client_cert,
         client_key=cfg.client_key,
@@ -226,6 +402,9 @@ def render(cfg: EdgeConfig) -> str:
         jwks_port=u.port or (443 if u.scheme == "https" else 80),
         jwks_tls=_jwks_tls(u.hostname, cfg.jwks_ca_bundle) if u.scheme == "https" else "",
         downstream_tls=_downstream_tls(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert else "",
+        docs_routes=_docs_routes(cfg),
+        stats_listener=stats[0],
+        stats_cluster=stats[1],
     )
 
 

@@ -7,7 +7,6 @@
 local IDENTITY_HEADER = "__IDENTITY_HEADER__"
 local SUCCESS_HEADER = "x-f7t-http-status"
 local REASON_HEADER = "x-f7t-reason"
-
 local function percent_decode(s)
   return (string.gsub(s, "%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
 end
@@ -143,13 +142,49 @@ function json.encode_error(message, reason, user, metadata)
   return '{"errorType":"error","message":' .. encode_string(message) .. ',"data":' .. data .. ',"user":' .. u .. "}"
 end
 
+---------------------------------------------------------------- methods
+-- The API's paths (from edge/openapi.json, rendered in by edge/envoy_config.py) and their methods:
+-- a method the API never declares (TRACE, CONNECT...), or one a known path does not declare, is
+-- answered 405 with Allow. OPTIONS (CORS preflight) and unknown paths go on as before.
+local ROUTES = __ROUTES__
+local API_METHODS = __API_METHODS__
+
+local function method_not_allowed(method, path)
+  if method == "OPTIONS" then return false end
+  local p = path
+  if #p > 1 and string.sub(p, -1) == "/" then p = string.sub(p, 1, -2) end
+  for _, r in ipairs(ROUTES) do
+    if string.find(p, r[1]) then
+      if r[2][method] then return false end
+      return true, r[3]
+    end
+  end
+  if not API_METHODS[method] then return true, "" end
+  return false
+end
+
 ---------------------------------------------------------------- the filter
 function envoy_on_request(h)
   local headers = h:headers()
+  do
+    local ct0 = headers:get("content-type") or ""
+    if string.sub(ct0, 1, 16) ~= "application/grpc" then
+      local path0 = string.gsub(headers:get(":path") or "", "%?.*$", "")
+      local refused, allow = method_not_allowed(headers:get(":method") or "", path0)
+      if refused then
+        -- a local reply: the connection manager's mapper gives it FirecREST's error shape
+        local reply = { [":status"] = "405" }
+        if allow ~= "" then reply["allow"] = allow end
+        h:respond(reply, "Method not allowed")
+        return
+      end
+    end
+  end
   headers:remove(IDENTITY_HEADER)
   local ct = headers:get("content-type") or ""
   local native = string.sub(ct, 1, 16) == "application/grpc" and string.sub(ct, 1, 21) ~= "application/grpc-web"
   h:streamInfo():dynamicMetadata():set("f7t", "native", native and "1" or "0")
+  local method = headers:get(":method") or ""
   -- FirecREST accepts `path` as an alias of `sourcePath` in filesystem request bodies and
   -- pyfirecrest sends it (chmod, chown, transfer/upload...). The contract keeps the spec's one
   -- name: copy the alias over here, or the transcoder would drop it as an unknown field.
@@ -198,6 +233,12 @@ function envoy_on_response(h)
         headers:remove("content-length")
         h:body(true):setBytes("")
       end
+    end
+    -- Server-Sent Events (a task's :events): pass each event on as it comes. h:trailers() would
+    -- hold the whole body back until the stream ends.
+    if string.sub(headers:get("content-type") or "", 1, 17) == "text/event-stream" then
+      headers:replace("cache-control", "no-cache")
+      return
     end
     -- over HTTP/2 the transcoder passes the gRPC trailers on: a REST client has no use for them
     local trailers = h:trailers()

@@ -10,6 +10,7 @@ Nagle against delayed ACKs). All of it is blocking Paramiko, run in a bounded th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import logging
 import select
@@ -69,8 +70,15 @@ class _UserPool:
 class SSHPool:
     """Runs commands on one system's login node as a given user."""
 
-    def __init__(self, cfg: SSHConfig, keys: Callable[[str], UserKey], executor: Executor):
+    def __init__(
+        self,
+        cfg: SSHConfig,
+        keys: Callable[[str], UserKey],
+        executor: Executor,
+        on_wait: Callable[[float], None] | None = None,
+    ):
         self.cfg = cfg
+        self.on_wait = on_wait  # told how long each command waited for a connection (metrics)
         self._keys = keys
         self._executor = executor
         self._pools: dict[str, _UserPool] = {}
@@ -88,8 +96,9 @@ class SSHPool:
         max_output: int | None = None,
     ) -> ExecResult:
         loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()  # the call's request id for log lines of the thread
         return await loop.run_in_executor(
-            self._executor, self.run_blocking, user, command, stdin, timeout, max_output
+            self._executor, ctx.run, self.run_blocking, user, command, stdin, timeout, max_output
         )
 
     def run_blocking(
@@ -100,16 +109,32 @@ class SSHPool:
         timeout: float | None = None,
         max_output: int | None = None,
     ) -> ExecResult:
+        """Runs `command` once. Only what cannot have run is retried: a pooled connection that
+        turns out dead when a session is opened on it is replaced once. A connection lost after
+        the command was sent is an error that says so (sbatch, rm or mv must not run twice)."""
         deadline = time.monotonic() + (timeout or self.cfg.command_timeout)
         for attempt in (1, 2):
+            t0 = time.monotonic()
             conn = self._acquire(user, deadline)
+            if self.on_wait is not None:
+                self.on_wait(time.monotonic() - t0)
             try:
-                return self._exec(conn, command, stdin, deadline, max_output)
-            except (paramiko.SSHException, OSError, EOFError) as e:
-                conn.broken = True
-                if attempt == 2 or time.monotonic() >= deadline:
-                    raise BackendUnavailable(f"lost the SSH connection to {self.cfg.host}: {e}") from e
-                log.info("ssh connection for %s broke (%s); retrying on a new one", user, e)
+                try:
+                    chan = self._open_session(conn, deadline)
+                except (paramiko.SSHException, OSError, EOFError) as e:
+                    conn.broken = True
+                    if attempt == 2 or time.monotonic() >= deadline:
+                        raise BackendUnavailable(f"lost the SSH connection to {self.cfg.host}: {e}") from e
+                    log.info("ssh connection for %s broke (%s); opening the session on a new one", user, e)
+                    continue
+                try:
+                    return self._exec(chan, command, stdin, deadline, max_output)
+                except (paramiko.SSHException, OSError, EOFError) as e:
+                    conn.broken = True
+                    raise BackendUnavailable(
+                        f"lost the SSH connection to {self.cfg.host} while the command ran: it may or "
+                        f"may not have taken effect ({e})"
+                    ) from e
             finally:
                 self._release(user, conn)
         raise AssertionError("unreachable")
@@ -117,6 +142,17 @@ class SSHPool:
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {u: len(p.conns) for u, p in self._pools.items()}
+
+    def usage(self) -> tuple[int, int]:
+        """(open connections, exec channels in use) over all users of this system."""
+        with self._lock:
+            pools = list(self._pools.values())
+        conns = busy = 0
+        for p in pools:
+            with p.cond:
+                conns += len(p.conns)
+                busy += sum(c.in_use for c in p.conns)
+        return conns, busy
 
     def close(self) -> None:
         self._closed = True
@@ -235,13 +271,16 @@ class SSHPool:
         return _Conn(client=client, expires_at=key.cert.valid_before - margin)
 
     # ---- exec -------------------------------------------------------------------------------
-    def _exec(
-        self, conn: _Conn, command: str, stdin: bytes | None, deadline: float, max_output: int | None
-    ) -> ExecResult:
+    @staticmethod
+    def _open_session(conn: _Conn, deadline: float) -> paramiko.Channel:
         transport = conn.client.get_transport()
-        if transport is None:
+        if transport is None or not transport.is_active():
             raise paramiko.SSHException("no transport")
-        chan = transport.open_session(timeout=max(0.5, deadline - time.monotonic()))
+        return transport.open_session(timeout=max(0.5, deadline - time.monotonic()))
+
+    def _exec(
+        self, chan: paramiko.Channel, command: str, stdin: bytes | None, deadline: float, max_output: int | None
+    ) -> ExecResult:
         try:
             chan.exec_command(command)
             if stdin:
@@ -272,6 +311,10 @@ class SSHPool:
                         raise PayloadTooLarge(f"output is larger than {max_output} bytes")
             if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
                 raise Timeout("the command did not report its exit status in time")
+            transport = chan.get_transport()
+            if chan.exit_status == -1 and (transport is None or not transport.is_active()):
+                # the channel closed because the connection did, not because the command ended
+                raise paramiko.SSHException("the connection closed before the command reported its exit status")
             while chan.recv_stderr_ready():
                 err.append(chan.recv_stderr(65536))
             return ExecResult(chan.recv_exit_status(), b"".join(out), b"".join(err))

@@ -98,7 +98,7 @@ def test_cors_and_portal_only_when_configured(tmp_path):
     vhost = plain["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
         "route_config"]["virtual_hosts"][0]
     assert "typed_per_filter_config" not in vhost  # no origin is allowed unless configured
-    assert [r["match"] for r in vhost["routes"]] == [{"prefix": "/"}]
+    assert not [r for r in vhost["routes"] if r["match"].get("path", "").startswith("/portal")]
     for name in ("index.html", "app.js", "app.css", "config.json"):
         (tmp_path / name).write_text(name)
     doc = yaml.safe_load(render(_cfg(tmp_path, cors_allowed_origins=["https://portal.example.org"],
@@ -113,4 +113,40 @@ def test_cors_and_portal_only_when_configured(tmp_path):
     assert files == {"/portal/": str(tmp_path / "index.html"), "/portal/app.js": str(tmp_path / "app.js"),
                      "/portal/app.css": str(tmp_path / "app.css"), "/portal/config.json": str(tmp_path / "config.json")}
     names = [f["name"] for f in hcm["http_filters"]]
-    assert names[:3] == ["envoy.filters.http.cors", "envoy.filters.http.grpc_web", "envoy.filters.http.lua"]
+    assert names[:2] == ["envoy.filters.http.cors", "envoy.filters.http.grpc_web"]
+    assert names.index("envoy.filters.http.grpc_web") < names.index("envoy.filters.http.lua")
+
+
+def _routes(text: str) -> list[dict]:
+    doc = yaml.safe_load(text)
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return list(hcm["route_config"]["virtual_hosts"][0]["routes"])
+
+
+def test_docs_page_is_served_only_with_a_renderer(tmp_path):
+    plain = {r["match"].get("path") for r in _routes(render(_cfg(tmp_path)))}
+    assert "/openapi.json" in plain and "/docs/" not in plain
+    docs = tmp_path / "swagger-ui-dist"
+    docs.mkdir()
+    with pytest.raises(ValueError, match=r"swagger-ui-bundle\.js"):
+        render(_cfg(tmp_path, docs_dir=str(docs)))
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        (docs / name).write_text("/* */")
+    routes = _routes(render(_cfg(tmp_path, docs_dir=str(docs))))
+    served = {r["match"].get("path"): r for r in routes}
+    assert served["/docs/swagger-ui-bundle.js"]["direct_response"]["body"]["filename"] == str(
+        docs / "swagger-ui-bundle.js"
+    )
+    assert served["/docs"]["redirect"] == {"path_redirect": "/docs/"}
+    # the task events route pushes Server-Sent Events
+    events = next(r for r in routes if "safe_regex" in r["match"])
+    sse = events["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]["print_options"]
+    assert sse["stream_sse_style_delimited"] is True
+
+
+def test_lua_filter_knows_every_rest_path_and_its_methods(tmp_path):
+    render(_cfg(tmp_path))
+    lua = (tmp_path / "filter.lua").read_text()
+    assert '{ "^%/compute%/[^/:]+%/jobs%/[^/:]+$", { DELETE = true, GET = true }, "DELETE, GET" },' in lua
+    assert '{ "^%/tasks%/[^/:]+%:events$", { GET = true }, "GET" },' in lua
+    assert "__ROUTES__" not in lua

@@ -87,9 +87,6 @@ def wait_task(api: Any, tid: str, deadline: float = DEADLINE) -> dict[str, Any]:
     end = time.time() + deadline
     while True:
         r = api.post(f"/tasks/{tid}:wait", json={"timeout": "20s"})
-        if r.status_code == 503:  # a core restart by someone else: ask again
-            time.sleep(2)
-            continue
         assert r.status_code == 200, r.text
         task = r.json()["task"]
         if task["done"] or time.time() > end:
@@ -219,7 +216,10 @@ def start_upload(
 # ---------------------------------------------------------------------------------- pyfirecrest
 
 
-@pytest.mark.parametrize("size", [3 * MiB, 200 * MiB], ids=["3MiB", "200MiB"])
+# 130 MiB: three parts of the stack's 64 MiB. pyfirecrest posts the completion with httpx's default
+# 5 s read timeout while s3rver assembles the object on disk; 200 MiB took longer than that on a
+# loaded 2-core machine (a limit of the client and the dev S3 server, not of the gateway)
+@pytest.mark.parametrize("size", [3 * MiB, 130 * MiB], ids=["3MiB", "130MiB"])
 def test_pyfirecrest_staged_upload_and_download(
     pyfirecrest, alice, system, workdir, staging, started, tmp_path, size
 ):

@@ -58,7 +58,11 @@ def bindings(fds) -> dict[tuple[str, str], tuple[str, str, int]]:
         assert key not in out, f"duplicate binding {key}"
         out[key] = (f"{package}.{svc.name}", m.name, code)
         for extra in rule.additional_bindings:
-            raise AssertionError(f"unexpected additional binding on {m.name}: {extra}")
+            # only our own services may have a second path (WatchTask's :events, Server-Sent Events)
+            assert f"{package}.{svc.name}" in OWN_SERVICES, f"unexpected additional binding on {m.name}: {extra}"
+            key = (rule_binding(extra)[0], _norm(rule_binding(extra)[1]))
+            assert key not in out, f"duplicate binding {key}"
+            out[key] = (f"{package}.{svc.name}", m.name, code)
     return out
 
 
