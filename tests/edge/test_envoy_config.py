@@ -109,7 +109,7 @@ def test_cors_and_portal_only_when_configured(tmp_path):
     assert policy["allow_origin_string_match"] == [{"exact": "https://portal.example.org"}]
     assert "grpc-status" in policy["expose_headers"] and "x-grpc-web" in policy["allow_headers"]
     files = {r["match"]["path"]: r["direct_response"]["body"]["filename"] for r in vhost["routes"]
-             if "direct_response" in r}
+             if "direct_response" in r and r["match"]["path"].startswith("/portal")}
     assert files == {"/portal/": str(tmp_path / "index.html"), "/portal/app.js": str(tmp_path / "app.js"),
                      "/portal/app.css": str(tmp_path / "app.css"), "/portal/config.json": str(tmp_path / "config.json")}
     names = [f["name"] for f in hcm["http_filters"]]
