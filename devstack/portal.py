@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -17,10 +18,18 @@ REPO = Path(__file__).resolve().parents[1]
 PORTAL = REPO / "portal"
 DIST = PORTAL / "dist"
 GEN = PORTAL / "gen"
-# the googleapis/rpc files the firecrest protos import; the well-known types come with @bufbuild/protobuf
-EXTRA_PROTOS = (
-    "google/api/annotations.proto", "google/api/http.proto", "google/api/httpbody.proto", "google/rpc/status.proto",
-)
+# googleapis files needed besides those the firecrest protos import (annotations.proto imports it);
+# the well-known types (google/protobuf/*) come with @bufbuild/protobuf
+EXTRA_PROTOS = ("google/api/http.proto",)
+_IMPORT_RE = re.compile(r'^import\s+(?:public\s+)?"(google/(?!protobuf/)[^"]+\.proto)";', re.MULTILINE)
+
+
+def _google_imports() -> list[str]:
+    """The googleapis protos (google/api, google/rpc...) the firecrest protos import."""
+    found = set(EXTRA_PROTOS)
+    for proto in (REPO / "protos").rglob("*.proto"):
+        found.update(_IMPORT_RE.findall(proto.read_text()))
+    return sorted(found)
 
 
 def _digest(paths: list[Path]) -> str:
@@ -31,7 +40,7 @@ def _digest(paths: list[Path]) -> str:
 
 
 def _inputs() -> list[Path]:
-    files = [PORTAL / "package-lock.json", PORTAL / "build.mjs", PORTAL / "tsconfig.json"]
+    files = [PORTAL / "package-lock.json", PORTAL / "build.mjs", PORTAL / "tsconfig.json", Path(__file__)]
     files += [p for p in (PORTAL / "src").rglob("*") if p.is_file()]
     files += list((REPO / "protos").rglob("*.proto"))
     return files
@@ -63,7 +72,7 @@ def generate_stubs() -> None:
     rc = protoc.main([
         "grpc_tools.protoc", f"-I{protogen.PROTOS}", f"-I{protogen._grpc_tools_proto_dir()}",
         f"-I{protogen._googleapis_dir()}", f"--plugin=protoc-gen-es={plugin}", f"--es_out={GEN}",
-        "--es_opt=target=ts,import_extension=none", *protogen.proto_files(), *EXTRA_PROTOS,
+        "--es_opt=target=ts,import_extension=none", *protogen.proto_files(), *_google_imports(),
     ])
     if rc != 0:
         raise RuntimeError(f"protoc-gen-es failed ({rc})")
