@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Iterable
@@ -128,6 +129,7 @@ async def serve(cfg: Config) -> None:
         )
         log.info("metrics on %s (%s)", cfg.metrics.listen, "https, client certificate required" if tls else "http")
     gw.start_background()
+    _tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -142,6 +144,18 @@ async def serve(cfg: Config) -> None:
     await gw.stop_background()
     await gw.close()
     log.info("stopped")
+
+
+def _tune_gc() -> None:
+    """A listing of thousands of entries makes thousands of tracked objects that live until its
+    answer is built, and with the default thresholds (700, 10, 10) each such call ran several
+    collections, the full ones over every module and protobuf descriptor loaded (py-spy:
+    gc_collect_main, an eighth of the event loop's time under ls load). The startup objects move to
+    the permanent generation (never scanned again), and a young collection waits for 5,000 net
+    allocations instead of 700; older generations keep their defaults, so cycles are still freed."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(5_000, 10, 10)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -157,7 +157,7 @@ class Gateway:
     def cluster(self, name: str) -> Cluster:
         c = self.clusters.get(name.lower())
         if c is None:
-            raise SystemNotFound(f"system '{name}' does not exist", metadata={"system": name})
+            raise SystemNotFound("System not found", metadata={"system": name})  # FirecREST v2's words
         return c
 
     def scheduler(self, name: str) -> SlurmScheduler:

@@ -18,6 +18,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,6 +269,13 @@ def _core_config(layout: Layout, prof: Profile, replica: int) -> dict:
                     {"path": "/tmp", "data_type": "scratch"},
                 ],
                 "datatransfer_jobs_directives": [],
+                "streamer": {
+                    "python": str(_streamer_python(layout)),
+                    "host": "127.0.0.1",
+                    "public_ips": ["127.0.0.1"],
+                    "port_range": [layout.ports.envoy + STREAMER_PORTS[0], layout.ports.envoy + STREAMER_PORTS[1]],
+                    "wait_timeout": 600,
+                },
             }
         ],
         "s3": {
@@ -363,6 +372,34 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+STREAMER_PORTS = (23, 32)  # offsets from F7T_PORT_BASE: the streamer transfer jobs' ports
+
+
+def _streamer_python(layout: Layout) -> Path:
+    return layout.state_dir / "streamer" / "venv" / "bin" / "python"
+
+
+def ensure_streamer(layout: Layout) -> Path:
+    """A venv with `websockets` (the version the gateway's own venv has) for the streamer server that
+    users' transfer jobs run (core/adapters/streamer_job.py): built from the system's Python (the
+    gateway's venv may live where users cannot enter), under the world-readable state dir."""
+    from importlib.metadata import version
+
+    want = version("websockets")
+    venv = layout.state_dir / "streamer" / "venv"
+    stamp = venv / f".installed-{want}"
+    if not stamp.exists():
+        base = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+        subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check",
+                        f"websockets=={want}"], check=True)
+        for p in (layout.state_dir / "streamer", *venv.rglob("*")):  # whatever the umask was
+            if not p.is_symlink():
+                p.chmod(p.stat().st_mode | (0o055 if p.is_dir() else 0o044))
+        stamp.touch()
+    return _streamer_python(layout)
+
+
 def prepare(layout: Layout, prof: Profile | None = None, log: Callable[[str], None] = print) -> set[str]:
     """Write the gateway's configs and build the portal; return the services whose config changed."""
     prof = prof or profile()
@@ -371,6 +408,7 @@ def prepare(layout: Layout, prof: Profile | None = None, log: Callable[[str], No
     pd = prof.dir(layout)
     pd.mkdir(parents=True, exist_ok=True)
     before = (d / "issuer" / "config.json").read_text() if (d / "issuer" / "config.json").exists() else ""
+    ensure_streamer(layout)
     issuer = _issuer_config(layout)
     _ensure_tls(layout)
     _ensure_metrics_tls(layout)

@@ -14,7 +14,10 @@ from devstack.layout import Layout
 from devstack.services import Service, command_ok, http_answers, tcp_banner
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-APT_PACKAGES = ["slurm-wlm", "munge", "slurmdbd", "mariadb-server", "openssh-server", "postgresql", "prometheus"]
+# python3-venv: the streamer's venv for transfer jobs is built from the system's Python
+APT_PACKAGES = [
+    "slurm-wlm", "munge", "slurmdbd", "mariadb-server", "openssh-server", "postgresql", "prometheus", "python3-venv",
+]
 S3RVER_PACKAGE = "@20minutes/s3rver@^4"
 S3RVER_MODULE = Path("node_modules/@20minutes/s3rver")
 

@@ -18,9 +18,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from google.protobuf import descriptor_pb2
 
 REPO = Path(__file__).resolve().parents[1]
 # the template: in the source tree, else where the wheel installs it (data-files)
@@ -80,7 +82,9 @@ class EdgeConfig:
     rate_limit_max_clients: int = 10000  # buckets kept (least recently used ones are dropped)
     username_claim: str = "preferred_username"
     identity_header: str = "x-f7t-user"
-    app_version: str = "2.5.6"
+    # FirecREST v2's version clients see (f7t-appversion): pyfirecrest sends `name` and
+    # `time_window` on job listings only to 2.6.0 and later, which this gateway serves
+    app_version: str = "2.6.0"
     max_body: int = 64 * 1024 * 1024
     jwks_ca_bundle: str = SYSTEM_CA_BUNDLE
     # TLS on the listener (HTTPS and gRPC over TLS, ALPN h2 + http/1.1); empty: plaintext, for a
@@ -339,6 +343,75 @@ def _docs_routes(cfg: EdgeConfig) -> str:
     return "".join(routes)
 
 
+# the packages whose JSON is FirecREST v2's (Tasks and Certificate are ours: proto3 JSON as is)
+FIRECREST_PACKAGES = ("firecrest.status.", "firecrest.compute.", "firecrest.storage.", "firecrest.type.")
+# our additions for native callers (AIP-158 paging), `optional` so they are absent, not null, in REST JSON
+NATIVE_ONLY_FIELDS = frozenset({"next_page_token"})
+
+
+def nullable_schema(descriptor: Path) -> str:
+    """The Lua filter's table of the JSON keys that are null when absent, per message (see filter.lua).
+
+    A key is nullable when its field has presence (`optional` scalars, singular messages): FirecREST
+    v2 writes those as null when unknown, and the transcoder leaves them out. Only messages with a
+    nullable key somewhere below them are listed, so other responses pass through untouched.
+    """
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
+    messages: dict[str, descriptor_pb2.DescriptorProto] = {}
+
+    def collect(prefix: str, msgs: Any) -> None:
+        for m in msgs:
+            name = f"{prefix}.{m.name}"
+            messages[name] = m
+            collect(name, m.nested_type)
+
+    for f in fds.file:
+        collect(f.package, f.message_type)
+    is_map = {n for n, m in messages.items() if m.options.map_entry}
+    label_repeated = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
+    type_message = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+
+    def fields(name: str) -> list[tuple[str, bool, str | None, bool]]:
+        out = []
+        for fd in messages[name].field:
+            nested = fd.type_name.lstrip(".") if fd.type == type_message else None
+            repeated = fd.label == label_repeated
+            if nested in is_map or fd.name in NATIVE_ONLY_FIELDS or (
+                fd.HasField("oneof_index") and not fd.proto3_optional
+            ):
+                continue
+            nullable = not repeated and (fd.proto3_optional or nested is not None)
+            out.append((fd.json_name, nullable, nested, repeated))
+        return out
+
+    needed: dict[str, bool] = {}
+
+    def needs(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        if name in needed:
+            return needed[name]
+        if name in seen or name not in messages or not name.startswith(FIRECREST_PACKAGES):
+            return False
+        result = False
+        for _, nullable, nested, _ in fields(name):
+            if nullable or (nested is not None and needs(nested, seen | {name})):
+                result = True
+        needed[name] = result
+        return result
+
+    rows = []
+    for name in sorted(messages):
+        if not needs(name):
+            continue
+        entries = []
+        for key, nullable, nested, repeated in fields(name):
+            walk = nested if nested is not None and needs(nested) else None
+            if nullable or walk:
+                entries.append(f'["{key}"]={{{str(nullable).lower()},{json.dumps(walk) if walk else "false"},'
+                               f'{str(repeated).lower()}}}')
+        rows.append(f'  ["{name}"]={{{",".join(entries)}}},')
+    return "{\n" + "\n".join(rows) + "\n}"
+
+
 def render(cfg: EdgeConfig) -> str:
     """Write the Lua filter to cfg.lua_out and return Envoy's YAML."""
     for name, value in (("identity_header", cfg.identity_header), ("username_claim", cfg.username_claim)):
@@ -348,6 +421,7 @@ def render(cfg: EdgeConfig) -> str:
     lua = lua.replace("__APP_VERSION__", cfg.app_version)
     routes, methods = _lua_routes(Path(cfg.openapi))
     lua = lua.replace("__ROUTES__", routes).replace("__API_METHODS__", methods)
+    lua = lua.replace("__NULLABLE_SCHEMA__", nullable_schema(Path(cfg.descriptor)))
     Path(cfg.lua_out).write_text(lua)
     u = urlsplit(cfg.jwks_uri)
     if u.scheme not in ("http", "https") or not u.hostname:

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TypeVar
 
-from core.adapters import posix, slurm
+from core.adapters import files, posix, slurm
 from core.adapters.commands import RemoteCommand
 from core.adapters.ssh import ExecResult, SSHPool
 from core.config import SystemConfig
@@ -36,6 +36,7 @@ class Cluster:
             f"{k}={shlex.quote(v)} " for k, v in sorted(cfg.scheduler.env.items())
         )
         self._probes: list[Probe] = []
+        self.id_names = files.IdNames()
         self._probe_lock = asyncio.Lock()
         # set when a call found the controller unreachable; cleared by the next ping that answers
         self._controller_down = False
@@ -114,6 +115,19 @@ class Cluster:
                 self.metrics.ssh_seconds.labels(self.name).observe(seconds)
         cmd.check(res)
         return cmd.parse(res)
+
+    async def list_files(self, user: str, cmd: files.ListFiles) -> list[files.FileEntry]:
+        """A listing; without numeric_ids its uids and gids are named from this system's user
+        database (cached: at most one getent per listing, none once the ids are known)."""
+        entries = await self.run(user, cmd)
+        if cmd.numeric_ids:
+            return entries
+        uids = {e.user for e in entries}
+        gids = {e.group for e in entries}
+        lookup = self.id_names.unknown(uids, gids)
+        if lookup is not None:
+            self.id_names.learn(lookup, await self.run(user, lookup))
+        return self.id_names.named(entries, uids, gids)
 
     # ---- status ----------------------------------------------------------------------------
     async def nodes(self, user: str) -> list[slurm.Node]:

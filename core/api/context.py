@@ -24,6 +24,8 @@ log = logging.getLogger("core.api")
 ERROR_DOMAIN = "firecrest.gateway"
 SUCCESS_HEADER = "x-f7t-http-status"
 REASON_HEADER = "x-f7t-reason"
+USER_HEADER = "x-f7t-caller"  # the caller, for the edge's FirecREST-shaped error body ("user")
+MESSAGE_HEADER = "x-f7t-message"  # the response's message type, for the edge's JSON shaping
 
 _caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("f7t_caller", default=None)
 # a POSIX user name, whole (fullmatch: `$` alone would let a trailing newline through)
@@ -168,8 +170,10 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                     await self._abort(context, e, method)
                 except Exception as e:
                     await self._internal(context, e, method)
+                md: tuple[tuple[str, str], ...] = ((MESSAGE_HEADER, resp.DESCRIPTOR.full_name),)
                 if code != 200:
-                    await context.send_initial_metadata(((SUCCESS_HEADER, str(code)),))
+                    md = ((SUCCESS_HEADER, str(code)), *md)
+                await context.send_initial_metadata(md)
                 return resp
 
         if handler.unary_unary:
@@ -241,6 +245,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
 
     async def _abort(self, context: grpc.aio.ServicerContext, err: GatewayError, method: str) -> None:
         code, trailer = status_trailer(err)
+        user = _caller.get()
+        if user:
+            trailer = (*trailer, (USER_HEADER, user))
         if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
             log.warning("%s: %s: %s", method, err.reason.value, err.message)
         await context.abort(code, _clip(err.message), trailing_metadata=trailer)
