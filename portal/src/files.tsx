@@ -70,7 +70,12 @@ export function FilesPage({ path }: { path: string }) {
     }
   };
 
-  const taskIdOf = (body: any): string => String(body.transferJob?.workingDirectory || "").replace(/\/+$/, "").split("/").pop() || "";
+  /** The transfer's task id: the private directory holding the transfer job's logs. */
+  const taskIdOf = (body: any): string => {
+    const dir = String(body.transferJob?.logs?.outputLog || "").split("/").slice(0, -1).pop() || "";
+    if (/^[0-9a-f]{32}$/.test(dir)) return dir;
+    throw new Error("The gateway did not say which task carries this transfer.");
+  };
 
   const upload = () => attempt(async () => {
     if (!file) throw new Error("Choose a file to upload first.");

@@ -64,7 +64,7 @@ export function SystemsPage() {
               <thead><tr><th scope="col">Name</th><th scope="col">CPUs</th><th scope="col">Nodes</th><th scope="col">State</th></tr></thead>
               <tbody>
                 {(parts.partitions || []).map((p: any) => (
-                  <tr><td>{p.name}</td><td>{p.cpus}</td><td>{p.totalNodes}</td><td>{(p.partition || []).join(", ")}</td></tr>
+                  <tr><td>{p.name}</td><td>{p.cpus}</td><td>{p.totalNodes}</td><td>{Array.isArray(p.partition) ? p.partition.join(", ") : String(p.partition ?? "")}</td></tr>
                 ))}
               </tbody>
             </table>
