@@ -124,7 +124,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         else:
             _log("gateway: prepare")
             prof = gateway.profile(args.profile)
-            gw_changed = gateway.prepare(layout, prof) or set()
+            gw_changed = gateway.prepare(layout, prof, _log) or set()
             gw = _gateway_services(layout, prof)
             lockdown.secure_gateway_files(
                 layout,

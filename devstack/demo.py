@@ -164,6 +164,12 @@ def main() -> None:
     demo.files()
     demo.transfer()
     print("\ndemo finished: every step went through Envoy, the gRPC core, SSH as the user, Slurm and S3")
+    env = demo.env
+    if env.get("F7T_PORTAL_URL"):
+        print(f"\nThe web portal: {env['F7T_PORTAL_URL']}  (sign in at the issuer's form)")
+        for user in ("alice", "bob"):
+            if env.get(f"F7T_{user.upper()}_PASSWORD"):
+                print(f"   {user:6} password {env[f'F7T_{user.upper()}_PASSWORD']}")
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 from cryptography import x509
@@ -29,14 +31,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from devstack import postgres
+from devstack import portal, postgres
 from devstack.infra import find_docs_renderer
 from devstack.layout import Layout
 from devstack.lockdown import UMASK, envoy_binary, gateway_python
 from devstack.services import Service, http_answers, http_unix_ok, tcp_banner
 from edge.envoy_config import DOCS_PAGE, EdgeConfig
 from edge.envoy_config import render as render_envoy
-from edge.issuer.config import add_users, make_config
+from edge.issuer.config import DEFAULT_SCOPE, PORTAL_CLIENT_ID, add_users, make_config
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "cluster"
@@ -105,10 +107,40 @@ def profile(name: str | None = None) -> Profile:
     return Profile("default", replicas=replicas, task_store=store)
 
 
+# the portal's access tokens live this long (seconds), so its sessions show refreshing at work
+PORTAL_TOKEN_LIFETIME = int(os.environ.get("F7T_PORTAL_TOKEN_LIFETIME", "20"))
+
+
+def portal_origin(layout: Layout) -> str:
+    """The web portal is served by the default profile's Envoy."""
+    return f"http://127.0.0.1:{layout.ports.envoy}"
+
+
+def portal_url(layout: Layout) -> str:
+    return f"{portal_origin(layout)}/portal/"
+
+
 def _issuer_config(layout: Layout) -> dict:
     d = _dir(layout) / "issuer"
     d.mkdir(parents=True, exist_ok=True)
-    return make_config(d, layout.ports.issuer, list(layout.users))
+    return make_config(d, layout.ports.issuer, list(layout.users), portal_url=portal_url(layout),
+                       portal_token_lifetime=PORTAL_TOKEN_LIFETIME)
+
+
+def _portal_config(layout: Layout, issuer: dict) -> dict:
+    """What the portal reads at start (config.json next to it): its issuer, client and gateway."""
+    return {
+        "issuer": issuer["issuer"],
+        "clientId": PORTAL_CLIENT_ID,
+        "scope": f"{DEFAULT_SCOPE} profile email",
+        "redirectUri": portal_url(layout),
+        "gateway": portal_origin(layout),
+    }
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 # ---------------------------------------------------------------- internal mTLS
@@ -295,6 +327,13 @@ def _edge_config(layout: Layout, issuer: dict, prof: Profile) -> dict:
         "docs_dir": str(find_docs_renderer(layout) or ""),
         # Envoy's Prometheus stats on loopback (the rest of its admin interface stays on the socket)
         "stats_port": layout.ports.envoy_stats if prof.name == "default" else 0,
+        **({
+            # the web portal and the browser origin it runs in (CORS), on the default profile only
+            "cors_allowed_origins": [portal_origin(layout)],
+            "portal_dir": str(portal.DIST),
+            "portal_config": str(_dir(layout) / "portal-config.json"),
+            "portal_connect_origins": [_origin(issuer["issuer"]), layout.s3_url],
+        } if prof.name == "default" else {}),
     }
 
 
@@ -361,13 +400,14 @@ def ensure_streamer(layout: Layout) -> Path:
     return _streamer_python(layout)
 
 
-def prepare(layout: Layout, prof: Profile | None = None) -> set[str]:
-    """Write the gateway's configs; return the names of services whose config changed."""
+def prepare(layout: Layout, prof: Profile | None = None, log: Callable[[str], None] = print) -> set[str]:
+    """Write the gateway's configs and build the portal; return the services whose config changed."""
     prof = prof or profile()
     d = _dir(layout)
     d.mkdir(parents=True, exist_ok=True)
     pd = prof.dir(layout)
     pd.mkdir(parents=True, exist_ok=True)
+    before = (d / "issuer" / "config.json").read_text() if (d / "issuer" / "config.json").exists() else ""
     ensure_streamer(layout)
     issuer = _issuer_config(layout)
     _ensure_tls(layout)
@@ -375,9 +415,14 @@ def prepare(layout: Layout, prof: Profile | None = None) -> set[str]:
     if prof.task_store == "postgres":
         postgres.ensure_cluster(layout, None)
     changed = set()
+    if before and (d / "issuer" / "config.json").read_text() != before:  # e.g. the portal's client added
+        changed.add("issuer")
     if add_users(d / "issuer", list(layout.users)):  # a user added to the stack since it was made
         issuer = _issuer_config(layout)
         changed.add("issuer")
+    if prof.name == "default":
+        portal.build(log)
+        _write_if_changed(d / "portal-config.json", json.dumps(_portal_config(layout, issuer), indent=2) + "\n")
     for i in range(1, prof.replicas + 1):
         name = prof.core_name(i)
         cfg = yaml.safe_dump(_core_config(layout, prof, i), sort_keys=False)
@@ -506,6 +551,7 @@ def env(layout: Layout, prof: Profile | None = None) -> dict[str, str]:
         "F7T_URL": f"http://127.0.0.1:{prof.envoy_port(layout)}",
         "F7T_GRPC_TARGET": f"127.0.0.1:{prof.envoy_port(layout)}",
         "F7T_SYSTEM": SYSTEM,
+        "F7T_PORTAL_URL": portal_url(layout),
         "F7T_GATEWAY_PROFILE": prof.name,
         "F7T_ENVOY_ADMIN_SOCKET": str(prof.admin_socket(layout)),
         "F7T_CORES": ",".join(
@@ -519,6 +565,8 @@ def env(layout: Layout, prof: Profile | None = None) -> dict[str, str]:
         out["F7T_ISSUER"] = issuer["issuer"]
         out["F7T_TOKEN_URL"] = f"{issuer['issuer']}/protocol/openid-connect/token"
         out["F7T_AUDIENCE"] = issuer["audience"]
+        for u in issuer.get("users", []):  # logins at the issuer's form (the portal)
+            out[f"F7T_{u['username'].upper()}_PASSWORD"] = u["password"]
         for c in issuer["clients"]:
             if c.get("username"):
                 u = c["username"].upper()

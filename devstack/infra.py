@@ -423,6 +423,15 @@ const server = new S3rver({
   directory: process.env.F7T_S3_DIRECTORY,
   silent: process.env.F7T_S3_SILENT === '1',
   vhostBuckets: false,
+  // browsers (the portal) PUT parts and GET objects with presigned URLs: CORS on the staging bucket
+  configureBuckets: process.env.F7T_S3_CORS_ORIGINS ? [{
+    name: process.env.F7T_S3_BUCKET || 'firecrest-staging',
+    configs: ['<CORSConfiguration>' + process.env.F7T_S3_CORS_ORIGINS.split(',').map((o) =>
+      '<CORSRule><AllowedOrigin>' + o + '</AllowedOrigin><AllowedMethod>GET</AllowedMethod>' +
+      '<AllowedMethod>PUT</AllowedMethod><AllowedMethod>POST</AllowedMethod><AllowedHeader>*</AllowedHeader>' +
+      '<ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>600</MaxAgeSeconds></CORSRule>').join('') +
+      '</CORSConfiguration>'],
+  }] : [],
 });
 server.run().then(({ address, port }) => {
   console.log(`S3rver listening on ${address}:${port}`);
@@ -549,6 +558,8 @@ def infra_services(layout: Layout) -> list[Service]:
                 "F7T_S3_PORT": str(p.s3),
                 "F7T_S3_DIRECTORY": str(layout.s3_data_dir),
                 "F7T_S3_SILENT": os.environ.get("F7T_S3_SILENT", "0"),
+                # the portal's origin (devstack.gateway.portal_origin): Envoy's listener
+                "F7T_S3_CORS_ORIGINS": f"http://127.0.0.1:{p.envoy}",
             },
             pidfile=layout.pidfile("s3rver"),
             log=layout.log("s3rver"),

@@ -11,6 +11,7 @@ own and runs
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -90,6 +91,15 @@ class EdgeConfig:
     # deployment that terminates TLS in front of Envoy, or the local stack on loopback
     tls_cert: str = ""
     tls_key: str = ""
+    # browser origins allowed to call the gateway (CORS, REST and gRPC-Web); empty: none
+    cors_allowed_origins: list[str] = field(default_factory=list)
+    # the web portal: its built files (index.html, app.js, app.css) and its config.json, served
+    # without a token under /portal/; empty: no portal
+    portal_dir: str = ""
+    portal_config: str = ""
+    # origins the portal's scripts may connect to besides its own (Content-Security-Policy
+    # connect-src): the OIDC provider's, the S3 staging store's presigned URLs
+    portal_connect_origins: list[str] = field(default_factory=list)
     # N core replicas behind Envoy (round robin, gRPC health checks); empty: core_address alone
     core_addresses: list[str] = field(default_factory=list)
     health_check_interval: float = 2.0
@@ -130,6 +140,85 @@ def _downstream_tls(cert: str, key: str) -> str:
     )
 
 
+CORS_ALLOW_HEADERS = (
+    "authorization, content-type, idempotency-key, x-grpc-web, x-user-agent, grpc-timeout, "
+    "connect-protocol-version, connect-timeout-ms"
+)
+CORS_EXPOSE_HEADERS = "grpc-status, grpc-message, grpc-status-details-bin, f7t-appversion, content-disposition"
+PORTAL_FILES = (("", "index.html", "text/html; charset=utf-8"),
+                ("app.js", "app.js", "text/javascript; charset=utf-8"),
+                ("app.css", "app.css", "text/css; charset=utf-8"))
+
+
+def _cors_policy(origins: list[str]) -> str:
+    if not origins:
+        return ""
+    for o in origins:
+        _check_origin(o)
+    matchers = ", ".join(f"{{exact: {json.dumps(o)}}}" for o in origins)
+    return (
+        "\n              typed_per_filter_config:\n"
+        "                envoy.filters.http.cors:\n"
+        '                  "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy\n'
+        f"                  allow_origin_string_match: [{matchers}]\n"
+        "                  allow_methods: GET, POST, PUT, DELETE, OPTIONS\n"
+        f'                  allow_headers: "{CORS_ALLOW_HEADERS}"\n'
+        f'                  expose_headers: "{CORS_EXPOSE_HEADERS}"\n'
+        '                  max_age: "600"'
+    )
+
+
+def _check_origin(o: str) -> None:
+    u = urlsplit(o)
+    if u.scheme not in ("http", "https") or not u.netloc or u.path or o != f"{u.scheme}://{u.netloc}" or any(
+            c in o for c in " ;,'\"\n"):
+        raise ValueError(f"origin {o!r} must be scheme://host[:port]")
+
+
+def _portal_routes(portal_dir: str, portal_config: str, connect: list[str]) -> tuple[str, str]:
+    """Routes serving the portal's files (direct responses: no token, no upstream) and the
+    jwt_authn rules letting them through; a hash of the files names the build, so a rebuilt portal
+    changes Envoy's configuration (and the stack restarts Envoy)."""
+    if not portal_dir:
+        return "", ""
+    files = [(f"/portal/{route}", Path(portal_dir) / name, ctype) for route, name, ctype in PORTAL_FILES]
+    files.append(("/portal/config.json", Path(portal_config), "application/json"))
+    digest = hashlib.sha256()
+    for _, path, _ in files:
+        if not path.is_file():
+            raise ValueError(f"portal file {path} is missing (build the portal first)")
+        digest.update(path.read_bytes())
+    no_transcoding = (
+        "                typed_per_filter_config:\n"
+        "                  envoy.filters.http.grpc_json_transcoder:\n"
+        '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig\n'
+        "                    disabled: true\n"
+    )
+    sources = " ".join(["'self'", *connect])
+    csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+           f"connect-src {sources}; frame-ancestors 'none'; base-uri 'none'; "
+           "form-action 'none'; object-src 'none'")
+    headers = (
+        "                response_headers_to_add:\n"
+        "                - header: {key: content-type, value: %s}\n"
+        "                  append_action: OVERWRITE_IF_EXISTS_OR_ADD\n"
+        "                - header: {key: cache-control, value: no-cache}\n"
+        "                - header: {key: x-content-type-options, value: nosniff}\n"
+        "                - header: {key: x-frame-options, value: DENY}\n"
+        f"                - header: {{key: content-security-policy, value: {json.dumps(csp)}}}\n"
+        "                - header: {key: referrer-policy, value: no-referrer}\n"
+    )
+    out = [f"\n              # portal build {digest.hexdigest()[:16]}",
+           "              - match: {path: /portal}",
+           "                redirect: {path_redirect: /portal/}",
+           no_transcoding.rstrip("\n")]
+    for route, path, ctype in files:
+        out.append(f"              - match: {{path: {route}}}")
+        out.append(f"                direct_response: {{status: 200, body: {{filename: {path}}}}}")
+        out.append((headers % json.dumps(ctype)).rstrip("\n"))
+        out.append(no_transcoding.rstrip("\n"))
+    rules = "\n              - match: {path: /portal}\n              - match: {prefix: /portal/}"
+    return "\n".join(out), rules
 def _lua_routes(openapi: Path) -> tuple[str, str]:
     """The API's path templates as Lua patterns with their methods (for the 405 answer), and the
     set of every method the API declares, both as Lua table literals."""
@@ -339,6 +428,9 @@ def render(cfg: EdgeConfig) -> str:
         raise ValueError(f"jwks_uri {cfg.jwks_uri!r} must be an http(s) URL")
     if bool(cfg.tls_cert) != bool(cfg.tls_key):
         raise ValueError("tls_cert and tls_key go together")
+    for origin in cfg.portal_connect_origins:
+        _check_origin(origin)
+    portal_routes, portal_jwt_rules = _portal_routes(cfg.portal_dir, cfg.portal_config, cfg.portal_connect_origins)
     endpoints = []
     for addr in cfg.core_addresses or [cfg.core_address]:
         host, _, port = addr.rpartition(":")
@@ -349,6 +441,9 @@ def render(cfg: EdgeConfig) -> str:
         )
     stats = _stats(cfg)
     return Template(TEMPLATE.read_text()).substitute(
+        cors_policy=_cors_policy(cfg.cors_allowed_origins),
+        portal_routes=portal_routes,
+        portal_jwt_rules=portal_jwt_rules,
         admin=_admin(cfg),
         rate_limit_address=_rate_limit(
             "per_address", "remote_address", "{remote_address: {}}",

@@ -1,4 +1,9 @@
-"""HTTP side of the dev issuer: discovery, JWKS, token and authorization endpoints.
+"""HTTP side of the dev issuer: discovery, JWKS, token, authorization, userinfo and logout.
+
+What portals written for Keycloak expect: PKCE required from public clients and optional for
+confidential ones, the standard scopes (openid profile email) accepted on top of a client's own,
+refresh tokens with rotation (a rotated refresh token presented again revokes its whole login),
+RP-initiated logout, and CORS for the browser origins a client is registered with.
 
 Paths mirror Keycloak's (``{issuer}/protocol/openid-connect/...``) so clients configured for a
 Keycloak realm, e.g. pyfirecrest's ``ClientCredentialsAuth(token_uri=...)``, work unchanged.
@@ -17,7 +22,7 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +31,7 @@ from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import jwt
 
-from edge.issuer.config import Client, IssuerConfig
+from edge.issuer.config import STANDARD_SCOPES, Client, IssuerConfig
 from edge.issuer.keys import SIGNING_ALG, jwk_thumbprint, load_or_create_key, public_jwk
 
 logger = logging.getLogger("edge.issuer")
@@ -35,6 +40,8 @@ DISCOVERY_PATH = "/.well-known/openid-configuration"
 CERTS_PATH = "/protocol/openid-connect/certs"
 TOKEN_PATH = "/protocol/openid-connect/token"  # noqa: S105 - a URL path, not a secret
 AUTH_PATH = "/protocol/openid-connect/auth"
+USERINFO_PATH = "/protocol/openid-connect/userinfo"
+LOGOUT_PATH = "/protocol/openid-connect/logout"
 HEALTH_PATH = "/healthz"
 
 MAX_BODY = 64 * 1024
@@ -51,6 +58,8 @@ def endpoints(issuer: str) -> dict[str, str]:
         "jwks_uri": base + CERTS_PATH,
         "token_endpoint": base + TOKEN_PATH,
         "authorization_endpoint": base + AUTH_PATH,
+        "userinfo_endpoint": base + USERINFO_PATH,
+        "end_session_endpoint": base + LOGOUT_PATH,
     }
 
 
@@ -119,12 +128,27 @@ def _single(params: dict[str, list[str]]) -> dict[str, str]:
 class _CodeGrant:
     client_id: str
     redirect_uri: str
-    code_challenge: str
+    code_challenge: str | None  # None: a confidential client that sent no PKCE challenge
     username: str
     scope: str
     nonce: str | None
     auth_time: int
     expires_at: float
+    sid: str = ""  # the login this code belongs to
+
+
+@dataclass
+class _Refresh:
+    """A refresh token's record (the token itself is kept only as a hash)."""
+
+    client_id: str
+    username: str
+    scope: str
+    sid: str
+    auth_time: int
+    expires_at: float
+    session_expires_at: float
+    used: bool = False
 
 
 @dataclass
@@ -132,7 +156,7 @@ class _AuthzRequest:
     client: Client
     redirect_uri: str
     state: str | None
-    code_challenge: str
+    code_challenge: str | None
     scope: str
     nonce: str | None
     params: dict[str, str]
@@ -148,7 +172,10 @@ class IssuerState:
         self.jwks = {"keys": [public_jwk(self.key, self.kid)]}
         self.urls = endpoints(config.issuer)
         self._codes: dict[str, _CodeGrant] = {}
+        self._refresh: dict[str, _Refresh] = {}  # sha256(token) -> record
+        self._revoked_sids: set[str] = set()
         self._lock = threading.Lock()
+        self.origins = frozenset(o for c in config.clients.values() for o in c.web_origins)
 
     # -- authorization codes -------------------------------------------------------------
     def issue_code(self, grant: _CodeGrant) -> str:
@@ -168,7 +195,61 @@ class IssuerState:
             return None
         return grant
 
+    # -- refresh tokens (rotated on every use) -------------------------------------------
+    @staticmethod
+    def _hash(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def issue_refresh(self, client_id: str, username: str, scope: str, sid: str, auth_time: int,
+                      session_expires_at: float | None = None) -> str:
+        token = secrets.token_urlsafe(48)
+        now = time.time()
+        session_end = session_expires_at or auth_time + self.config.session_lifetime
+        record = _Refresh(client_id, username, scope, sid, auth_time,
+                          min(now + self.config.refresh_token_lifetime, session_end), session_end)
+        with self._lock:
+            for stale in [h for h, r in self._refresh.items() if r.expires_at <= now]:
+                del self._refresh[stale]
+            self._refresh[self._hash(token)] = record
+        return token
+
+    def rotate_refresh(self, token: str, client_id: str, scope: str | None = None) -> _Refresh:
+        """Consume ``token`` and return its record; a second use revokes the whole login.
+
+        ``scope`` (RFC 6749 section 6) may narrow the record's scope, never widen it; a refused
+        request leaves the token usable.
+        """
+        with self._lock:
+            record = self._refresh.get(self._hash(token))
+            if record is None or record.sid in self._revoked_sids or record.expires_at <= time.time():
+                raise OAuthError("invalid_grant", "refresh token is invalid, expired or revoked")
+            if record.client_id != client_id:
+                raise OAuthError("invalid_grant", "refresh token was issued to another client")
+            if record.used:
+                self._revoke_locked(record.sid)
+                raise OAuthError("invalid_grant", "refresh token was already used; the session is revoked")
+            if scope is not None:
+                wanted = list(dict.fromkeys(scope.split()))
+                if not set(wanted) <= set(record.scope.split()):
+                    raise OAuthError("invalid_scope", "a refresh cannot add scopes")
+                record = replace(record, scope=" ".join(wanted))
+            self._refresh[self._hash(token)].used = True
+            return record
+
+    def revoke_session(self, sid: str) -> None:
+        with self._lock:
+            self._revoke_locked(sid)
+
+    def _revoke_locked(self, sid: str) -> None:
+        self._revoked_sids.add(sid)
+        for h in [h for h, r in self._refresh.items() if r.sid == sid]:
+            del self._refresh[h]
+
     # -- tokens --------------------------------------------------------------------------
+    def lifetime(self, client_id: str) -> int:
+        client = self.config.clients.get(client_id)
+        return (client.token_lifetime if client else None) or self.config.token_lifetime
+
     def sign(self, claims: dict[str, Any]) -> str:
         return jwt.encode(claims, self.key, algorithm=SIGNING_ALG, headers={"kid": self.kid, "typ": "JWT"})
 
@@ -181,7 +262,7 @@ class IssuerState:
             "aud": cfg.audience,
             "iat": now,
             "nbf": now,
-            "exp": now + cfg.token_lifetime,
+            "exp": now + self.lifetime(client_id),
             "jti": str(uuid.uuid4()),
             "typ": "Bearer",
             "azp": client_id,
@@ -200,20 +281,38 @@ class IssuerState:
             "sub": grant.username,
             "aud": grant.client_id,
             "iat": now,
-            "exp": now + cfg.token_lifetime,
+            "exp": now + self.lifetime(grant.client_id),
             "auth_time": grant.auth_time,
             "azp": grant.client_id,
             "typ": "ID",
             "at_hash": _b64url(digest[: len(digest) // 2]),
-            "preferred_username": grant.username,
+            "sid": grant.sid,
+            **self.user_claims(grant.username, grant.scope),
         }
         claims[cfg.username_claim] = grant.username
         if grant.nonce is not None:
             claims["nonce"] = grant.nonce
         return self.sign(claims)
 
+    def user_claims(self, username: str, scope: str) -> dict[str, Any]:
+        """Standard claims about ``username`` released for ``scope`` (OIDC Core 5.4)."""
+        scopes = scope.split()
+        profile = self.config.profiles.get(username, {})
+        claims: dict[str, Any] = {"sub": username, "preferred_username": username}
+        if "profile" in scopes and profile.get("name"):
+            claims["name"] = profile["name"]
+        if "email" in scopes and profile.get("email"):
+            claims["email"] = profile["email"]
+            claims["email_verified"] = False
+        return claims
+
+    def verify_own(self, token: str, *, verify_exp: bool = True) -> dict[str, Any]:
+        """Claims of a token this issuer signed (signature, issuer, expiry); jwt.PyJWTError if not."""
+        return jwt.decode(token, self.key.public_key(), algorithms=[SIGNING_ALG], issuer=self.config.issuer,
+                          options={"verify_aud": False, "verify_exp": verify_exp, "require": ["iss", "sub", "exp"]})
+
     def discovery(self) -> dict[str, Any]:
-        scopes = {"openid"}
+        scopes = set(STANDARD_SCOPES)
         for client in self.config.clients.values():
             scopes.update(client.scope.split())
         return {
@@ -221,37 +320,43 @@ class IssuerState:
             "authorization_endpoint": self.urls["authorization_endpoint"],
             "token_endpoint": self.urls["token_endpoint"],
             "jwks_uri": self.urls["jwks_uri"],
+            "userinfo_endpoint": self.urls["userinfo_endpoint"],
+            "end_session_endpoint": self.urls["end_session_endpoint"],
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "client_credentials"],
+            "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [SIGNING_ALG],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": sorted(scopes),
             "claims_supported": sorted(
-                {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "preferred_username",
-                 self.config.username_claim}
+                {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid", "preferred_username",
+                 "name", "email", "email_verified", self.config.username_claim}
             ),
             "authorization_response_iss_parameter_supported": True,
+            "userinfo_signing_alg_values_supported": ["none"],
         }
 
 
 def _resolve_scope(requested: str | None, client: Client) -> str:
-    allowed = client.scope.split()
+    own = client.scope.split()
     if requested is None or not requested.strip():
-        return " ".join(allowed)
+        return " ".join(own)
     wanted = list(dict.fromkeys(requested.split()))
-    extra = [s for s in wanted if s not in allowed]
+    extra = [s for s in wanted if s not in own and s not in STANDARD_SCOPES]
     if extra:
         raise OAuthError("invalid_scope", f"scope not allowed for this client: {' '.join(extra)}")
-    return " ".join(wanted)
+    # the gateway's audience scope stays on the token whatever standard scopes a library asks for
+    return " ".join(wanted + [s for s in own if s not in wanted and s not in STANDARD_SCOPES])
 
 
 _LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in - FirecREST dev issuer</title>
-<style>body{{font-family:sans-serif;max-width:22em;margin:4em auto}}label,input{{display:block;width:100%;margin:.3em 0}}
-.err{{color:#b00}}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:22em;margin:4em auto;padding:0 1em}}
+label,input{{display:block;width:100%;margin:.3em 0;font:inherit}}input{{padding:.45em;box-sizing:border-box}}
+input[type=submit]{{margin-top:1em;cursor:pointer}}.err{{color:#b00}}</style></head>
 <body><h1>Sign in</h1><p>Client <code>{client_id}</code> requests access ({scope}).</p>{error}
 <form method="post" action="{action}">{hidden}
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" value="{username}" required autofocus>
@@ -262,7 +367,7 @@ _LOGIN_PAGE = """<!doctype html>
 
 _AUTHZ_FIELDS = (
     "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
-    "code_challenge_method",
+    "code_challenge_method", "prompt",
 )
 
 
@@ -298,7 +403,7 @@ class IssuerHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
+        for name, value in {**self._cors_headers(), **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
@@ -348,6 +453,25 @@ class IssuerHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_OPTIONS(self) -> None:
+        """CORS preflight, answered for the origins clients are registered with."""
+        self._log_note = ""
+        headers = {"Access-Control-Max-Age": "600"}
+        if self._cors_headers():
+            headers |= {"Access-Control-Allow-Methods": "GET, POST",
+                        "Access-Control-Allow-Headers": "authorization, content-type"}
+        self._send(204, b"", "text/plain", headers)
+
+    # endpoints a browser script calls directly; the others are navigated to
+    _CORS_PATHS = (DISCOVERY_PATH, CERTS_PATH, TOKEN_PATH, USERINFO_PATH)
+
+    def _cors_headers(self) -> dict[str, str]:
+        origin = self.headers.get("Origin") if hasattr(self, "headers") else None
+        path = urlsplit(getattr(self, "path", "") or "").path
+        if not origin or origin not in self.state.origins or not path.endswith(self._CORS_PATHS):
+            return {}
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
     def _dispatch(self, method: str) -> None:
         self._log_note = ""
         path = urlsplit(self.path).path
@@ -361,6 +485,8 @@ class IssuerHandler(BaseHTTPRequestHandler):
             CERTS_PATH: {"GET": self._certs},
             TOKEN_PATH: {"POST": self._token},
             AUTH_PATH: {"GET": self._authorize_get, "POST": self._authorize_post},
+            USERINFO_PATH: {"GET": self._userinfo, "POST": self._userinfo},
+            LOGOUT_PATH: {"GET": self._logout, "POST": self._logout},
         }
         if (base and not path.startswith(base + "/") and path != HEALTH_PATH) or rel not in routes:
             self._json(404, {"error": "not_found", "error_description": "no such endpoint"})
@@ -440,6 +566,8 @@ class IssuerHandler(BaseHTTPRequestHandler):
             payload = self._grant_client_credentials(form)
         elif grant_type == "authorization_code":
             payload = self._grant_authorization_code(form)
+        elif grant_type == "refresh_token":
+            payload = self._grant_refresh_token(form)
         else:
             raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
         self._log_note += f" grant={grant_type}"
@@ -465,7 +593,7 @@ class IssuerHandler(BaseHTTPRequestHandler):
         redirect_uri = form.get("redirect_uri")
         if not code or not redirect_uri:
             raise OAuthError("invalid_request", "code and redirect_uri are required")
-        if not verifier:
+        if not verifier and client.public:
             raise OAuthError("invalid_request", "code_verifier is required (PKCE)")
         grant = self.state.take_code(code)  # consumed even if the checks below fail
         if grant is None:
@@ -474,19 +602,45 @@ class IssuerHandler(BaseHTTPRequestHandler):
             raise OAuthError("invalid_grant", "authorization code was issued to another client")
         if grant.redirect_uri != redirect_uri:
             raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
-        if not _VERIFIER_RE.match(verifier) or not hmac.compare_digest(s256(verifier), grant.code_challenge):
+        if grant.code_challenge is None:
+            # RFC 9700 2.1.1: a verifier without a challenge is refused (a PKCE downgrade)
+            if verifier:
+                raise OAuthError("invalid_grant", "code_verifier sent but the authorization request had no PKCE")
+        elif not verifier:
+            raise OAuthError("invalid_request", "code_verifier is required (PKCE)")
+        elif not _VERIFIER_RE.match(verifier) or not hmac.compare_digest(s256(verifier), grant.code_challenge):
             raise OAuthError("invalid_grant", "PKCE verification failed")
         self._log_note += f" user={grant.username}"
-        token, _ = self.state.access_token(grant.username, client.client_id, grant.scope)
+        return self._code_flow_tokens(grant)
+
+    def _code_flow_tokens(self, grant: _CodeGrant, session_expires_at: float | None = None) -> dict[str, Any]:
+        """Access token, refresh token (a new one each time) and, for openid, an ID token."""
+        state = self.state
+        token, _ = state.access_token(grant.username, grant.client_id, grant.scope)
         payload: dict[str, Any] = {
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": self.state.config.token_lifetime,
+            "expires_in": state.lifetime(grant.client_id),
             "scope": grant.scope,
+            "refresh_token": state.issue_refresh(grant.client_id, grant.username, grant.scope, grant.sid,
+                                                 grant.auth_time, session_expires_at),
+            "refresh_expires_in": state.config.refresh_token_lifetime,
         }
         if "openid" in grant.scope.split():
-            payload["id_token"] = self.state.id_token(grant, token)
+            payload["id_token"] = state.id_token(grant, token)
         return payload
+
+    def _grant_refresh_token(self, form: dict[str, str]) -> dict[str, Any]:
+        client = self._authenticate_client(form)
+        token = form.get("refresh_token")
+        if not token:
+            raise OAuthError("invalid_request", "refresh_token is required")
+        record = self.state.rotate_refresh(token, client.client_id, form.get("scope") or None)
+        scope = record.scope
+        self._log_note += f" user={record.username}"
+        grant = _CodeGrant(client.client_id, "", None, record.username, scope, None, record.auth_time, 0.0,
+                           record.sid)
+        return self._code_flow_tokens(grant, record.session_expires_at)
 
     # -- authorization endpoint ----------------------------------------------------------
     def _parse_authz(self, params: dict[str, str]) -> _AuthzRequest:
@@ -495,7 +649,7 @@ class IssuerHandler(BaseHTTPRequestHandler):
         if client is None:
             raise PageError("Unknown client_id.")
         redirect_uri = params.get("redirect_uri", "")
-        if not redirect_uri or not redirect_uri_allowed(redirect_uri, cfg.redirect_uris):
+        if not redirect_uri or not redirect_uri_allowed(redirect_uri, client.redirect_uris or cfg.redirect_uris):
             raise PageError("Missing or unregistered redirect_uri.")
         self._log_note = f"client={client.client_id}"
         state = params.get("state")
@@ -505,12 +659,15 @@ class IssuerHandler(BaseHTTPRequestHandler):
 
         if params.get("response_type") != "code":
             raise fail("unsupported_response_type", "only response_type=code is supported")
-        challenge = params.get("code_challenge")
-        if not challenge:
+        if "none" in params.get("prompt", "").split():
+            # no single sign-on session here: a silent renewal must use its refresh token
+            raise fail("login_required", "the user must sign in")
+        challenge = params.get("code_challenge") or None
+        if challenge is None and client.public:
             raise fail("invalid_request", "PKCE code_challenge is required")
-        if params.get("code_challenge_method") != "S256":
+        if challenge is not None and params.get("code_challenge_method") != "S256":
             raise fail("invalid_request", "code_challenge_method must be S256")
-        if not _S256_CHALLENGE_RE.match(challenge):
+        if challenge is not None and not _S256_CHALLENGE_RE.match(challenge):
             raise fail("invalid_request", "malformed code_challenge")
         try:
             scope = _resolve_scope(params.get("scope"), client)
@@ -580,6 +737,7 @@ class IssuerHandler(BaseHTTPRequestHandler):
             nonce=req.nonce,
             auth_time=int(now),
             expires_at=now + self.state.config.code_lifetime,
+            sid=secrets.token_urlsafe(16),
         ))
         self._log_note += f" user={username} login=ok"
         params = {"code": code}
@@ -587,6 +745,80 @@ class IssuerHandler(BaseHTTPRequestHandler):
             params["state"] = req.state
         params["iss"] = self.state.config.issuer  # RFC 9207
         self._redirect(_add_query(req.redirect_uri, params))
+
+    # -- userinfo (OIDC Core 5.3) ---------------------------------------------------------
+    def _userinfo(self) -> None:
+        header = self.headers.get("Authorization") or ""
+        scheme, _, token = header.partition(" ")
+
+        def refuse(error: str, description: str, status: int = 401) -> None:
+            self._log_note = f"error={error}"
+            challenge = f'Bearer error="{error}", error_description="{description}"'
+            self._json(status, {"error": error, "error_description": description},
+                       {"WWW-Authenticate": challenge, "Cache-Control": "no-store"})
+
+        if scheme.lower() != "bearer" or not token.strip():
+            refuse("invalid_request", "a Bearer access token is required")
+            return
+        try:
+            claims = self.state.verify_own(token.strip())
+        except jwt.PyJWTError:
+            refuse("invalid_token", "the access token is invalid or expired")
+            return
+        if claims.get("typ") != "Bearer":
+            refuse("invalid_token", "not an access token")
+            return
+        username = str(claims.get("preferred_username") or claims["sub"])
+        self._log_note = f"user={username}"
+        self._json(200, self.state.user_claims(username, str(claims.get("scope", ""))),
+                   {"Cache-Control": "no-store"})
+
+    # -- RP-initiated logout (OIDC RP-Initiated Logout 1.0) -----------------------------------
+    def _logout(self) -> None:
+        try:
+            params = self._query() if self.command == "GET" else self._read_form()
+        except OAuthError as err:
+            self._page(400, "Bad request", err.description)
+            return
+        cfg = self.state.config
+        client = cfg.clients.get(params.get("client_id", "")) if params.get("client_id") else None
+        if params.get("client_id") and client is None:
+            self._page(400, "Bad request", "Unknown client_id.")
+            return
+        sid = None
+        hint = params.get("id_token_hint")
+        if hint:
+            try:
+                claims = self.state.verify_own(hint, verify_exp=False)  # an expired hint still names the login
+            except jwt.PyJWTError:
+                self._page(400, "Bad request", "The id_token_hint was not issued by this provider.")
+                return
+            aud = claims.get("aud")
+            hinted = cfg.clients.get(aud if isinstance(aud, str) else "")
+            if client is not None and hinted is not None and hinted is not client:
+                self._page(400, "Bad request", "client_id does not match the id_token_hint.")
+                return
+            client = client or hinted
+            sid = claims.get("sid")
+        target = params.get("post_logout_redirect_uri")
+        if target:
+            allowed = (client.post_logout_redirect_uris or cfg.post_logout_redirect_uris) if client else ()
+            if not redirect_uri_allowed(target, allowed):
+                self._log_note = "error=invalid_request"
+                self._page(400, "Bad request", "Missing client or unregistered post_logout_redirect_uri.")
+                return
+        if sid:
+            self.state.revoke_session(str(sid))
+        self._log_note = f"client={client.client_id if client else '-'} logout={'session' if sid else 'none'}"
+        if target:
+            extra = {"state": params["state"]} if params.get("state") is not None else {}
+            self._redirect(_add_query(target, extra))
+        else:
+            self._page(200, "Signed out", "You are signed out.")
+
+    def _page(self, status: int, title: str, text: str) -> None:
+        self._html(status, f"<!doctype html><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>"
+                           f"<p>{html.escape(text)}</p>")
 
     def _redirect(self, location: str) -> None:
         self._send(302, b"", "text/plain", {"Location": location, "Cache-Control": "no-store"})

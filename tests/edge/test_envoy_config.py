@@ -83,10 +83,38 @@ def test_rendered_config_is_valid_for_envoy(tmp_path):
     assert "OK" in r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("bad", [{"identity_header": "x-user\nx-evil: 1"}, {"jwks_uri": "file:///etc/passwd"}])
+@pytest.mark.parametrize("bad", [
+    {"identity_header": "x-user\nx-evil: 1"}, {"jwks_uri": "file:///etc/passwd"},
+    {"cors_allowed_origins": ["https://portal.example.org/"]}, {"cors_allowed_origins": ["*"]},
+    {"cors_allowed_origins": ["https://portal.example.org\nx: 1"]}, {"portal_dir": "/nonexistent"}, {"portal_connect_origins": ["https://x.org; script-src *"]},
+])
 def test_bad_edge_config_is_refused(tmp_path, bad):
     with pytest.raises(ValueError):
         render(_cfg(tmp_path, **bad))
+
+
+def test_cors_and_portal_only_when_configured(tmp_path):
+    plain = yaml.safe_load(render(_cfg(tmp_path)))
+    vhost = plain["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
+        "route_config"]["virtual_hosts"][0]
+    assert "typed_per_filter_config" not in vhost  # no origin is allowed unless configured
+    assert not [r for r in vhost["routes"] if r["match"].get("path", "").startswith("/portal")]
+    for name in ("index.html", "app.js", "app.css", "config.json"):
+        (tmp_path / name).write_text(name)
+    doc = yaml.safe_load(render(_cfg(tmp_path, cors_allowed_origins=["https://portal.example.org"],
+                                     portal_dir=str(tmp_path), portal_config=str(tmp_path / "config.json"))))
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    vhost = hcm["route_config"]["virtual_hosts"][0]
+    policy = vhost["typed_per_filter_config"]["envoy.filters.http.cors"]
+    assert policy["allow_origin_string_match"] == [{"exact": "https://portal.example.org"}]
+    assert "grpc-status" in policy["expose_headers"] and "x-grpc-web" in policy["allow_headers"]
+    files = {r["match"]["path"]: r["direct_response"]["body"]["filename"] for r in vhost["routes"]
+             if "direct_response" in r and r["match"]["path"].startswith("/portal")}
+    assert files == {"/portal/": str(tmp_path / "index.html"), "/portal/app.js": str(tmp_path / "app.js"),
+                     "/portal/app.css": str(tmp_path / "app.css"), "/portal/config.json": str(tmp_path / "config.json")}
+    names = [f["name"] for f in hcm["http_filters"]]
+    assert names[:2] == ["envoy.filters.http.cors", "envoy.filters.http.grpc_web"]
+    assert names.index("envoy.filters.http.grpc_web") < names.index("envoy.filters.http.lua")
 
 
 def _routes(text: str) -> list[dict]:

@@ -22,10 +22,13 @@ import jwt
 import pytest
 import requests
 
-from edge.issuer.config import PUBLIC_CLIENT_ID, load_config, make_config
+from edge.issuer.config import PORTAL_CLIENT_ID, PUBLIC_CLIENT_ID, load_config, make_config
 
 REPO = Path(__file__).resolve().parents[2]
 REDIRECT = "http://127.0.0.1:8765/callback"
+PORTAL = "http://127.0.0.1:8766/portal/"
+PORTAL_ORIGIN = "http://127.0.0.1:8766"
+PORTAL_TOKEN_LIFETIME = 2  # seconds: the tests outlive it
 
 
 def _free_port() -> int:
@@ -91,7 +94,8 @@ def _wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 15.0) -> No
 def issuer(tmp_path_factory: pytest.TempPathFactory):
     state = tmp_path_factory.mktemp("issuer")
     port = _free_port()
-    config = make_config(state, port, ["alice", "bob"])
+    config = make_config(state, port, ["alice", "bob"], portal_url=PORTAL,
+                         portal_token_lifetime=PORTAL_TOKEN_LIFETIME)
     config_path = state / "config.json"
     proc = _start(config_path)
     try:
@@ -381,6 +385,7 @@ def test_authorize_rejects_bad_requests(issuer: Issuer) -> None:
     for over, err in (({"code_challenge": None}, "invalid_request"),
                       ({"code_challenge_method": "plain"}, "invalid_request"),
                       ({"response_type": "token"}, "unsupported_response_type"),
+                      ({"prompt": "none"}, "login_required"),
                       ({"scope": "openid admin"}, "invalid_scope")):
         r = get(**over)
         assert r.status_code == 302, over
@@ -438,3 +443,226 @@ def test_bad_config_exits_nonzero(tmp_path: Path) -> None:
     proc = _start(bad)
     assert proc.wait(timeout=10) == 2
     assert "audience" in (proc.stderr.read() if proc.stderr else "")
+
+
+# -- what portals written for Keycloak expect ---------------------------------------------------
+# Each flow below is driven by Authlib's OAuth2Session, the client side of many Python portals,
+# with only the issuer's discovery document and the registered client as input.
+
+
+def _discover(issuer: Issuer) -> dict:
+    return requests.get(issuer.issuer + "/.well-known/openid-configuration", timeout=5).json()
+
+
+def _log_in(auth_url: str, user: str, password: str) -> str:
+    """A user at the login form: GET it, fill it in, POST; returns the redirect Location."""
+    s = requests.Session()
+    r = s.get(auth_url, allow_redirects=False, timeout=5)
+    assert r.status_code == 200, r.text
+    form = _FormParser()
+    form.feed(r.text)
+    form.fields.update(username=user, password=password)
+    parts = urlsplit(auth_url)
+    r = s.post(f"{parts.scheme}://{parts.netloc}{form.action}", data=form.fields, allow_redirects=False,
+               timeout=5)
+    assert r.status_code == 302, r.text
+    return r.headers["Location"]
+
+
+def _portal_session(issuer: Issuer, user: str = "alice", client_id: str = PORTAL_CLIENT_ID,
+                    secret: str | None = None, redirect_uri: str = PORTAL, pkce: bool = True):
+    from authlib.integrations.requests_client import OAuth2Session
+
+    meta = _discover(issuer)
+    session = OAuth2Session(
+        client_id, secret, scope="openid profile email", redirect_uri=redirect_uri,
+        code_challenge_method="S256" if pkce else None,
+        token_endpoint_auth_method="client_secret_basic" if secret else "none",
+    )
+    verifier = secrets.token_urlsafe(48) if pkce else None
+    url, state = session.create_authorization_url(meta["authorization_endpoint"], code_verifier=verifier,
+                                                  nonce="n-1")
+    if pkce:
+        assert "code_challenge=" in url
+    else:
+        assert "code_challenge" not in url
+    location = _log_in(url, user, issuer.password(user))
+    assert location.startswith(redirect_uri)
+    token = session.fetch_token(meta["token_endpoint"], authorization_response=location, state=state,
+                                code_verifier=verifier)
+    return session, token, meta
+
+
+def test_discovery_has_what_portals_read(issuer: Issuer) -> None:
+    d = _discover(issuer)
+    assert d["userinfo_endpoint"] == issuer.issuer + "/protocol/openid-connect/userinfo"
+    assert d["end_session_endpoint"] == issuer.issuer + "/protocol/openid-connect/logout"
+    assert "refresh_token" in d["grant_types_supported"]
+    assert {"openid", "profile", "email", "firecrest"} <= set(d["scopes_supported"])
+
+
+def test_confidential_client_without_pkce(issuer: Issuer) -> None:
+    c = issuer.client("bob")
+    _, token, _ = _portal_session(issuer, "bob", c["client_id"], c["client_secret"], REDIRECT, pkce=False)
+    claims = issuer.verify(token["access_token"])  # the gateway's audience is still set
+    assert claims["aud"] == "firecrest" and claims["preferred_username"] == "bob"
+    assert set(claims["scope"].split()) == {"openid", "profile", "email", "firecrest"}
+    id_claims = issuer.verify(token["id_token"], audience=c["client_id"])
+    assert (id_claims["name"], id_claims["email"], id_claims["nonce"]) == ("Bob", "bob@localhost", "n-1")
+    assert token["refresh_token"]
+
+
+def test_pkce_downgrade_and_public_client_without_pkce_refused(issuer: Issuer) -> None:
+    c = issuer.client("bob")
+    # a code issued without a challenge cannot be redeemed with a verifier (RFC 9700 2.1.1)
+    url = issuer.auth_uri + "?" + "&".join(f"{k}={v}" for k, v in {
+        "response_type": "code", "client_id": c["client_id"], "redirect_uri": REDIRECT, "state": "s"}.items())
+    code = parse_qs(urlsplit(_log_in(url, "bob", issuer.password("bob"))).query)["code"][0]
+    verifier, _ = _pkce()
+    r = _exchange(issuer, code, verifier, auth=(c["client_id"], c["client_secret"]))
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_grant")
+    # a public client must use PKCE
+    r = requests.get(issuer.auth_uri, params={"response_type": "code", "client_id": PORTAL_CLIENT_ID,
+                                              "redirect_uri": PORTAL, "state": "s"},
+                     allow_redirects=False, timeout=5)
+    assert r.status_code == 302
+    assert parse_qs(urlsplit(r.headers["Location"]).query)["error"] == ["invalid_request"]
+
+
+def test_redirect_uris_per_client(issuer: Issuer) -> None:
+    _, challenge = _pkce()
+    base = {"response_type": "code", "client_id": PORTAL_CLIENT_ID, "state": "s",
+            "code_challenge": challenge, "code_challenge_method": "S256"}
+    ok = requests.get(issuer.auth_uri, params={**base, "redirect_uri": PORTAL}, timeout=5)
+    assert ok.status_code == 200
+    # in the issuer-wide list but not the portal's own: refused, never redirected
+    r = requests.get(issuer.auth_uri, params={**base, "redirect_uri": REDIRECT}, allow_redirects=False,
+                     timeout=5)
+    assert r.status_code == 400 and "Location" not in r.headers
+
+
+def test_public_client_refresh_after_expiry(issuer: Issuer) -> None:
+    session, token, meta = _portal_session(issuer)
+    assert token["expires_in"] == PORTAL_TOKEN_LIFETIME
+    first = token["access_token"]
+    deadline = time.monotonic() + 30
+    while True:  # until the access token has expired
+        try:
+            issuer.verify(first)
+        except jwt.ExpiredSignatureError:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    new = session.refresh_token(meta["token_endpoint"], refresh_token=token["refresh_token"])
+    assert new["access_token"] != first and new["refresh_token"] != token["refresh_token"]
+    claims = issuer.verify(new["access_token"])
+    assert claims["preferred_username"] == "alice" and claims["azp"] == PORTAL_CLIENT_ID
+    assert issuer.verify(new["id_token"], audience=PORTAL_CLIENT_ID)["sub"] == "alice"
+
+
+def _refresh(issuer: Issuer, refresh_token: str, client_id: str = PORTAL_CLIENT_ID, **extra: str):
+    return requests.post(issuer.token_uri, data={"grant_type": "refresh_token", "client_id": client_id,
+                                                 "refresh_token": refresh_token, **extra}, timeout=5)
+
+
+def test_refresh_token_rotation_and_reuse(issuer: Issuer) -> None:
+    _, token, _ = _portal_session(issuer)
+    rt1 = token["refresh_token"]
+    r = _refresh(issuer, rt1)
+    assert r.status_code == 200, r.text
+    rt2 = r.json()["refresh_token"]
+    # a rotated token presented again: refused, and the whole login with it (a stolen copy)
+    again = _refresh(issuer, rt1)
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+    after = _refresh(issuer, rt2)
+    assert (after.status_code, after.json()["error"]) == (400, "invalid_grant")
+
+
+def test_refresh_token_bound_to_client_and_scope(issuer: Issuer) -> None:
+    _, token, _ = _portal_session(issuer)
+    bob = issuer.client("bob")
+    r = requests.post(issuer.token_uri, data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+                      auth=(bob["client_id"], bob["client_secret"]), timeout=5)
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_grant")
+    _, token, _ = _portal_session(issuer)
+    r = _refresh(issuer, token["refresh_token"], scope="openid admin")
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_scope")
+    r = _refresh(issuer, token["refresh_token"], scope="openid firecrest")  # narrowing is fine
+    assert r.status_code == 200 and r.json()["scope"] == "openid firecrest"
+    assert _refresh(issuer, "not-a-token").json()["error"] == "invalid_grant"
+
+
+def test_userinfo(issuer: Issuer) -> None:
+    session, token, meta = _portal_session(issuer, "bob", issuer.client("bob")["client_id"],
+                                           issuer.client("bob")["client_secret"], REDIRECT, pkce=False)
+    info = session.get(meta["userinfo_endpoint"], timeout=5)
+    assert info.status_code == 200, info.text
+    assert info.json() == {"sub": "bob", "preferred_username": "bob", "name": "Bob", "email": "bob@localhost",
+                           "email_verified": False}
+    post = requests.post(meta["userinfo_endpoint"], headers={"Authorization": f"Bearer {token['access_token']}"},
+                         timeout=5)
+    assert post.json()["sub"] == "bob"
+    for header in ({}, {"Authorization": "Bearer " + token["id_token"]},
+                   {"Authorization": "Bearer " + token["access_token"][:-4] + "AAAA"}):
+        r = requests.get(meta["userinfo_endpoint"], headers=header, timeout=5)
+        assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer"), header
+    # client-credentials tokens carry only what the client asked for
+    c = issuer.client("alice")
+    cc = requests.post(issuer.token_uri, data={"grant_type": "client_credentials"},
+                       auth=(c["client_id"], c["client_secret"]), timeout=5).json()["access_token"]
+    r = requests.get(meta["userinfo_endpoint"], headers={"Authorization": f"Bearer {cc}"}, timeout=5)
+    assert r.json() == {"sub": "alice", "preferred_username": "alice"}
+
+
+def test_rp_initiated_logout(issuer: Issuer) -> None:
+    _, token, meta = _portal_session(issuer)
+    end = meta["end_session_endpoint"]
+    # a post_logout_redirect_uri the client did not register: refused, no redirect
+    r = requests.get(end, params={"id_token_hint": token["id_token"], "post_logout_redirect_uri": REDIRECT},
+                     allow_redirects=False, timeout=5)
+    assert r.status_code == 400 and "Location" not in r.headers
+    assert _refresh(issuer, token["refresh_token"]).status_code == 200  # still logged in
+    _, token, _ = _portal_session(issuer)
+    r = requests.get(end, params={"id_token_hint": token["id_token"], "post_logout_redirect_uri": PORTAL,
+                                  "state": "bye"}, allow_redirects=False, timeout=5)
+    assert r.status_code == 302 and r.headers["Location"] == PORTAL + "?state=bye"
+    r = _refresh(issuer, token["refresh_token"])
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_grant")
+    # without a redirect: a page saying so; a forged hint: refused
+    r = requests.get(end, timeout=5)
+    assert r.status_code == 200 and "signed out" in r.text
+    forged = jwt.encode({"iss": issuer.issuer, "sub": "alice", "exp": time.time() + 60, "sid": "x"},
+                        "k" * 32, algorithm="HS256")
+    r = requests.get(end, params={"id_token_hint": forged, "post_logout_redirect_uri": PORTAL},
+                     allow_redirects=False, timeout=5)
+    assert r.status_code == 400 and "Location" not in r.headers
+
+
+def test_cors_for_registered_origins(issuer: Issuer) -> None:
+    pre = requests.options(issuer.token_uri, headers={
+        "Origin": PORTAL_ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"}, timeout=5)
+    assert pre.status_code == 204
+    assert pre.headers["Access-Control-Allow-Origin"] == PORTAL_ORIGIN
+    assert "POST" in pre.headers["Access-Control-Allow-Methods"]
+    other = requests.options(issuer.token_uri, headers={"Origin": "http://evil.example",
+                                                        "Access-Control-Request-Method": "POST"}, timeout=5)
+    assert "Access-Control-Allow-Origin" not in other.headers
+    r = requests.get(issuer.issuer + "/.well-known/openid-configuration", headers={"Origin": PORTAL_ORIGIN},
+                     timeout=5)
+    assert r.headers["Access-Control-Allow-Origin"] == PORTAL_ORIGIN
+    r = requests.get(issuer.auth_uri, headers={"Origin": PORTAL_ORIGIN}, timeout=5)
+    assert "Access-Control-Allow-Origin" not in r.headers  # the login form is navigated to, not fetched
+
+
+def test_make_config_adds_the_portal_client(tmp_path: Path) -> None:
+    first = make_config(tmp_path, 12345, ["alice"])
+    assert PORTAL_CLIENT_ID not in [c["client_id"] for c in first["clients"]]
+    second = make_config(tmp_path, 12345, ["alice"], portal_url=PORTAL, portal_token_lifetime=60)
+    portal = next(c for c in second["clients"] if c["client_id"] == PORTAL_CLIENT_ID)
+    assert portal["redirect_uris"] == [PORTAL] and portal["web_origins"] == [PORTAL_ORIGIN]
+    assert portal["token_lifetime"] == 60 and "client_secret" not in portal
+    assert [c for c in second["clients"] if c["client_id"] != PORTAL_CLIENT_ID] == first["clients"]
+    assert second["users"] == first["users"]
+    assert stat.S_IMODE((tmp_path / "config.json").stat().st_mode) == 0o600
+    assert load_config(tmp_path / "config.json").clients[PORTAL_CLIENT_ID].public
