@@ -50,7 +50,7 @@ def digest(extra: tuple[str, ...] = ()) -> str:
 def ensure_tools() -> None:
     missing = sorted({pkg for tool, pkg in PLUGINS.items() if not shutil.which(tool)})
     if missing:
-        raise SystemExit(f"missing protoc plugins; apt-get install {' '.join(missing)} (or `./run clients`)")
+        raise RuntimeError(f"missing protoc plugins; apt-get install {' '.join(missing)} (or `./run clients`)")
     if not (TS_DIR / "node_modules" / ".bin" / "protoc-gen-es").exists():
         subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=TS_DIR, check=True)
     if not (ROOT / "node_modules" / ".bin" / "buf").exists():
@@ -71,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m clients.generate", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="output base directory (default: the repository)")
     args = ap.parse_args(argv)
-    generate(args.out)
+    try:
+        generate(args.out)
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        print(f"python -m clients.generate: {e}", file=sys.stderr)
+        return 1
     print(f"generated client stubs under {args.out or ROOT}")
     return 0
 

@@ -7,6 +7,10 @@ installed side by side, one would shadow the other. This plugin runs grpcio-tool
 files buf hands it, then moves every `firecrest.*` module under the package named by the
 `package=` option (`firecrest_gateway_client.firecrest.compute.v1.compute_pb2`) and rewrites the
 imports to match. google.* imports stay as they are (googleapis-common-protos provides them).
+
+The generated code checks at import time that the protobuf and grpcio runtimes are at least the
+versions it was generated for, so the plugin also writes requirements.txt (next to the package,
+read by clients/python/pyproject.toml) with exactly those lower bounds.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 
 _IMPORT_RE = re.compile(r"^(\s*)(from|import) firecrest\.", re.MULTILINE)
+_PROTOBUF_GENCODE_RE = re.compile(r"ValidateProtobufRuntimeVersion\(\s*\S+,\s*(\d+),\s*(\d+),\s*(\d+),")
+_GRPC_GENCODE_RE = re.compile(r"^GRPC_GENERATED_VERSION = '([0-9.]+)'", re.MULTILINE)
 _PACKAGE_DOC = '''"""gRPC stubs of the firecrest gateway, generated from its protos by `buf generate`.
 
     from firecrest_gateway_client.firecrest.status.v1 import status_pb2, status_pb2_grpc
@@ -53,9 +59,15 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGenerat
             response.error = f"grpc_tools.protoc failed: {protoc.stderr.strip()}"
             return response
         packages: set[Path] = set()
+        protobuf_min: tuple[int, ...] = ()
+        grpc_min: tuple[int, ...] = ()
         for path in sorted(p for p in out.rglob("*") if p.is_file()):
             rel = path.relative_to(out)
             text = _IMPORT_RE.sub(rf"\1\2 {package}.firecrest.", path.read_text())
+            if m := _PROTOBUF_GENCODE_RE.search(text):
+                protobuf_min = max(protobuf_min, tuple(map(int, m.groups())))
+            if m := _GRPC_GENCODE_RE.search(text):
+                grpc_min = max(grpc_min, tuple(map(int, m.group(1).split("."))))
             response.file.add(name=(prefix / rel).as_posix(), content=text)
             packages.update(rel.parents)
         for pkg in sorted(packages - {Path(".")}):
@@ -65,6 +77,12 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGenerat
         response.file.add(name=(parent / "__init__.py").as_posix(), content="")
     response.file.add(name=(prefix / "__init__.py").as_posix(), content=_PACKAGE_DOC)
     response.file.add(name=(prefix / "py.typed").as_posix(), content="")
+    requirements = [
+        "grpcio>=" + ".".join(map(str, grpc_min)) if grpc_min else "grpcio",
+        "protobuf>=" + ".".join(map(str, protobuf_min)) if protobuf_min else "protobuf",
+        "googleapis-common-protos>=1.60",
+    ]
+    response.file.add(name="requirements.txt", content="\n".join(requirements) + "\n")
     return response
 
 

@@ -66,7 +66,10 @@ class Builds:
             return
         shutil.rmtree(self.base, ignore_errors=True)
         self.tree.mkdir(parents=True)
-        generate(self.tree)
+        try:
+            generate(self.tree)
+        except (RuntimeError, subprocess.CalledProcessError) as e:
+            pytest.fail(f"generating the stubs failed: {e}")
         for paths in SOURCES.values():
             for rel in paths:
                 src, dst = REPO / rel, self.tree / rel
