@@ -51,6 +51,9 @@ def job_task_id(tasks: tasks_pb2_grpc.TasksServiceStub, job_id: str, metadata: l
 
 
 def main() -> int:
+    if len(sys.argv) != 2:
+        print(f"usage: {sys.argv[0]} WORKDIR", file=sys.stderr)
+        return 2
     workdir = sys.argv[1].rstrip("/")
     token = client_credentials_token(
         os.environ["F7T_TOKEN_URL"], os.environ["F7T_CLIENT_ID"], os.environ["F7T_CLIENT_SECRET"]

@@ -32,6 +32,10 @@ async function clientCredentialsToken(tokenUrl: string, clientId: string, client
 }
 
 async function main(): Promise<number> {
+  if (process.argv.length !== 3) {
+    console.error("usage: node dist/example.js WORKDIR");
+    return 2;
+  }
   const workdir = process.argv[2].replace(/\/+$/, "");
   const token = await clientCredentialsToken(env("F7T_TOKEN_URL"), env("F7T_CLIENT_ID"), env("F7T_CLIENT_SECRET"));
   // the token travels as call metadata; Envoy checks it on every call
