@@ -88,10 +88,12 @@ class Builds:
         d = self.tree / "clients" / lang
         if lang == "python":
             # an installable package: pip builds and installs it (its dependencies are the venv's)
+            shutil.rmtree(self.base / "python-site", ignore_errors=True)
             _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check",
                   "--target", str(self.base / "python-site"), str(d)], d, log)
         elif lang == "typescript":
-            (d / "node_modules").symlink_to(REPO / "clients" / "typescript" / "node_modules")
+            if not (d / "node_modules").is_symlink():
+                (d / "node_modules").symlink_to(REPO / "clients" / "typescript" / "node_modules")
             _run(["node_modules/.bin/tsc", "-p", "."], d, log)
         elif lang == "go":
             # GOPATH mode against Debian's golang-google-grpc-dev & co. in /usr/share/gocode
