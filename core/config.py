@@ -49,6 +49,10 @@ class SchedulerConfig:
     # whose sessions do not set it)
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = 30.0
+    # a read-only question to the controller still running after this many seconds is checked with
+    # `scontrol ping`; if the controller is down the call ends at once with 503
+    ping_after: float = 1.0
+    ping_timeout: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,32 @@ class S3Config:
 
 
 @dataclass(frozen=True)
+class TaskStoreConfig:
+    """Where tasks live. `sqlite` (default): one file, one core (`path`). `postgres`: one database
+    shared by every core replica (`dsn`, a libpq connection string, or `dsn_file` holding it)."""
+
+    type: str = "sqlite"
+    path: Path = Path("/var/lib/firecrest/tasks.db")
+    dsn: str = ""
+    dsn_file: Path | None = None
+    # seconds between two re-reads of a task by its waiters (notifications usually wake them first)
+    poll_interval: float = 2.0
+
+    def connection_string(self) -> str:
+        if self.dsn_file is not None:
+            return self.dsn_file.read_text().strip()
+        return self.dsn
+
+
+@dataclass(frozen=True)
 class CertificateConfig:
     ca_key: Path
     lifetime: int = 600  # seconds a per-user certificate is valid
     key_id_prefix: str = "firecrest"
+    # the accounts the gateway acts for (certificates, every SSH-backed call): members of one of
+    # these Unix groups (any account when empty) whose uid is in this range (any uid but 0 when None)
+    allowed_groups: tuple[str, ...] = ()
+    allowed_uids: tuple[int, int] | None = (1000, 60000)
 
 
 @dataclass(frozen=True)
@@ -94,13 +120,15 @@ class Config:
     certificate: CertificateConfig
     systems: tuple[SystemConfig, ...]
     tls: TLSConfig | None = None
-    task_db: Path = Path("/var/lib/firecrest/tasks.db")
+    task_store: TaskStoreConfig = field(default_factory=TaskStoreConfig)
     s3: S3Config | None = None
     worker_threads: int = 32
     app_version: str = "2.5.6"
     # finished tasks (and the gateway's directories for them in users' homes) are purged after this
     task_retention: float = 30 * 86400.0
     task_purge_interval: float = 3600.0
+    # on SIGTERM, seconds the calls in flight get to finish before the core exits
+    shutdown_grace: float = 30.0
 
     def system(self, name: str) -> SystemConfig | None:
         for s in self.systems:
@@ -111,6 +139,29 @@ class Config:
 
 def _path(v: Any) -> Path | None:
     return Path(v) if v else None
+
+
+def _task_store(d: dict[str, Any]) -> TaskStoreConfig:
+    ts = dict(d.get("task_store") or {})
+    if "task_db" in d and "path" not in ts:  # the older spelling of the SQLite file
+        ts["path"] = d["task_db"]
+    if "path" in ts:
+        ts["path"] = Path(ts["path"])
+    if ts.get("dsn_file"):
+        ts["dsn_file"] = Path(ts["dsn_file"])
+    cfg = TaskStoreConfig(**ts)
+    if cfg.type not in ("sqlite", "postgres"):
+        raise ValueError(f"task_store.type must be sqlite or postgres, not {cfg.type!r}")
+    if cfg.type == "postgres" and not (cfg.dsn or cfg.dsn_file):
+        raise ValueError("task_store.type postgres needs task_store.dsn or task_store.dsn_file")
+    return cfg
+
+
+def _uid_range(v: Any) -> tuple[int, int] | None:
+    if v is None:
+        return None
+    lo, hi = (int(x) for x in v)
+    return lo, hi
 
 
 def from_dict(d: dict[str, Any]) -> Config:
@@ -138,15 +189,18 @@ def from_dict(d: dict[str, Any]) -> Config:
             ca_key=Path(cert["ca_key"]),
             lifetime=int(cert.get("lifetime", 600)),
             key_id_prefix=cert.get("key_id_prefix", "firecrest"),
+            allowed_groups=tuple(cert.get("allowed_groups", ())),
+            allowed_uids=_uid_range(cert.get("allowed_uids", [1000, 60000])),
         ),
         systems=tuple(systems),
         tls=TLSConfig(Path(tls["cert"]), Path(tls["key"]), Path(tls["client_ca"])) if tls else None,
-        task_db=Path(d.get("task_db", "/var/lib/firecrest/tasks.db")),
+        task_store=_task_store(d),
         s3=S3Config(**d["s3"]) if d.get("s3") else None,
         worker_threads=int(d.get("worker_threads", 32)),
         app_version=str(d.get("app_version", "2.5.6")),
         task_retention=float(d.get("task_retention", 30 * 86400.0)),
         task_purge_interval=float(d.get("task_purge_interval", 3600.0)),
+        shutdown_grace=float(d.get("shutdown_grace", 30.0)),
     )
 
 

@@ -27,20 +27,18 @@ PUBLIC_METHODS = frozenset({"/firecrest.status.v1.StatusService/GetLiveness"})
 
 def _services() -> list[tuple[descriptor.ServiceDescriptor, object, object]]:
     """(service descriptor, add_to_server function, servicer factory) of every service."""
+    # imported here, not at module level, so `--help` works without the generated stubs; a servicer
+    # that fails to import stops the server at start (never a silent 501 at run time)
     from core.api.certificate import CertificateServicer
+    from core.api.compute import ComputeServicer
     from core.api.status import StatusServicer
+    from core.api.storage import StorageServicer
+    from core.api.tasks import TasksServicer
     from core.proto.firecrest.certificate.v1 import certificate_pb2, certificate_pb2_grpc
     from core.proto.firecrest.compute.v1 import compute_pb2, compute_pb2_grpc
     from core.proto.firecrest.status.v1 import status_pb2, status_pb2_grpc
     from core.proto.firecrest.storage.v1 import storage_pb2, storage_pb2_grpc
     from core.proto.firecrest.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-
-    def impl(module: str, cls: str, fallback: type) -> object:
-        try:
-            mod = __import__(module, fromlist=[cls])
-            return getattr(mod, cls)
-        except ImportError:
-            return lambda gw: fallback()
 
     return [
         (
@@ -56,17 +54,17 @@ def _services() -> list[tuple[descriptor.ServiceDescriptor, object, object]]:
         (
             compute_pb2.DESCRIPTOR.services_by_name["ComputeService"],
             compute_pb2_grpc.add_ComputeServiceServicer_to_server,
-            impl("core.api.compute", "ComputeServicer", compute_pb2_grpc.ComputeServiceServicer),
+            ComputeServicer,
         ),
         (
             storage_pb2.DESCRIPTOR.services_by_name["StorageService"],
             storage_pb2_grpc.add_StorageServiceServicer_to_server,
-            impl("core.api.storage", "StorageServicer", storage_pb2_grpc.StorageServiceServicer),
+            StorageServicer,
         ),
         (
             tasks_pb2.DESCRIPTOR.services_by_name["TasksService"],
             tasks_pb2_grpc.add_TasksServiceServicer_to_server,
-            impl("core.api.tasks", "TasksServicer", tasks_pb2_grpc.TasksServiceServicer),
+            TasksServicer,
         ),
     ]
 
@@ -128,10 +126,15 @@ async def serve(cfg: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping: draining calls for up to 10 s")
+    # graceful: take no new call (Envoy retries those on another connection, i.e. the next core),
+    # let long waits answer now with their task's current state, give the calls in flight up to
+    # shutdown_grace seconds to finish, and only then stop the trackers and close the pools
+    log.info("stopping: no new calls; finishing the calls in flight (up to %g s)", cfg.shutdown_grace)
+    gw.tasks.release_waiters()
+    await server.stop(cfg.shutdown_grace)
     await gw.stop_background()
-    await server.stop(10)
-    gw.close()
+    await gw.close()
+    log.info("stopped")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from core.adapters.accounts import AccountPolicy
 from core.adapters.certs import CertificateAuthority, UserKey
 from core.adapters.cluster import Cluster
 from core.adapters.commands import DiscardPrivateDir
@@ -18,12 +19,14 @@ from core.adapters.s3 import Staging
 from core.adapters.ssh import SSHPool
 from core.adapters.taskstore import TaskStore
 from core.adapters.transferjobs import SlurmTransferSystem
-from core.config import Config
+from core.config import Config, TaskStoreConfig
 from core.domain.errors import SystemNotFound
-from core.domain.jobs import JOB_KIND, JobService
-from core.domain.retention import purge_forever
-from core.domain.tasks import Task
-from core.domain.transfers import TRANSFER_KINDS, TransferService
+from core.domain.jobs import JOB_KIND
+from core.domain.tasks import Task, TaskRepository
+from core.domain.transfers import TRANSFER_KINDS
+from core.services.jobs import JobService
+from core.services.retention import purge_forever
+from core.services.transfers import TransferService
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +34,34 @@ log = logging.getLogger(__name__)
 class UserKeys:
     """Per-user key + certificate, minted on demand and renewed before expiry."""
 
-    def __init__(self, ca: CertificateAuthority):
+    def __init__(self, ca: CertificateAuthority, accounts: AccountPolicy | None = None):
         self.ca = ca
+        self.accounts = accounts or AccountPolicy()
         self._keys: dict[str, UserKey] = {}
         self._lock = threading.Lock()
 
     def __call__(self, user: str) -> UserKey:
+        self.accounts.check(user)  # PermissionDenied: no certificate, so no SSH, for this account
         with self._lock:
             k = self._keys.get(user)
             margin = min(60, self.ca.lifetime / 5)
             if k is None or k.cert.valid_before - margin <= time.time():
                 k = self._keys[user] = self.ca.new_user_key(user)
             return k
+
+
+# scheduler.type -> (the jobs adapter, the transfer-jobs adapter) of a system; a new scheduler is
+# one more entry here (its adapters in core/adapters/)
+SCHEDULER_TYPES = {"slurm": (SlurmScheduler, SlurmTransferSystem)}
+
+
+def task_store(cfg: TaskStoreConfig) -> TaskRepository:
+    """The configured task store: SQLite (embedded, one core) or PostgreSQL (N replicas)."""
+    if cfg.type == "postgres":
+        from core.adapters.pgtasks import PostgresTaskStore  # psycopg: only where it is used
+
+        return PostgresTaskStore(cfg.connection_string(), poll_interval=cfg.poll_interval)
+    return TaskStore(cfg.path, poll_interval=cfg.poll_interval)
 
 
 class Gateway:
@@ -52,14 +71,21 @@ class Gateway:
         self.ca = CertificateAuthority(
             config.certificate.ca_key, config.certificate.lifetime, config.certificate.key_id_prefix
         )
-        self.keys = UserKeys(self.ca)
+        self.accounts = AccountPolicy(config.certificate.allowed_groups, config.certificate.allowed_uids)
+        self.keys = UserKeys(self.ca, self.accounts)
         self.clusters: dict[str, Cluster] = {
             s.name.lower(): Cluster(s, SSHPool(s.ssh, self.keys, self.executor)) for s in config.systems
         }
-        # tasks (SQLite) and jobs; task_cancellers stop the work behind a task of a kind (the
+        # tasks (SQLite or PostgreSQL) and jobs; task_cancellers stop the work behind a task of a kind (the
         # Tasks API's cancel calls it; kinds without one are just marked cancelled)
-        self.tasks = TaskStore(config.task_db)
-        self.schedulers = {name: SlurmScheduler(c) for name, c in self.clusters.items()}
+        self.tasks = task_store(config.task_store)
+        for s in config.systems:
+            if s.scheduler.type not in SCHEDULER_TYPES:
+                raise ValueError(
+                    f"system {s.name}: scheduler.type {s.scheduler.type!r} is not one of {sorted(SCHEDULER_TYPES)}"
+                )
+        kinds = {s.name.lower(): SCHEDULER_TYPES[s.scheduler.type] for s in config.systems}
+        self.schedulers = {name: kinds[name][0](c) for name, c in self.clusters.items()}
         self.jobs = JobService(self.scheduler, self.tasks)
         self.task_cancellers: dict[str, Callable[[Task], Awaitable[Task]]] = {JOB_KIND: self.jobs.cancel_task}
         # long-running coroutines of a serving core (start_background runs each once)
@@ -68,7 +94,7 @@ class Gateway:
         # runs transfers as jobs and its tracker/janitor; transfer tasks are cancelled through it
         self.staging = Staging(config.s3) if config.s3 else None
         self.transfer_systems = {
-            name: SlurmTransferSystem(c, self.schedulers[name]) for name, c in self.clusters.items()
+            name: kinds[name][1](c, self.schedulers[name]) for name, c in self.clusters.items()
         }
         self.transfers = TransferService(
             self.transfer_system,
@@ -123,8 +149,8 @@ class Gateway:
                 log.exception("background task %s failed", t.get_name())
         self._running.clear()
 
-    def close(self) -> None:
-        self.tasks.close()
+    async def close(self) -> None:
+        await self.tasks.close()
         for c in self.clusters.values():
             c.pool.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

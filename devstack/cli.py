@@ -9,7 +9,7 @@ import socket
 import sys
 import time
 
-from devstack import gateway, infra
+from devstack import gateway, infra, lockdown
 from devstack.layout import Layout, load_layout
 from devstack.services import Service, ServiceError, is_healthy, pid_of, start, stop, wait_ready
 
@@ -34,8 +34,8 @@ def _port_busy(port: int) -> bool:
         return False
 
 
-def _gateway_services(layout: Layout) -> list[Service]:
-    svcs = list(gateway.services(layout))
+def _gateway_services(layout: Layout, prof: gateway.Profile | None = None, every: bool = False) -> list[Service]:
+    svcs = list(gateway.all_services(layout) if every else gateway.services(layout, prof))
     for s in svcs:  # the tool tracks every service by pidfile and logs to the stack's log dir
         if s.pidfile is None:
             s.pidfile = layout.pidfile(s.name)
@@ -46,6 +46,9 @@ def _gateway_services(layout: Layout) -> list[Service]:
 
 def _start(layout: Layout, svc: Service, restart: bool = False) -> None:
     pid = pid_of(svc)
+    if pid is not None and not restart and svc.user and not lockdown.runs_as(pid, svc.user):
+        _log(f"{svc.name}: runs as another user than {svc.user or 'root'}, restarting (pid {pid})")
+        restart = True
     if pid is not None and restart:
         _log(f"{svc.name}: config changed, restarting (pid {pid})")
         stop(svc, timeout=30)
@@ -79,8 +82,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     infra.make_dirs(layout)
     infra.ensure_s3rver(layout, _log)
     infra.ensure_users(layout, _log)
+    lockdown.ensure_gateway_user(layout, _log)
     infra.ensure_keys(layout, _log)
     changed = infra.write_configs(layout)
+    lockdown.secure_gateway_files(layout)
     infra.init_mariadb(layout, _log)
     by_name = {s.name: s for s in infra.infra_services(layout)}
 
@@ -117,23 +122,36 @@ def cmd_up(args: argparse.Namespace) -> int:
             _log("gateway: skipped (--infra-only)")
         else:
             _log("gateway: prepare")
-            gw_changed = gateway.prepare(layout) or set()
-            gw = _gateway_services(layout)
+            prof = gateway.profile(args.profile)
+            gw_changed = gateway.prepare(layout, prof) or set()
+            gw = _gateway_services(layout, prof)
+            lockdown.secure_gateway_files(
+                layout,
+                extra_dirs=[prof.dir(layout)],
+                extra_logs=[s.name for s in gw if s.user == layout.gateway_user] + [f"{prof.prefix}envoy-access"],
+            )
+            lockdown.check_readable([s.argv[0] for s in gw] + [gateway.REPO / "edge" / "descriptor.pb"], layout.gateway_user)
         for svc in gw:
             _start(layout, svc, restart=svc.name in gw_changed)
             _ready(svc)
+            gateway.started(layout, svc, prof)
+        if gw:
+            for extra in gateway.surplus(layout, prof):
+                pid = pid_of(extra)
+                if stop(extra, timeout=30):
+                    _log(f"{extra.name}: stopped (pid {pid}): beyond F7T_CORE_REPLICAS")
     except ServiceError as exc:
         print(f"\nfirecrest-stack up FAILED: {exc}", file=sys.stderr)
         return 1
 
     _log("stack is up")
-    _print_summary(layout)
+    _print_summary(layout, args.profile)
     return 0
 
 
-def _print_summary(layout: Layout) -> None:
+def _print_summary(layout: Layout, profile: str | None = None) -> None:
     p = layout.ports
-    env = _env(layout)
+    env = _env(layout, profile)
     lines = [
         f"  state dir   {layout.state_dir}",
         f"  logs        {layout.log_dir}",
@@ -151,8 +169,16 @@ def _print_summary(layout: Layout) -> None:
 
 def cmd_down(args: argparse.Namespace) -> int:
     layout = load_layout()
+    if args.profile:  # only that profile's own services (the issuer and PostgreSQL stay)
+        prof = gateway.profile(args.profile)
+        for svc in reversed(_gateway_services(layout, prof)):
+            if svc.name in ("issuer", "postgres"):
+                continue
+            pid = pid_of(svc)
+            _log(f"{svc.name}: stopped (pid {pid})" if stop(svc, timeout=30) else f"{svc.name}: not running")
+        return 0
     try:
-        gw = _gateway_services(layout)
+        gw = _gateway_services(layout, every=True)
     except Exception as exc:  # a broken gateway module must not prevent stopping the infrastructure
         print(f"warning: gateway.services() failed: {exc}", file=sys.stderr)
         gw = []
@@ -168,7 +194,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     layout = load_layout()
     all_ok = True
-    gw = [] if args.infra_only else _gateway_services(layout)
+    gw = [] if args.infra_only else _gateway_services(layout, gateway.profile(args.profile))
     for svc in [*infra.infra_services(layout), *gw]:
         pid = pid_of(svc)
         healthy = pid is not None and is_healthy(svc)
@@ -179,15 +205,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if all_ok else 1
 
 
-def _env(layout: Layout) -> dict[str, str]:
+def _env(layout: Layout, profile: str | None = None) -> dict[str, str]:
     env = infra.infra_env(layout)
-    env.update(gateway.env(layout))
+    env.update(gateway.env(layout, gateway.profile(profile)))
     return env
 
 
 def cmd_env(args: argparse.Namespace) -> int:
     layout = load_layout()
-    for key, value in _env(layout).items():
+    for key, value in _env(layout, args.profile).items():
         print(f"export {key}={shlex.quote(str(value))}")
     return 0
 
@@ -202,13 +228,20 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="install, configure and start everything (idempotent)")
     up.add_argument("--infra-only", action="store_true", help="skip the gateway (issuer, core, envoy)")
     up.set_defaults(func=cmd_up)
-    sub.add_parser("down", help="stop everything up started (state stays on disk)").set_defaults(
-        func=cmd_down
-    )
+    down = sub.add_parser("down", help="stop everything up started (state stays on disk)")
+    down.set_defaults(func=cmd_down)
     st = sub.add_parser("status", help="one line per service; exit 0 only if all are healthy")
     st.add_argument("--infra-only", action="store_true", help="ignore the gateway services")
     st.set_defaults(func=cmd_status)
-    sub.add_parser("env", help="print `export K=V` lines for clients and tests").set_defaults(func=cmd_env)
+    env = sub.add_parser("env", help="print `export K=V` lines for clients and tests")
+    env.set_defaults(func=cmd_env)
+    for p in (up, down, st, env):
+        p.add_argument(
+            "--profile",
+            default=os.environ.get("F7T_GATEWAY_PROFILE") or None,
+            help="gateway profile: default (F7T_CORE_REPLICAS, F7T_TASK_STORE), ha (2 cores on PostgreSQL), "
+            "solo (1 core of its own); `down --profile P` stops only P's cores and Envoy",
+        )
     args = parser.parse_args(argv)
     return int(args.func(args))
 

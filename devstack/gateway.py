@@ -4,13 +4,20 @@ prepare() writes their configuration under <state>/gateway: the issuer's clients
 internal CA with the core's server certificate and Envoy's client certificate (mTLS: nothing but
 Envoy can talk to the core), the core's YAML config and Envoy's rendered config. A real centre
 writes the same three files by hand: the code reads no local-stack fact from anywhere else.
+
+Profiles: the same gateway in other shapes, side by side on the same infrastructure (sshd, Slurm,
+S3, the issuer). `default` is the stack's own (one core and SQLite; F7T_CORE_REPLICAS=N starts N
+cores, which share PostgreSQL). `ha` is N=2 cores on PostgreSQL behind an Envoy of its own, and
+`solo` one core on SQLite behind its own Envoy: tests kill and restart those cores without
+disturbing anyone else (`firecrest-stack up --profile ha`, `firecrest-stack env --profile ha`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -19,8 +26,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from devstack import postgres
 from devstack.layout import Layout
-from devstack.services import Service, http_answers, tcp_banner
+from devstack.lockdown import UMASK, envoy_binary, gateway_python
+from devstack.services import Service, http_answers, http_unix_ok, tcp_banner
 from edge.envoy_config import EdgeConfig
 from edge.envoy_config import render as render_envoy
 from edge.issuer.config import make_config
@@ -33,6 +42,63 @@ IDENTITY_HEADER = "x-f7t-user"
 
 def _dir(layout: Layout) -> Path:
     return layout.gateway_dir
+
+
+# ---------------------------------------------------------------- profiles
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    replicas: int = 1
+    task_store: str = "sqlite"  # or postgres
+    # None: the stack's own ports; else envoy at F7T_PORT_BASE+offset, its admin +1, cores +2...
+    offset: int | None = None
+
+    @property
+    def prefix(self) -> str:
+        return "" if self.name == "default" else f"{self.name}-"
+
+    def dir(self, layout: Layout) -> Path:
+        return layout.gateway_dir if self.name == "default" else layout.state_dir / f"gateway-{self.name}"
+
+    def envoy_port(self, layout: Layout) -> int:
+        return layout.ports.envoy if self.offset is None else layout.ports.envoy + self.offset
+
+    def admin_socket(self, layout: Layout) -> Path:
+        """Envoy's admin interface: a Unix socket in the gateway user's 0700 directory."""
+        return layout.envoy_admin_socket if self.offset is None else self.dir(layout) / "envoy-admin.sock"
+
+    def core_port(self, layout: Layout, i: int) -> int:
+        base = layout.ports.core if self.offset is None else layout.ports.envoy + self.offset + 2
+        return base + i - 1
+
+    def core_name(self, i: int) -> str:
+        return f"{self.prefix}core" + (f"-{i}" if i > 1 else "")
+
+    def database(self) -> str:
+        return f"firecrest_{self.name}"
+
+
+PROFILES = {
+    "ha": Profile("ha", replicas=2, task_store="postgres", offset=60),
+    "solo": Profile("solo", replicas=1, task_store="sqlite", offset=70),
+}
+MAX_REPLICAS = 7  # the default profile's cores take ports core .. core+6 (postgres is core+8)
+
+
+def profile(name: str | None = None) -> Profile:
+    """A named profile; `default` reads F7T_CORE_REPLICAS and F7T_TASK_STORE."""
+    name = name or os.environ.get("F7T_GATEWAY_PROFILE") or "default"
+    if name in PROFILES:
+        return PROFILES[name]
+    if name != "default":
+        raise ValueError(f"unknown gateway profile {name!r} (default, {', '.join(PROFILES)})")
+    replicas = int(os.environ.get("F7T_CORE_REPLICAS", "1"))
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise ValueError(f"F7T_CORE_REPLICAS must be 1..{MAX_REPLICAS}")
+    store = os.environ.get("F7T_TASK_STORE") or ("postgres" if replicas > 1 else "sqlite")
+    if store not in ("sqlite", "postgres") or (replicas > 1 and store == "sqlite"):
+        raise ValueError("F7T_TASK_STORE must be sqlite (one core) or postgres")
+    return Profile("default", replicas=replicas, task_store=store)
 
 
 def _issuer_config(layout: Layout) -> dict:
@@ -104,18 +170,22 @@ def _ensure_tls(layout: Layout) -> Path:
 
 
 # ---------------------------------------------------------------- configs
-def _core_config(layout: Layout) -> dict:
+def _core_config(layout: Layout, prof: Profile, replica: int) -> dict:
     tls = _dir(layout) / "tls"
     known_hosts = _dir(layout) / "known_hosts"
     host_pub = layout.ssh_host_pub.read_text().split()
     known_hosts.write_text(f"[{layout.ssh_host}]:{layout.ports.sshd} {host_pub[0]} {host_pub[1]}\n")
     creds = layout.credentials()
     return {
-        "listen": f"127.0.0.1:{layout.ports.core}",
+        "listen": f"127.0.0.1:{prof.core_port(layout, replica)}",
         "identity_header": IDENTITY_HEADER,
         "tls": {"cert": str(tls / "core.crt"), "key": str(tls / "core.key"), "client_ca": str(tls / "ca.crt")},
-        "certificate": {"ca_key": str(layout.ca_key), "lifetime": 600},
-        "task_db": str(_dir(layout) / "tasks.db"),
+        # certificates (and so every SSH-backed call) only for the centre's users: here the
+        # members of the demo users' group (alice, bob), never system accounts
+        "certificate": {"ca_key": str(layout.ca_key), "lifetime": 600, "allowed_groups": [layout.users_group]},
+        "task_store": _task_store(layout, prof),
+        # SIGTERM: calls in flight get this long to finish (firecrest-stack waits 30 s, then kills)
+        "shutdown_grace": 20,
         "systems": [
             {
                 "name": SYSTEM,
@@ -147,7 +217,16 @@ def _core_config(layout: Layout) -> dict:
     }
 
 
-def _edge_config(layout: Layout, issuer: dict) -> dict:
+def _task_store(layout: Layout, prof: Profile) -> dict:
+    if prof.task_store == "postgres":
+        f = prof.dir(layout) / "task-store.dsn"
+        _write_if_changed(f, postgres.dsn(layout, prof.database()) + "\n")
+        f.chmod(0o600)
+        return {"type": "postgres", "dsn_file": str(f)}
+    return {"type": "sqlite", "path": str(prof.dir(layout) / "tasks.db")}
+
+
+def _edge_config(layout: Layout, issuer: dict, prof: Profile) -> dict:
     tls = _dir(layout) / "tls"
     return {
         "issuer": issuer["issuer"],
@@ -156,15 +235,22 @@ def _edge_config(layout: Layout, issuer: dict) -> dict:
         "username_claim": issuer.get("username_claim", "preferred_username"),
         "identity_header": IDENTITY_HEADER,
         "listen_address": "127.0.0.1",
-        "listen_port": layout.ports.envoy,
-        "admin_port": layout.ports.envoy_admin,
-        "access_log": str(layout.log("envoy-access")),
-        "core_address": f"127.0.0.1:{layout.ports.core}",
+        "listen_port": prof.envoy_port(layout),
+        "admin_socket": str(prof.admin_socket(layout)),
+        # generous enough for the test suite and benchmarks from one address; a flood beyond is
+        # answered 429 before its token is even looked at
+        "rate_limit_per_address": 5000,
+        "rate_limit_address_burst": 10000,
+        "rate_limit_per_user": 2000,
+        "rate_limit_user_burst": 4000,
+        "access_log": str(layout.log(f"{prof.prefix}envoy-access")),
+        "core_address": f"127.0.0.1:{prof.core_port(layout, 1)}",
+        "core_addresses": [f"127.0.0.1:{prof.core_port(layout, i)}" for i in range(1, prof.replicas + 1)],
         "core_sni": CORE_SNI,
         "client_cert": str(tls / "envoy-client.crt"),
         "client_key": str(tls / "envoy-client.key"),
         "core_ca": str(tls / "ca.crt"),
-        "lua_out": str(_dir(layout) / "filter.lua"),
+        "lua_out": str(prof.dir(layout) / "filter.lua"),
     }
 
 
@@ -175,31 +261,49 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def prepare(layout: Layout) -> set[str]:
+def prepare(layout: Layout, prof: Profile | None = None) -> set[str]:
     """Write the gateway's configs; return the names of services whose config changed."""
+    prof = prof or profile()
     d = _dir(layout)
     d.mkdir(parents=True, exist_ok=True)
+    pd = prof.dir(layout)
+    pd.mkdir(parents=True, exist_ok=True)
     issuer = _issuer_config(layout)
     _ensure_tls(layout)
+    if prof.task_store == "postgres":
+        postgres.ensure_cluster(layout, None)
     changed = set()
-    if _write_if_changed(d / "core.yaml", yaml.safe_dump(_core_config(layout), sort_keys=False)):
-        changed.add("core")
-    edge = _edge_config(layout, issuer)
+    for i in range(1, prof.replicas + 1):
+        name = prof.core_name(i)
+        cfg = yaml.safe_dump(_core_config(layout, prof, i), sort_keys=False)
+        if _write_if_changed(pd / f"{name.removeprefix(prof.prefix)}.yaml", cfg):
+            changed.add(name)
+    edge = _edge_config(layout, issuer, prof)
     lua_before = Path(edge["lua_out"]).read_text() if Path(edge["lua_out"]).exists() else ""
-    _write_if_changed(d / "edge.yaml", yaml.safe_dump(edge, sort_keys=False))
-    envoy_changed = _write_if_changed(d / "envoy.yaml", render_envoy(EdgeConfig(**edge)))
+    _write_if_changed(pd / "edge.yaml", yaml.safe_dump(edge, sort_keys=False))
+    envoy_changed = _write_if_changed(pd / "envoy.yaml", render_envoy(EdgeConfig(**edge)))
     if envoy_changed or Path(edge["lua_out"]).read_text() != lua_before:
-        changed.add("envoy")
+        changed.add(f"{prof.prefix}envoy")
     return changed
 
 
-def services(layout: Layout) -> list[Service]:
+def started(layout: Layout, svc: Service, prof: Profile | None = None) -> None:
+    """What must happen once a service is up, before the next one starts."""
+    prof = prof or profile()
+    if svc.name == "postgres":
+        postgres.ensure_database(layout, prof.database())
+
+
+def services(layout: Layout, prof: Profile | None = None) -> list[Service]:
+    """The profile's services in start order: the issuer, PostgreSQL if it needs it, its cores,
+    its Envoy."""
+    prof = prof or profile()
     d = _dir(layout)
-    py = sys.executable
-    bin_dir = Path(py).parent
+    pd = prof.dir(layout)
+    py, py_env = gateway_python(layout.gateway_user)
     issuer = json.loads((d / "issuer" / "config.json").read_text()) if (d / "issuer" / "config.json").exists() else None
     issuer_url = issuer["issuer"] if issuer else f"http://127.0.0.1:{layout.ports.issuer}/realms/f7t"
-    return [
+    out = [
         Service(
             name="issuer",
             argv=[py, "-m", "edge.issuer", "--config", str(d / "issuer" / "config.json")],
@@ -207,33 +311,78 @@ def services(layout: Layout) -> list[Service]:
             pidfile=layout.pidfile("issuer"),
             log=layout.log("issuer"),
             cwd=REPO,
-        ),
-        Service(
-            name="core",
-            argv=[py, "-m", "core", "--config", str(d / "core.yaml")],
-            ready=tcp_banner("127.0.0.1", layout.ports.core),
-            pidfile=layout.pidfile("core"),
-            log=layout.log("core"),
-            cwd=REPO,
-        ),
-        Service(
-            name="envoy",
-            argv=[str(bin_dir / "envoy"), "-c", str(d / "envoy.yaml"), "--log-level", "warn",
-                  "--base-id", str(layout.ports.envoy)],
-            ready=http_answers(f"http://127.0.0.1:{layout.ports.envoy_admin}/ready"),
-            pidfile=layout.pidfile("envoy"),
-            log=layout.log("envoy"),
-            cwd=REPO,
-        ),
+            env=py_env,
+            user=layout.gateway_user,
+            umask=UMASK,
+        )
     ]
+    if prof.task_store == "postgres":
+        out.append(postgres.service(layout))
+    for i in range(1, prof.replicas + 1):
+        name = prof.core_name(i)
+        out.append(
+            Service(
+                name=name,
+                argv=[py, "-m", "core", "--config", str(pd / f"{name.removeprefix(prof.prefix)}.yaml")],
+                ready=tcp_banner("127.0.0.1", prof.core_port(layout, i)),
+                pidfile=layout.pidfile(name),
+                log=layout.log(name),
+                cwd=REPO,
+                env=py_env,
+                user=layout.gateway_user,
+                umask=UMASK,
+            )
+        )
+    out.append(
+        Service(
+            name=f"{prof.prefix}envoy",
+            argv=[envoy_binary(), "-c", str(pd / "envoy.yaml"), "--log-level", "warn",
+                  "--base-id", str(prof.envoy_port(layout)), "--disable-hot-restart"],
+            ready=http_unix_ok(prof.admin_socket(layout), "/ready"),
+            pidfile=layout.pidfile(f"{prof.prefix}envoy"),
+            log=layout.log(f"{prof.prefix}envoy"),
+            cwd=REPO,
+            user=layout.gateway_user,
+            umask=UMASK,
+        )
+    )
+    return out
 
 
-def env(layout: Layout) -> dict[str, str]:
+def surplus(layout: Layout, prof: Profile) -> list[Service]:
+    """Cores of the profile beyond its replica count (left from an earlier, larger `up`)."""
+    bigger = Profile(prof.name, MAX_REPLICAS if prof.name == "default" else prof.replicas, prof.task_store, prof.offset)
+    mine = {s.name for s in services(layout, prof)}
+    return [s for s in services(layout, bigger) if s.name not in mine and s.name != "postgres"]
+
+
+def all_services(layout: Layout) -> list[Service]:
+    """Every gateway service of every profile that may be running (for `down`), each once."""
+    seen: dict[str, Service] = {}
+    profiles = [Profile("default", replicas=MAX_REPLICAS, task_store="postgres"), *PROFILES.values()]
+    for prof in profiles:
+        for svc in services(layout, prof):
+            if svc.name == "postgres":
+                continue
+            seen.setdefault(svc.name, svc)
+    out = [svc for svc in seen.values() if svc.name in ("issuer", "core", "envoy") or layout.pidfile(svc.name).exists()]
+    if layout.pidfile("postgres").exists():  # after the issuer, before the cores: stopped after them
+        out.insert(1, postgres.service(layout))
+    return out
+
+
+def env(layout: Layout, prof: Profile | None = None) -> dict[str, str]:
+    prof = prof or profile()
     cfg_file = _dir(layout) / "issuer" / "config.json"
     out = {
-        "F7T_URL": f"http://127.0.0.1:{layout.ports.envoy}",
-        "F7T_GRPC_TARGET": f"127.0.0.1:{layout.ports.envoy}",
+        "F7T_URL": f"http://127.0.0.1:{prof.envoy_port(layout)}",
+        "F7T_GRPC_TARGET": f"127.0.0.1:{prof.envoy_port(layout)}",
         "F7T_SYSTEM": SYSTEM,
+        "F7T_GATEWAY_PROFILE": prof.name,
+        "F7T_ENVOY_ADMIN_SOCKET": str(prof.admin_socket(layout)),
+        "F7T_CORES": ",".join(
+            f"{prof.core_name(i)}=127.0.0.1:{prof.core_port(layout, i)}" for i in range(1, prof.replicas + 1)
+        ),
     }
     if cfg_file.exists():
         issuer = json.loads(cfg_file.read_text())

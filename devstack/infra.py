@@ -14,7 +14,7 @@ from devstack.layout import Layout
 from devstack.services import Service, command_ok, http_answers, tcp_banner
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-APT_PACKAGES = ["slurm-wlm", "munge", "slurmdbd", "mariadb-server", "openssh-server"]
+APT_PACKAGES = ["slurm-wlm", "munge", "slurmdbd", "mariadb-server", "openssh-server", "postgresql"]
 S3RVER_PACKAGE = "@20minutes/s3rver@^4"
 S3RVER_MODULE = Path("node_modules/@20minutes/s3rver")
 
@@ -279,6 +279,8 @@ SlurmUser=root
 SlurmdUser=root
 SlurmctldPort={p.slurmctld}
 SlurmdPort={p.slurmd}
+# bind to the address the host names resolve to (127.0.0.1), never to every interface
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 AuthType=auth/munge
 AuthInfo=socket={sock}
 CredType=cred/munge
@@ -337,6 +339,8 @@ AuthInfo=socket={sock}
 DbdHost=localhost
 DbdAddr=127.0.0.1
 DbdPort={p.slurmdbd}
+# bind to the address this host resolves to, not to every interface
+CommunicationParameters=NoInAddrAny
 SlurmUser=root
 PidFile={run}/slurmdbd.pid
 StorageType=accounting_storage/mysql
@@ -359,6 +363,24 @@ S3RVER_LAUNCHER = r"""'use strict';
 // s3rver only knows a hard-coded account (S3RVER/S3RVER); replace its key pair.
 const path = require('path');
 const mod = process.env.F7T_S3RVER_MODULE;
+// s3rver checks a signature only when one is present and serves anonymous requests otherwise:
+// wrap its authentication middleware (before s3rver loads it) so that a request whose signature
+// (Authorization header, or a presigned URL's query) did not verify is refused, whatever it asks.
+// CORS preflights (OPTIONS) carry no signature and return no data.
+const authPath = require.resolve(path.join(mod, 'lib', 'middleware', 'authentication.js'));
+const S3Error = require(path.join(mod, 'lib', 'models', 'error.js'));
+const authentication = require(authPath);
+require.cache[authPath].exports = (...args) => {
+  const verify = authentication(...args);
+  return async function signedOnly(ctx, next) {
+    return verify(ctx, async () => {
+      if (!ctx.state.account && ctx.method !== 'OPTIONS') {
+        throw new S3Error('AccessDenied', 'Access Denied: every request must be signed');
+      }
+      return next();
+    });
+  };
+};
 const S3rver = require(path.join(mod, 'lib', 's3rver.js'));
 const { DUMMY_ACCOUNT } = require(path.join(mod, 'lib', 'models', 'account.js'));
 DUMMY_ACCOUNT.revokeAccessKey('S3RVER');
@@ -499,6 +521,8 @@ def infra_services(layout: Layout) -> list[Service]:
             pidfile=layout.pidfile("s3rver"),
             log=layout.log("s3rver"),
             cwd=layout.s3_dir,
+            user=layout.gateway_user,
+            umask=0o077,
             ready_timeout=30,
         ),
     ]

@@ -27,6 +27,7 @@ _PORT_OFFSETS = {
     "sshd": 22,
     "issuer": 43,
     "core": 51,
+    "postgres": 59,
     "s3": 90,
 }
 
@@ -38,7 +39,9 @@ class Ports:
     Defaults (F7T_PORT_BASE=28400): envoy 28400 (REST + native gRPC listener),
     envoy_admin 28401, mariadb 28406, slurmctld 28417, slurmd 28418,
     slurmdbd 28419, sshd 28422, issuer 28443, core 28451 (gRPC core, behind
-    Envoy), s3 28490 (s3rver).
+    Envoy; replicas 28452...), postgres 28459 (task store of replicated cores), s3 28490 (s3rver).
+    Gateway profiles (devstack/gateway.py) take blocks of their own: ha 28460-28469, solo
+    28470-28479.
 
     ``Ports.from_env()`` honours ``F7T_PORT_BASE`` (all ports move with it)
     and per-port overrides ``F7T_PORT_<NAME>`` (e.g. ``F7T_PORT_SSHD=2222``).
@@ -53,6 +56,7 @@ class Ports:
     sshd: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["sshd"]
     issuer: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["issuer"]
     core: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["core"]
+    postgres: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["postgres"]
     s3: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["s3"]
 
     @classmethod
@@ -120,6 +124,8 @@ class Layout:
     users = ("alice", "bob")
     users_group = "f7t"
     ssh_host = "127.0.0.1"
+    # the unprivileged system user the gateway's services run as (devstack/lockdown.py)
+    gateway_user = "firecrest"
 
     def __init__(self, state_dir: str | os.PathLike[str], ports: Ports | None = None) -> None:
         self.state_dir = Path(state_dir).absolute()
@@ -151,6 +157,8 @@ class Layout:
         self.s3_data_dir = self.s3_dir / "data"
         self.npm_dir = s / "npm"
         self.gateway_dir = s / "gateway"
+        # Envoy's admin interface: a Unix socket inside the gateway user's 0700 directory
+        self.envoy_admin_socket = self.gateway_dir / "envoy-admin.sock"
         self.credentials_file = s / "credentials.json"
 
     def __repr__(self) -> str:

@@ -30,6 +30,7 @@ class Service:
     log: Path | None = None  # stdout+stderr go here (tool opens it) unless daemonizes
     cwd: Path | None = None
     ready_timeout: float = 60.0
+    umask: int | None = None  # the process's umask, if set (e.g. 0o077 for the gateway's services)
 
 
 class ServiceError(RuntimeError):
@@ -87,6 +88,12 @@ def _matches(pid: int, argv0: str, argv: list[str] | None = None) -> bool:
         # so that another instance of the same program reusing a stale pid is not taken for ours
         title = " ".join(cmd)
         return all(a in title for a in argv[1:]) if argv else True
+    # the same Python program run by another interpreter of the same kind (the venv's, the system's)
+    if (
+        argv is not None and len(cmd) == len(argv) and cmd[1:] == argv[1:]
+        and os.path.basename(first).startswith("python") and os.path.basename(argv0).startswith("python")
+    ):
+        return True
     # a script run by its interpreter ("python /venv/bin/envoy ...") before it execs the real program
     if len(cmd) > 1 and (cmd[1] == argv0 or (os.path.isabs(argv0) and cmd[1] == os.path.realpath(argv0))):
         return True
@@ -163,6 +170,7 @@ def start(service: Service) -> int | None:
         if service.user:
             pw = pwd.getpwnam(service.user)
             os.chown(service.log, pw.pw_uid, pw.pw_gid)
+            os.chmod(service.log, 0o600)
         out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {service.argv}\n".encode())
         out.flush()
     else:
@@ -184,6 +192,7 @@ def start(service: Service) -> int | None:
             start_new_session=True,
             close_fds=True,
             pass_fds=() if service.daemonizes else (status_w,),
+            umask=-1 if service.umask is None else service.umask,
             **kwargs,
         )
     finally:
@@ -352,6 +361,30 @@ def http_answers(url: str, timeout: float = 2.0) -> Callable[[], bool]:
             return True
         except (OSError, urllib.error.URLError):
             return False
+
+    return probe
+
+
+def http_unix_ok(socket_path: Path, path: str = "/ready", timeout: float = 2.0) -> Callable[[], bool]:
+    """Probe: an HTTP GET over a Unix socket answers 200 (Envoy's admin interface)."""
+    import http.client
+
+    class _Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            s.connect(str(socket_path))
+            self.sock = s
+
+    def probe() -> bool:
+        conn = _Conn("localhost", timeout=timeout)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            conn.close()
 
     return probe
 

@@ -143,9 +143,44 @@ function json.encode_error(message, reason, user, metadata)
   return '{"errorType":"error","message":' .. encode_string(message) .. ',"data":' .. data .. ',"user":' .. u .. "}"
 end
 
+---------------------------------------------------------------- methods
+-- The API's paths (from edge/openapi.json, rendered in by edge/envoy_config.py) and their methods:
+-- a method the API never declares (TRACE, CONNECT...), or one a known path does not declare, is
+-- answered 405 with Allow. OPTIONS (CORS preflight) and unknown paths go on as before.
+local ROUTES = __ROUTES__
+local API_METHODS = __API_METHODS__
+
+local function method_not_allowed(method, path)
+  if method == "OPTIONS" then return false end
+  if not API_METHODS[method] then return true, "" end
+  local p = path
+  if #p > 1 and string.sub(p, -1) == "/" then p = string.sub(p, 1, -2) end
+  for _, r in ipairs(ROUTES) do
+    if string.find(p, r[1]) then
+      if r[2][method] then return false end
+      return true, r[3]
+    end
+  end
+  return false
+end
+
 ---------------------------------------------------------------- the filter
 function envoy_on_request(h)
   local headers = h:headers()
+  do
+    local ct0 = headers:get("content-type") or ""
+    if string.sub(ct0, 1, 16) ~= "application/grpc" then
+      local path0 = string.gsub(headers:get(":path") or "", "%?.*$", "")
+      local refused, allow = method_not_allowed(headers:get(":method") or "", path0)
+      if refused then
+        -- a local reply: the connection manager's mapper gives it FirecREST's error shape
+        local reply = { [":status"] = "405" }
+        if allow ~= "" then reply["allow"] = allow end
+        h:respond(reply, "Method not allowed")
+        return
+      end
+    end
+  end
   headers:remove(IDENTITY_HEADER)
   local ct = headers:get("content-type") or ""
   local native = string.sub(ct, 1, 16) == "application/grpc" and string.sub(ct, 1, 21) ~= "application/grpc-web"

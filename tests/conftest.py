@@ -23,8 +23,9 @@ STACK = [sys.executable, "-m", "devstack"]
 LOCK = Path(os.environ.get("F7T_TEST_LOCK", "/tmp/firecrest-stack-tests.lock"))
 
 
-def _stack_env() -> dict[str, str]:
-    out = subprocess.run([*STACK, "env"], check=True, capture_output=True, text=True, cwd=REPO).stdout
+def _stack_env(profile: str | None = None) -> dict[str, str]:
+    args = ["env", "--profile", profile] if profile else ["env"]
+    out = subprocess.run([*STACK, *args], check=True, capture_output=True, text=True, cwd=REPO).stdout
     env = {}
     for line in out.splitlines():
         if line.startswith("export "):
@@ -43,6 +44,23 @@ def stack() -> dict[str, str]:
             pytest.fail(f"firecrest-stack up failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
         fcntl.flock(fh, fcntl.LOCK_UN)
     return _stack_env()
+
+
+def profile_up(profile: str) -> dict[str, str]:
+    """`firecrest-stack up --profile P` (under the stack's lock): a gateway of its own (its Envoy,
+    its cores, its task store) on the shared infrastructure, for tests that kill or restart cores;
+    its environment."""
+    with LOCK.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            r = subprocess.run(
+                [*STACK, "up", "--profile", profile], capture_output=True, text=True, cwd=REPO, timeout=1500
+            )
+            if r.returncode != 0:
+                pytest.fail(f"firecrest-stack up --profile {profile} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return _stack_env(profile)
 
 
 _tokens: dict[str, tuple[str, float]] = {}

@@ -26,6 +26,11 @@ class RemoteCommand(ABC, Generic[T]):
     timeout: float | None = None
     stdin: bytes | None = None
     max_output: int | None = None
+    # talks to the scheduler's controller: refused at once while the controller is known to be down
+    controller: bool = False
+    # ... and only reads: abandoned (503) as soon as the controller stops answering pings, instead
+    # of waiting out the client's own retries
+    read_only: bool = False
 
     @abstractmethod
     def argv(self) -> list[str]: ...

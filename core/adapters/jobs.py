@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from core.adapters.cluster import Cluster
 from core.adapters.commands import DiscardPrivateDir, RemoteCommand, parse_key_values
+from core.adapters.slurm import UNREACHABLE
 from core.adapters.ssh import ExecResult
 from core.domain.errors import (
     BackendUnavailable,
@@ -54,12 +55,7 @@ TIME_ENV = ["env", "SLURM_TIME_FORMAT=%s"]
 LIST_WINDOW = "now-1days"
 
 # ---------------------------------------------------------------- errors
-_BACKEND = re.compile(
-    r"Unable to contact slurm controller|Socket timed out|Connection refused|Zero Bytes were transmitted"
-    r"|slurm_receive_msg|Unable to establish|backup controller in standby|slurmdbd|Communication connection failure"
-    r"|Slurm temporarily unable",
-    re.I,
-)
+_BACKEND = UNREACHABLE
 _INVALID_JOB = re.compile(r"Invalid job id specified|Invalid job id|does not exist", re.I)
 _DENIED = re.compile(r"Access/permission denied|Permission denied|Invalid user id", re.I)
 _CALLER = re.compile(
@@ -225,6 +221,8 @@ class SubmitBatch(RemoteCommand[str]):
     `env NAME=VALUE` (any value, exactly) and exported by name (--export=ALL,NAME,...), so a
     comma or quote in a value cannot change the option's meaning."""
 
+    controller = True
+
     def __init__(self, spec: JobSpec, script: str, comment: str):
         self.spec = spec
         self.script = script
@@ -268,6 +266,9 @@ class SubmitBatch(RemoteCommand[str]):
 
 class FindTagged(RemoteCommand[str | None]):
     """The job (known to the controller) whose comment is `tag`."""
+
+    controller = True
+    read_only = True
 
     def __init__(self, user: str, tag: str):
         self.user = user
@@ -383,6 +384,9 @@ _SQUEUE_N = 16
 class Queue(RemoteCommand[list[Job]]):
     """`squeue -t all`: the jobs the controller knows (until MinJobAge after their end)."""
 
+    controller = True
+    read_only = True
+
     def __init__(
         self, *, user: str = "", job_ids: list[str] | None = None, account: str = "", cluster: str = ""
     ):
@@ -448,6 +452,9 @@ class ControllerJob(RemoteCommand[dict[str, str] | None]):
     """`scontrol -o show job -dd ID`: the controller's record (Key=Value), None once it has
     forgotten the job. Keys after JobName override look-alikes inside the name."""
 
+    controller = True
+    read_only = True
+
     def __init__(self, job_id: str):
         self.job_id = job_id
 
@@ -502,6 +509,9 @@ def job_from_controller(kv: dict[str, str], cluster: str) -> Job:
 class BatchScript(RemoteCommand[str | None]):
     """`scontrol write batch_script ID -`: the job's script (None when not available)."""
 
+    controller = True
+    read_only = True
+
     max_output = 8 * 1024 * 1024
 
     def __init__(self, job_id: str):
@@ -537,6 +547,8 @@ class ReadFile(RemoteCommand[str | None]):
 
 
 class CancelJob(RemoteCommand[None]):
+    controller = True
+
     def __init__(self, job_id: str):
         self.job_id = job_id
 
@@ -569,6 +581,8 @@ exit "$rc"
 class AttachJob(RemoteCommand[None]):
     """FirecREST's attach: `srun --overlap --jobid=ID` running the caller's command (a shell
     command line, interpreted by /bin/sh inside the job as the user, exactly as given)."""
+
+    controller = True
 
     def __init__(self, job_id: str, command: str):
         self.job_id = job_id

@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
-from core.adapters.commands import RemoteCommand, parse_key_values
+from core.adapters.commands import RemoteCommand, classify_error, parse_key_values
 from core.adapters.ssh import ExecResult
+from core.domain.errors import BackendUnavailable, GatewayError
+
+T = TypeVar("T")
+
+# what Slurm's clients print when the controller (or slurmdbd) cannot be reached: a 503, not the
+# caller's fault and not an internal error
+UNREACHABLE = re.compile(
+    r"Unable to contact slurm controller|Socket timed out|Connection refused|Zero Bytes were transmitted"
+    r"|slurm_receive_msg|Unable to establish|backup controller in standby|slurmdbd|Communication connection failure"
+    r"|Slurm temporarily unable",
+    re.I,
+)
+
+
+class ControllerQuery(RemoteCommand[T]):
+    """A read-only question to the controller (scontrol show, squeue): its failure to reach the
+    controller is a 503 with Slurm's words."""
+
+    controller = True
+    read_only = True
+
+    def error(self, result: ExecResult) -> GatewayError:
+        text = result.err or result.out.strip() or f"exit status {result.exit_status}"
+        if UNREACHABLE.search(text):
+            return BackendUnavailable(f"the scheduler is not reachable: {text.strip()}")
+        return classify_error(text)
 
 
 def _int(v: str | None) -> int | None:
@@ -82,7 +110,7 @@ def _lines(result: ExecResult) -> list[str]:
     return [ln for ln in result.out.splitlines() if ln.strip() and "No " not in ln[:3]]
 
 
-class ShowNodes(RemoteCommand[list[Node]]):
+class ShowNodes(ControllerQuery[list[Node]]):
     def argv(self) -> list[str]:
         return ["scontrol", "-o", "show", "nodes"]
 
@@ -118,7 +146,7 @@ class ShowNodes(RemoteCommand[list[Node]]):
         return nodes
 
 
-class ShowPartitions(RemoteCommand[list[Partition]]):
+class ShowPartitions(ControllerQuery[list[Partition]]):
     def __init__(self, show_hidden: bool = False):
         self.show_hidden = show_hidden
 
@@ -142,7 +170,7 @@ class ShowPartitions(RemoteCommand[list[Partition]]):
         return parts
 
 
-class ShowReservations(RemoteCommand[list[Reservation]]):
+class ShowReservations(ControllerQuery[list[Reservation]]):
     def argv(self) -> list[str]:
         return ["scontrol", "-o", "show", "reservations"]
 
@@ -168,6 +196,20 @@ class ShowReservations(RemoteCommand[list[Reservation]]):
                 )
             )
         return res
+
+
+class ControllerUp(RemoteCommand[bool]):
+    """`scontrol ping`: does the controller answer? (It says DOWN at once when it is not running,
+    where other clients keep retrying for about MessageTimeout.)"""
+
+    def argv(self) -> list[str]:
+        return ["scontrol", "ping"]
+
+    def check(self, result: ExecResult) -> None:
+        return None  # exit status 1 with "is DOWN" is the answer, not a failure
+
+    def parse(self, result: ExecResult) -> bool:
+        return result.exit_status == 0 and " is UP" in result.out
 
 
 class Ping(RemoteCommand[float]):

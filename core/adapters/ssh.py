@@ -100,16 +100,29 @@ class SSHPool:
         timeout: float | None = None,
         max_output: int | None = None,
     ) -> ExecResult:
+        """Runs `command` once. Only what cannot have run is retried: a pooled connection that
+        turns out dead when a session is opened on it is replaced once. A connection lost after
+        the command was sent is an error that says so (sbatch, rm or mv must not run twice)."""
         deadline = time.monotonic() + (timeout or self.cfg.command_timeout)
         for attempt in (1, 2):
             conn = self._acquire(user, deadline)
             try:
-                return self._exec(conn, command, stdin, deadline, max_output)
-            except (paramiko.SSHException, OSError, EOFError) as e:
-                conn.broken = True
-                if attempt == 2 or time.monotonic() >= deadline:
-                    raise BackendUnavailable(f"lost the SSH connection to {self.cfg.host}: {e}") from e
-                log.info("ssh connection for %s broke (%s); retrying on a new one", user, e)
+                try:
+                    chan = self._open_session(conn, deadline)
+                except (paramiko.SSHException, OSError, EOFError) as e:
+                    conn.broken = True
+                    if attempt == 2 or time.monotonic() >= deadline:
+                        raise BackendUnavailable(f"lost the SSH connection to {self.cfg.host}: {e}") from e
+                    log.info("ssh connection for %s broke (%s); opening the session on a new one", user, e)
+                    continue
+                try:
+                    return self._exec(chan, command, stdin, deadline, max_output)
+                except (paramiko.SSHException, OSError, EOFError) as e:
+                    conn.broken = True
+                    raise BackendUnavailable(
+                        f"lost the SSH connection to {self.cfg.host} while the command ran: it may or "
+                        f"may not have taken effect ({e})"
+                    ) from e
             finally:
                 self._release(user, conn)
         raise AssertionError("unreachable")
@@ -235,13 +248,16 @@ class SSHPool:
         return _Conn(client=client, expires_at=key.cert.valid_before - margin)
 
     # ---- exec -------------------------------------------------------------------------------
-    def _exec(
-        self, conn: _Conn, command: str, stdin: bytes | None, deadline: float, max_output: int | None
-    ) -> ExecResult:
+    @staticmethod
+    def _open_session(conn: _Conn, deadline: float) -> paramiko.Channel:
         transport = conn.client.get_transport()
-        if transport is None:
+        if transport is None or not transport.is_active():
             raise paramiko.SSHException("no transport")
-        chan = transport.open_session(timeout=max(0.5, deadline - time.monotonic()))
+        return transport.open_session(timeout=max(0.5, deadline - time.monotonic()))
+
+    def _exec(
+        self, chan: paramiko.Channel, command: str, stdin: bytes | None, deadline: float, max_output: int | None
+    ) -> ExecResult:
         try:
             chan.exec_command(command)
             if stdin:
@@ -272,6 +288,10 @@ class SSHPool:
                         raise PayloadTooLarge(f"output is larger than {max_output} bytes")
             if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
                 raise Timeout("the command did not report its exit status in time")
+            transport = chan.get_transport()
+            if chan.exit_status == -1 and (transport is None or not transport.is_active()):
+                # the channel closed because the connection did, not because the command ended
+                raise paramiko.SSHException("the connection closed before the command reported its exit status")
             while chan.recv_stderr_ready():
                 err.append(chan.recv_stderr(65536))
             return ExecResult(chan.recv_exit_status(), b"".join(out), b"".join(err))

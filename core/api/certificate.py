@@ -29,6 +29,7 @@ class CertificateServicer(certificate_pb2_grpc.CertificateServiceServicer):
     ) -> pb.IssueCertificateResponse:
         user = caller()
         self.gw.cluster(request.system_name)
+        self.gw.accounts.check(user)  # PermissionDenied for an account the centre does not allow
         if request.public_key.strip():
             try:
                 cert = self.gw.ca.sign(user, request.public_key.strip())

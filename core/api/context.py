@@ -23,7 +23,8 @@ SUCCESS_HEADER = "x-f7t-http-status"
 REASON_HEADER = "x-f7t-reason"
 
 _caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("f7t_caller", default=None)
-_USERNAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+# a POSIX user name, whole (fullmatch: `$` alone would let a trailing newline through)
+_USERNAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 
 GRPC_CODE: Mapping[Reason, grpc.StatusCode] = {
     Reason.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
@@ -179,8 +180,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     async def _enter(self, context: grpc.aio.ServicerContext, user: str | None, public: bool) -> None:
-        if user is not None and (not _USERNAME.match(user) or user in self.forbidden):
-            await self._abort(context, Unauthenticated(f"the token's user name '{user}' is not allowed"), "")
+        if user is not None and (not _USERNAME.fullmatch(user) or user in self.forbidden):
+            await self._abort(context, Unauthenticated(f"the token's user name {user!r} is not allowed"), "")
         if user is None and not public:
             await self._abort(context, Unauthenticated("missing or invalid access token"), "")
         _caller.set(user)

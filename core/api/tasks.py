@@ -93,7 +93,7 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
     async def GetTask(
         self, request: pb.GetTaskRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetTaskResponse:
-        task = self.store.get(caller(), _task_id(request.task_id))
+        task = await self.store.get(caller(), _task_id(request.task_id))
         return pb.GetTaskResponse(task=task_to_pb(task))
 
     async def ListTasks(
@@ -105,7 +105,7 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
             if state is None:
                 raise InvalidArgument(f"unknown task state {request.state}")
         kind = check_kind(request.kind) if request.kind else None
-        page = self.store.list(
+        page = await self.store.list(
             caller(),
             state=state,
             kind=kind,
@@ -121,14 +121,14 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
         self, request: pb.CancelTaskRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelTaskResponse:
         user = caller()
-        task = self.store.get(user, _task_id(request.task_id))
+        task = await self.store.get(user, _task_id(request.task_id))
         if not task.done:
             canceller = self.gw.task_cancellers.get(task.kind)
             if canceller is not None:
                 await canceller(task)
             else:
-                self.store.cancel(user, task.id)
-        return pb.CancelTaskResponse(task=task_to_pb(self.store.get(user, task.id)))
+                await self.store.cancel(user, task.id)
+        return pb.CancelTaskResponse(task=task_to_pb(await self.store.get(user, task.id)))
 
     async def WaitTask(
         self, request: pb.WaitTaskRequest, context: grpc.aio.ServicerContext
@@ -144,7 +144,7 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
     async def DeleteTask(
         self, request: pb.DeleteTaskRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteTaskResponse:
-        self.store.delete(caller(), _task_id(request.task_id))
+        await self.store.delete(caller(), _task_id(request.task_id))
         return pb.DeleteTaskResponse()
 
     async def WatchTask(

@@ -18,12 +18,12 @@ from core.domain.transfers import (
     Op,
     Started,
     TransferRequest,
-    TransferService,
     file_size_of,
     transfer_method,
 )
 from core.proto.firecrest.storage.v1 import storage_pb2 as pb
 from core.proto.firecrest.type.v1 import types_pb2
+from core.services.transfers import TransferService
 from core.wiring import Gateway
 
 

@@ -1,5 +1,5 @@
 """Tasks: long work of the gateway (a submitted job, a staged transfer, ...), shaped like a
-google.longrunning Operation. Pure data and rules; the store lives in core.adapters.taskstore.
+google.longrunning Operation. Pure data and rules, and the TaskRepository port that every task store implements.
 
 Lifecycle: queued -> running -> succeeded | failed | cancelled. The three last states are final:
 a finished task never changes again (a later update is ignored), so the first final outcome wins
@@ -8,9 +8,13 @@ when, say, a cancel and the scheduler's answer race.
 
 from __future__ import annotations
 
+import base64
+import builtins
+import hashlib
+import json
 import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -117,23 +121,135 @@ def parse_state(value: str) -> TaskState:
         ) from None
 
 
-class TaskRepository(Protocol):
-    """What the domain needs of a task store (core.adapters.taskstore.TaskStore implements it)."""
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
 
-    def create_or_get(
+
+def page_size(requested: int) -> int:
+    if requested < 0:
+        raise InvalidArgument("page_size must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def filter_signature(state: TaskState | None, kind: str | None, system: str | None) -> str:
+    """What a page token remembers of the filters it was issued for."""
+    raw = f"{state.value if state else ''}\0{kind or ''}\0{system or ''}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+def encode_page_token(create_us: int, task_id: str, signature: str) -> str:
+    """Keyset pagination (newest first): the last task of a page and the filters' signature."""
+    raw = json.dumps({"c": create_us, "i": task_id, "f": signature}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, signature: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        d = json.loads(raw)
+        c_us, task_id, f = int(d["c"]), str(d["i"]), str(d["f"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InvalidArgument("invalid page_token") from e
+    if f != signature:
+        raise InvalidArgument("page_token was issued for other filters (state, kind, system)")
+    if not TASK_ID.match(task_id):
+        raise InvalidArgument("invalid page_token")
+    return c_us, task_id
+
+
+def plan_update(
+    current: Task,
+    now: float,
+    *,
+    state: TaskState | None = None,
+    progress: float | None = None,
+    result: Mapping[str, Any] | None = None,
+    error: TaskError | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Task | None:
+    """The task after an update, or None when nothing changes. A final task never changes;
+    metadata is merged, result replaced; entering a final state sets end_time (progress 1.0 on
+    success). Every store applies this inside one transaction, so concurrent updates (two
+    replicas following the same job) cannot overwrite a final state."""
+    if current.done:
+        return None
+    changes: dict[str, Any] = {}
+    if metadata is not None:
+        merged = {**current.metadata, **dict(metadata)}
+        if merged != current.metadata:
+            changes["metadata"] = merged
+    if result is not None:
+        changes["result"] = dict(result)
+    if error is not None:
+        changes["error"] = error
+    if progress is not None:
+        p = max(0.0, min(1.0, float(progress)))
+        if p != current.progress:
+            changes["progress"] = p
+    if state is not None and state != current.state:
+        changes["state"] = state
+        if state.done:
+            changes["end_time"] = now
+            if state is TaskState.SUCCEEDED:
+                changes["progress"] = 1.0
+    if not changes:
+        return None
+    return replace(current, **changes, update_time=now, version=current.version + 1)
+
+
+class TaskRepository(Protocol):
+    """The task store port: every long operation of the gateway is a task in it. One
+    implementation per store (core.adapters.taskstore: SQLite, embedded, one core;
+    core.adapters.pgtasks: PostgreSQL, shared by N cores); core.wiring picks one from
+    `task_store.type`. Every call is a coroutine: a store never blocks the event loop.
+
+    Tasks are per owner: get/list/cancel/delete/wait/watch answer NotFound for another owner's
+    task exactly as for an unknown id. The *_any/active/ended_before calls are for the core's own
+    trackers and janitors (no owner check)."""
+
+    async def create_or_get(
         self,
         owner: str,
         kind: str,
         system: str,
         metadata: Mapping[str, Any],
         request_id: str | None = None,
-    ) -> tuple[Task, bool]: ...
+    ) -> tuple[Task, bool]:
+        """A new QUEUED task, or (idempotency) the owner's task with this request_id and False."""
+        ...
 
-    def get(self, owner: str, task_id: str) -> Task: ...
+    async def get(self, owner: str, task_id: str) -> Task: ...
 
-    def get_any(self, task_id: str) -> Task | None: ...
+    async def get_any(self, task_id: str) -> Task | None: ...
 
-    def update(
+    async def list(
+        self,
+        owner: str,
+        *,
+        state: TaskState | None = None,
+        kind: str | None = None,
+        system: str | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> TaskPage:
+        """The owner's tasks, newest first, keyset-paginated (see encode_page_token)."""
+        ...
+
+    async def find(self, owner: str, kind: str, key: str, value: str) -> builtins.list[Task]:
+        """The owner's tasks of a kind whose metadata[key] == value, newest first."""
+        ...
+
+    async def active(self, kind: str | None = None, owner: str | None = None) -> builtins.list[Task]:
+        """Unfinished tasks (of every owner unless given), oldest first."""
+        ...
+
+    async def ended_before(self, cutoff: float, limit: int = 200) -> builtins.list[Task]: ...
+
+    async def count_by_state(self) -> dict[tuple[str, str], int]:
+        """{(kind, state): number of tasks} over all owners (the operator's metrics)."""
+        ...
+
+    async def update(
         self,
         task_id: str,
         *,
@@ -142,16 +258,32 @@ class TaskRepository(Protocol):
         result: Mapping[str, Any] | None = None,
         error: TaskError | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> Task: ...
+    ) -> Task:
+        """plan_update applied atomically; wakes the task's waiters (on every replica)."""
+        ...
 
-    def forget(self, task_id: str) -> None: ...
+    async def cancel(self, owner: str, task_id: str, message: str = "cancelled by its owner") -> Task:
+        """Marks a not-yet-final task CANCELLED (stopping its work is the kind's canceller's job)."""
+        ...
 
-    def ended_before(self, cutoff: float, limit: int = 200) -> list[Task]: ...
+    async def delete(self, owner: str, task_id: str) -> None:
+        """Only final tasks (else FailedPrecondition)."""
+        ...
 
-    def find(self, owner: str, kind: str, key: str, value: str) -> list[Task]: ...
+    async def forget(self, task_id: str) -> None:
+        """Drops a task whatever its state (a failed submission, the retention purge)."""
+        ...
 
-    def active(self, kind: str | None = None, owner: str | None = None) -> list[Task]: ...
+    async def wait(self, owner: str, task_id: str, timeout: float) -> Task:
+        """The task once it is done, or as it is after `timeout` seconds."""
+        ...
 
-    async def wait(self, owner: str, task_id: str, timeout: float) -> Task: ...
+    def watch(self, owner: str, task_id: str) -> AsyncIterator[Task]:
+        """The task now and after every change, until (and including) its final state."""
+        ...
 
-    def watch(self, owner: str, task_id: str) -> AsyncIterator[Task]: ...
+    def release_waiters(self) -> None:
+        """Shutdown: every wait answers now, every watch ends with BackendUnavailable."""
+        ...
+
+    async def close(self) -> None: ...

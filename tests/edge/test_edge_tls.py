@@ -4,17 +4,10 @@ and gRPC over TLS to the same core, with the same token checks."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import grpc
 import pytest
 import requests
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,13 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from core.proto.firecrest.status.v1 import status_pb2 as pb
 from core.proto.firecrest.status.v1 import status_pb2_grpc
-from edge.envoy_config import EdgeConfig, render
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.processes import start_envoy
 
 
 @pytest.fixture(scope="module")
@@ -47,29 +34,9 @@ def tls_edge(stack, tmp_path_factory):
     (d / "edge.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (d / "edge.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                    serialization.NoEncryption()))
-    edge = yaml.safe_load((Path(stack["F7T_STACK_DIR"]) / "gateway/edge.yaml").read_text())
-    port, admin = _free_port(), _free_port()
-    edge.update(listen_port=port, admin_port=admin, lua_out=str(d / "filter.lua"), access_log=str(d / "access.log"),
-                tls_cert=str(d / "edge.crt"), tls_key=str(d / "edge.key"))
-    (d / "envoy.yaml").write_text(render(EdgeConfig(**edge)))
-    envoy = shutil.which("envoy", path=str(Path(sys.executable).parent))
-    assert envoy
-    log = open(d / "envoy.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([envoy, "-c", str(d / "envoy.yaml"), "--base-id", str(port), "--log-level", "warn"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{admin}/ready", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert proc.poll() is None, (d / "envoy.log").read_text()
-        time.sleep(0.2)
-    yield port, d / "edge.crt"
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    envoy = start_envoy(stack, d, tls_cert=str(d / "edge.crt"), tls_key=str(d / "edge.key"))
+    yield envoy.port, d / "edge.crt"
+    envoy.stop()
 
 
 def test_https_rest_with_a_token(tls_edge, token, system):

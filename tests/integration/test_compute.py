@@ -30,28 +30,17 @@ FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_F
 JOB_DEADLINE = 600.0  # seconds: a job may queue behind others on the 2-core node
 
 
-# ---------------------------------------------------------------- clients that ride out a core restart
+# ---------------------------------------------------------------- clients
 class Rest:
-    """REST as one user, with a fresh token per call, retrying while the core restarts (503)."""
+    """REST as one user, with a fresh token per call. No retries: no test restarts this stack's
+    core (those that kill or restart cores have gateways of their own), so a 5XX is a failure."""
 
     def __init__(self, api: Callable[[str | None], Any], user: str):
         self.api = api
         self.user = user
 
-    def call(self, method: str, path: str, *, deadline: float = 90.0, **kw: Any) -> requests.Response:
-        end = time.monotonic() + deadline
-        while True:
-            try:
-                r = self.api(self.user).request(method, path, **kw)
-            except requests.ConnectionError:
-                if time.monotonic() > end:
-                    raise
-                time.sleep(1)
-                continue
-            if r.status_code in (502, 503) and time.monotonic() < end:
-                time.sleep(1)
-                continue
-            return r
+    def call(self, method: str, path: str, **kw: Any) -> requests.Response:
+        return self.api(self.user).request(method, path, **kw)
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.call("GET", path, **kw)
@@ -66,30 +55,14 @@ class Rest:
         return self.call("DELETE", path, **kw)
 
 
-def grpc_call(fn: Callable[..., Any], request: Any, metadata: Any, deadline: float = 90.0) -> Any:
-    """A unary native gRPC call, retried while the core restarts (UNAVAILABLE)."""
-    end = time.monotonic() + deadline
-    while True:
-        try:
-            return fn(request, metadata=metadata, timeout=120)
-        except grpc.RpcError as e:
-            if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > end:  # type: ignore[attr-defined]
-                raise
-            time.sleep(1)
+def grpc_call(fn: Callable[..., Any], request: Any, metadata: Any) -> Any:
+    """A unary native gRPC call."""
+    return fn(request, metadata=metadata, timeout=120)
 
 
-def pyf_call(fn: Callable[..., Any], *args: Any, deadline: float = 90.0, **kw: Any) -> Any:
-    """A pyfirecrest call, retried while the core restarts (503)."""
-    from firecrest.FirecrestException import FirecrestException
-
-    end = time.monotonic() + deadline
-    while True:
-        try:
-            return fn(*args, **kw)
-        except FirecrestException as e:
-            if e.responses[-1].status_code not in (502, 503) or time.monotonic() > end:
-                raise
-            time.sleep(1)
+def pyf_call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """A pyfirecrest call."""
+    return fn(*args, **kw)
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ a host key that does not match is refused."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -73,6 +75,26 @@ def test_a_broken_connection_is_replaced(make_pool):
     conn.client.get_transport().sock.close()  # the network drops it under our feet
     assert pool.run_blocking("alice", "id -un").out.strip() == "alice"
     assert pool._pools["alice"].conns[0] is not conn
+
+
+def test_a_connection_lost_after_the_command_was_sent_is_an_error_not_a_second_run(make_pool):
+    pool, _ = make_pool()
+    pool.run_blocking("alice", "true")
+    conn = pool._pools["alice"].conns[0]
+    marker = f"/tmp/f7t-ssh-once-{uuid.uuid4().hex}"
+    cut = threading.Timer(1.5, lambda: conn.client.get_transport().sock.close())
+    cut.start()
+    try:
+        with pytest.raises(BackendUnavailable) as e:
+            pool.run_blocking("alice", f"echo ran >> {marker}; sleep 5")
+        assert "may or may not have taken effect" in e.value.message
+        time.sleep(1)
+        # the command ran once: it was not sent again on a new connection
+        assert Path(marker).read_text().splitlines() == ["ran"]
+        assert pool.run_blocking("alice", "id -un").out.strip() == "alice"  # the pool recovers
+    finally:
+        cut.cancel()
+        Path(marker).unlink(missing_ok=True)
 
 
 def test_connections_are_renewed_before_the_certificate_expires(make_pool):

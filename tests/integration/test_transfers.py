@@ -87,9 +87,6 @@ def wait_task(api: Any, tid: str, deadline: float = DEADLINE) -> dict[str, Any]:
     end = time.time() + deadline
     while True:
         r = api.post(f"/tasks/{tid}:wait", json={"timeout": "20s"})
-        if r.status_code == 503:  # a core restart by someone else: ask again
-            time.sleep(2)
-            continue
         assert r.status_code == 200, r.text
         task = r.json()["task"]
         if task["done"] or time.time() > end:

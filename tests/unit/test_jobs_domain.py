@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,6 @@ from core.domain.errors import (
 from core.domain.jobs import (
     Job,
     JobMetadata,
-    JobService,
     JobSpec,
     JobStatus,
     JobTime,
@@ -50,6 +50,7 @@ from core.domain.jobs import (
     parse_exit_code,
 )
 from core.domain.tasks import TaskError, TaskState
+from core.services.jobs import JobService
 
 HOSTILE = "x'\"$(touch /tmp/pwned)`id`;rm -rf ~ #\\ -- --wrap=x"
 SCRIPT = "#!/bin/bash\necho hi\n"
@@ -331,18 +332,18 @@ def store(tmp_path: Path) -> TaskStore:
     return TaskStore(tmp_path / "tasks.db", poll_interval=0.2)
 
 
-def test_create_is_idempotent_per_owner_and_request_id(store: TaskStore) -> None:
-    a, created = store.create_or_get("alice", "job", "c", {"x": 1}, "req-1")
-    b, again = store.create_or_get("alice", "job", "c", {"x": 2}, "req-1")
-    c, other = store.create_or_get("bob", "job", "c", {}, "req-1")
+async def test_create_is_idempotent_per_owner_and_request_id(store: TaskStore) -> None:
+    a, created = await store.create_or_get("alice", "job", "c", {"x": 1}, "req-1")
+    b, again = await store.create_or_get("alice", "job", "c", {"x": 2}, "req-1")
+    c, other = await store.create_or_get("bob", "job", "c", {}, "req-1")
     assert created and not again and other
     assert a.id == b.id != c.id
-    assert store.create("alice", "job", "c").id != store.create("alice", "job", "c").id
+    assert (await store.create("alice", "job", "c")).id != (await store.create("alice", "job", "c")).id
 
 
-def test_other_owners_get_not_found(store: TaskStore) -> None:
-    t = store.create("alice", "job", "c", {})
-    assert store.get("alice", t.id).id == t.id
+async def test_other_owners_get_not_found(store: TaskStore) -> None:
+    t = await store.create("alice", "job", "c", {})
+    assert (await store.get("alice", t.id)).id == t.id
     for call in (
         lambda: store.get("bob", t.id),
         lambda: store.cancel("bob", t.id),
@@ -350,75 +351,90 @@ def test_other_owners_get_not_found(store: TaskStore) -> None:
         lambda: store.get("alice", "nope"),
     ):
         with pytest.raises(NotFound):
-            call()
+            await call()
 
 
-def test_update_and_final_states_do_not_change(store: TaskStore) -> None:
-    t = store.create("alice", "transfer.upload", "c", {"a": 1})
-    t = store.update(t.id, state=TaskState.RUNNING, progress=0.5, metadata={"b": 2})
+async def test_update_and_final_states_do_not_change(store: TaskStore) -> None:
+    t = await store.create("alice", "transfer.upload", "c", {"a": 1})
+    t = await store.update(t.id, state=TaskState.RUNNING, progress=0.5, metadata={"b": 2})
     assert (t.state, t.progress, dict(t.metadata), t.version) == (TaskState.RUNNING, 0.5, {"a": 1, "b": 2}, 2)
-    t = store.update(t.id, state=TaskState.SUCCEEDED, result={"ok": True})
+    t = await store.update(t.id, state=TaskState.SUCCEEDED, result={"ok": True})
     assert t.done and t.progress == 1.0 and t.end_time is not None and t.result == {"ok": True}
-    same = store.update(t.id, state=TaskState.FAILED, error=TaskError(Reason.INTERNAL, "late"))
+    same = await store.update(t.id, state=TaskState.FAILED, error=TaskError(Reason.INTERNAL, "late"))
     assert same.state is TaskState.SUCCEEDED and same.error is None
 
 
-def test_delete_only_when_done(store: TaskStore) -> None:
-    t = store.create("alice", "job", "c")
+async def test_delete_only_when_done(store: TaskStore) -> None:
+    t = await store.create("alice", "job", "c")
     with pytest.raises(FailedPrecondition):
-        store.delete("alice", t.id)
-    assert store.cancel("alice", t.id).state is TaskState.CANCELLED
-    store.delete("alice", t.id)
+        await store.delete("alice", t.id)
+    assert (await store.cancel("alice", t.id)).state is TaskState.CANCELLED
+    await store.delete("alice", t.id)
     with pytest.raises(NotFound):
-        store.get("alice", t.id)
+        await store.get("alice", t.id)
 
 
-def test_list_filters_and_keyset_pagination(store: TaskStore) -> None:
+async def test_list_filters_and_keyset_pagination(store: TaskStore) -> None:
     ids = []
     for i in range(7):
-        t = store.create("alice", "job" if i % 2 else "transfer.cp", "c", {"i": i})
+        t = await store.create("alice", "job" if i % 2 else "transfer.cp", "c", {"i": i})
         ids.append(t.id)
-    store.create("bob", "job", "c")
-    store.update(ids[1], state=TaskState.FAILED, error=TaskError(Reason.INTERNAL, "x"))
+    await store.create("bob", "job", "c")
+    await store.update(ids[1], state=TaskState.FAILED, error=TaskError(Reason.INTERNAL, "x"))
     seen: list[str] = []
     token = ""
     while True:
-        page = store.list("alice", page_size=3, page_token=token)
+        page = await store.list("alice", page_size=3, page_token=token)
         assert len(page.tasks) <= 3
         seen += [t.id for t in page.tasks]
         token = page.next_page_token
         if not token:
             break
     assert seen == list(reversed(ids))  # newest first, each once
-    assert [t.id for t in store.list("alice", kind="job").tasks] == [ids[5], ids[3], ids[1]]
-    assert [t.id for t in store.list("alice", state=TaskState.FAILED).tasks] == [ids[1]]
-    first = store.list("alice", kind="job", page_size=1)
+    assert [t.id for t in (await store.list("alice", kind="job")).tasks] == [ids[5], ids[3], ids[1]]
+    assert [t.id for t in (await store.list("alice", state=TaskState.FAILED)).tasks] == [ids[1]]
+    first = await store.list("alice", kind="job", page_size=1)
     with pytest.raises(InvalidArgument):
-        store.list("alice", kind="transfer.cp", page_token=first.next_page_token)
+        await store.list("alice", kind="transfer.cp", page_token=first.next_page_token)
     with pytest.raises(InvalidArgument):
-        store.list("alice", page_token="garbage!")
+        await store.list("alice", page_token="garbage!")
     with pytest.raises(InvalidArgument):
-        store.list("alice", page_size=-1)
+        await store.list("alice", page_size=-1)
 
 
-def test_a_task_survives_reopening_the_store(tmp_path: Path) -> None:
+async def test_tasks_are_counted_by_kind_and_state(store: TaskStore) -> None:
+    a = await store.create("alice", "job", "c")
+    await store.create("bob", "job", "c")
+    await store.create("alice", "transfer.upload", "c")
+    await store.update(a.id, state=TaskState.SUCCEEDED)
+    assert await store.count_by_state() == {
+        ("job", "succeeded"): 1,
+        ("job", "queued"): 1,
+        ("transfer.upload", "queued"): 1,
+    }
+
+
+async def test_a_task_survives_reopening_the_store(tmp_path: Path) -> None:
     s1 = TaskStore(tmp_path / "t.db")
-    t = s1.create("alice", "job", "c", {"jobId": "5"}, "r")
-    s1.update(t.id, state=TaskState.RUNNING)
-    s1.close()
+    t = await s1.create("alice", "job", "c", {"jobId": "5"}, "r")
+    await s1.update(t.id, state=TaskState.RUNNING)
+    await s1.close()
     s2 = TaskStore(tmp_path / "t.db")
-    assert [x.id for x in s2.active(kind="job")] == [t.id]
-    assert s2.create_or_get("alice", "job", "c", {}, "r") == (s2.get("alice", t.id), False)
+    assert [x.id for x in await s2.active(kind="job")] == [t.id]
+    assert await s2.create_or_get("alice", "job", "c", {}, "r") == (await s2.get("alice", t.id), False)
+    await s2.close()
 
 
 async def test_wait_returns_on_change_or_timeout(store: TaskStore) -> None:
-    t = store.create("alice", "job", "c")
+    t = await store.create("alice", "job", "c")
     not_done = await store.wait("alice", t.id, 0.3)
     assert not not_done.done
 
     async def finish() -> None:
         await asyncio.sleep(0.2)
-        await asyncio.to_thread(store.update, t.id, state=TaskState.SUCCEEDED)  # from another thread
+        other = TaskStore(store.path)  # another process's store on the same file: seen by polling
+        await other.update(t.id, state=TaskState.SUCCEEDED)
+        await other.close()
 
     f = asyncio.create_task(finish())
     done = await store.wait("alice", t.id, 30)
@@ -429,16 +445,16 @@ async def test_wait_returns_on_change_or_timeout(store: TaskStore) -> None:
 
 
 async def test_watch_streams_changes_until_done(store: TaskStore) -> None:
-    t = store.create("alice", "job", "c")
+    t = await store.create("alice", "job", "c")
     seen: list[TaskState] = []
 
     async def drive() -> None:
         await asyncio.sleep(0.1)
-        store.update(t.id, state=TaskState.RUNNING)
+        await store.update(t.id, state=TaskState.RUNNING)
         await asyncio.sleep(0.1)
-        store.update(t.id, progress=0.5)
+        await store.update(t.id, progress=0.5)
         await asyncio.sleep(0.1)
-        store.update(t.id, state=TaskState.FAILED, error=TaskError(Reason.INTERNAL, "x"))
+        await store.update(t.id, state=TaskState.FAILED, error=TaskError(Reason.INTERNAL, "x"))
 
     d = asyncio.create_task(drive())
     async for x in store.watch("alice", t.id):
@@ -518,23 +534,23 @@ def service(store: TaskStore, sched: FakeScheduler) -> JobService:
             raise SystemNotFound(f"system '{name}' does not exist")
         return sched
 
-    return JobService(lookup, store, poll_interval=0.05)
+    return JobService(lookup, store, poll_interval=0.05, submit_grace=0.0)
 
 
 async def test_submit_records_a_task_that_follows_the_job(store: TaskStore) -> None:
     sched = FakeScheduler()
     svc = service(store, sched)
     job_id = await svc.submit("alice", "c", spec(name="n"))
-    (task,) = store.active(kind="job")
+    (task,) = await store.active(kind="job")
     assert task.metadata["jobId"] == job_id and task.result == {"jobId": job_id}
     sched.records[job_id] = Job(
         job_id, "n", JobStatus("RUNNING"), JobTime(start=1), "alice", partition="debug"
     )
     await svc.poll_once()
-    assert store.get("alice", task.id).state is TaskState.RUNNING
+    assert (await store.get("alice", task.id)).state is TaskState.RUNNING
     sched.finish(job_id, "FAILED", 3)
     await svc._poll_group("alice", "c", force=True)
-    t = store.get("alice", task.id)
+    t = await store.get("alice", task.id)
     assert t.state is TaskState.FAILED and t.error is not None and t.error.metadata["exitCode"] == "3"
 
 
@@ -552,13 +568,13 @@ async def test_refused_submission_leaves_no_task(store: TaskStore) -> None:
     svc = service(store, sched)
     with pytest.raises(InvalidArgument):
         await svc.submit("alice", "c", spec(), "k")
-    assert store.list("alice").tasks == []
+    assert (await store.list("alice")).tasks == []
     sched.submit_error = None
     assert await svc.submit("alice", "c", spec(), "k")  # the key is free again
     sched.prepare_error = InvalidArgument("working directory '/x' is not usable")
     with pytest.raises(InvalidArgument):
         await svc.submit("alice", "c", spec())
-    assert len(store.list("alice").tasks) == 1
+    assert len((await store.list("alice")).tasks) == 1
 
 
 async def test_a_lost_sbatch_answer_finds_the_job_by_its_tag(store: TaskStore) -> None:
@@ -571,14 +587,14 @@ async def test_a_lost_sbatch_answer_finds_the_job_by_its_tag(store: TaskStore) -
 async def test_reconcile_after_a_crash_during_submission(store: TaskStore) -> None:
     sched = FakeScheduler()
     # a previous process created two tasks and died: one sbatch got through, one did not
-    t1 = store.create("alice", "job", "c", {"jobId": ""})
-    t2 = store.create("alice", "job", "c", {"jobId": ""})
+    t1 = await store.create("alice", "job", "c", {"jobId": ""})
+    t2 = await store.create("alice", "job", "c", {"jobId": ""})
     sched.submitted.append(("555", f"firecrest-task:{t1.id}"))
     sched.records["555"] = Job("555", "n", JobStatus("PENDING"), JobTime(), "alice")
     svc = service(store, sched)
     await svc.poll_once()
-    assert store.get("alice", t1.id).metadata["jobId"] == "555"
-    assert store.get("alice", t2.id).state is TaskState.FAILED
+    assert (await store.get("alice", t1.id)).metadata["jobId"] == "555"
+    assert (await store.get("alice", t2.id)).state is TaskState.FAILED
 
 
 async def test_other_users_jobs_are_not_found(store: TaskStore) -> None:
@@ -600,7 +616,7 @@ async def test_cancelling_a_job_task_cancels_the_job(store: TaskStore) -> None:
     sched = FakeScheduler()
     svc = service(store, sched)
     job_id = await svc.submit("alice", "c", spec())
-    (task,) = store.active(kind="job")
+    (task,) = await store.active(kind="job")
     sched.finish(job_id, "CANCELLED")
     t = await svc.cancel_task(task, wait=3)
     assert sched.cancelled == [job_id]
@@ -615,8 +631,8 @@ async def test_metadata_falls_back_to_the_submission_record(store: TaskStore) ->
     )
     sched.finish(job_id, "COMPLETED")
     await svc.poll_once()
-    assert store.find("alice", "job", "jobId", job_id)[0].done
-    assert store.find("bob", "job", "jobId", job_id) == []
+    assert (await store.find("alice", "job", "jobId", job_id))[0].done
+    assert await store.find("bob", "job", "jobId", job_id) == []
     md = await svc.metadata("alice", "c", job_id)
     assert md.script == SCRIPT
     assert md.standard_output == f"/w/slurm-{job_id}.out"
@@ -645,12 +661,12 @@ async def test_a_caller_going_away_does_not_orphan_the_job(store: TaskStore) -> 
     await asyncio.sleep(0.5)
     (job_id, _), *more = sched.submitted
     assert not more
-    assert store.find("alice", "job", "jobId", job_id)
+    assert await store.find("alice", "job", "jobId", job_id)
     assert await svc.submit("alice", "c", spec(), "gone") == job_id  # the retry gets that job
 
 
 async def test_a_stopping_server_releases_waiters_and_watchers(store: TaskStore) -> None:
-    t = store.create("alice", "job", "c")
+    t = await store.create("alice", "job", "c")
     waiting = asyncio.create_task(store.wait("alice", t.id, 3600))
 
     async def drain() -> list[TaskState]:
@@ -664,13 +680,32 @@ async def test_a_stopping_server_releases_waiters_and_watchers(store: TaskStore)
         await asyncio.wait_for(watching, 5)
 
 
+async def test_a_job_unknown_to_accounting_fails_after_lost_after_on_the_injected_clock(
+    store: TaskStore,
+) -> None:
+    now = [time.time()]
+    sched = FakeScheduler()
+    svc = JobService(
+        lambda _: sched, store, poll_interval=0.05, submit_grace=0.0, lost_after=3600, clock=lambda: now[0]
+    )
+    job_id = await svc.submit("alice", "c", spec())
+    del sched.records[job_id]  # the scheduler's accounting never heard of it
+    (task,) = await store.active(kind="job")
+    await svc._poll_group("alice", "c", force=True)
+    assert not (await store.get("alice", task.id)).done  # young: its record may still come
+    now[0] += 3601  # an hour later, without waiting an hour
+    await svc._poll_group("alice", "c", force=True)
+    t = await store.get("alice", task.id)
+    assert t.state is TaskState.FAILED and t.error is not None and "unknown to the scheduler" in t.error.message
+
+
 async def test_the_tracker_follows_jobs_in_the_background(store: TaskStore) -> None:
     sched = FakeScheduler()
     svc = service(store, sched)
     tracker = asyncio.create_task(svc.track())
     try:
         job_id = await svc.submit("alice", "c", spec())
-        (task,) = store.active(kind="job")
+        (task,) = await store.active(kind="job")
         sched.finish(job_id, "TIMEOUT")
         done = await store.wait("alice", task.id, 10)
         assert done.state is TaskState.FAILED

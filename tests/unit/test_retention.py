@@ -7,8 +7,8 @@ import time
 
 from core.adapters.taskstore import TaskStore
 from core.domain.errors import BackendUnavailable
-from core.domain.retention import GIVE_UP_AFTER, purge_expired
 from core.domain.tasks import Task, TaskState
+from core.services.retention import GIVE_UP_AFTER, purge_expired
 
 DAY = 86400.0
 
@@ -19,12 +19,12 @@ def _store(tmp_path) -> TaskStore:
 
 def test_only_tasks_finished_before_the_retention_are_purged(tmp_path):
     store = _store(tmp_path)
-    old = store.create("alice", "job", "cluster")
-    store.update(old.id, state=TaskState.SUCCEEDED, result={"jobId": "1"})
-    running = store.create("alice", "job", "cluster")
-    store.update(running.id, state=TaskState.RUNNING)
-    fresh = store.create("bob", "transfer.upload", "cluster")
-    store.update(fresh.id, state=TaskState.FAILED)
+    old = asyncio.run(store.create("alice", "job", "cluster"))
+    asyncio.run(store.update(old.id, state=TaskState.SUCCEEDED, result={"jobId": "1"}))
+    running = asyncio.run(store.create("alice", "job", "cluster"))
+    asyncio.run(store.update(running.id, state=TaskState.RUNNING))
+    fresh = asyncio.run(store.create("bob", "transfer.upload", "cluster"))
+    asyncio.run(store.update(fresh.id, state=TaskState.FAILED))
     discarded: list[str] = []
 
     async def discard(t: Task) -> None:
@@ -35,21 +35,21 @@ def test_only_tasks_finished_before_the_retention_are_purged(tmp_path):
     # 31 days later: both finished tasks go, with their directories; the running one stays
     assert asyncio.run(purge_expired(store, 30 * DAY, discard, now=time.time() + 31 * DAY)) == 2
     assert sorted(discarded) == sorted([old.id, fresh.id])
-    assert store.get_any(old.id) is None and store.get_any(fresh.id) is None
-    assert store.get("alice", running.id).state is TaskState.RUNNING
+    assert asyncio.run(store.get_any(old.id)) is None and asyncio.run(store.get_any(fresh.id)) is None
+    assert asyncio.run(store.get("alice", running.id)).state is TaskState.RUNNING
 
 
 def test_a_directory_that_cannot_be_removed_keeps_its_task_for_a_while(tmp_path):
     store = _store(tmp_path)
-    t = store.create("alice", "job", "cluster")
-    store.update(t.id, state=TaskState.SUCCEEDED)
+    t = asyncio.run(store.create("alice", "job", "cluster"))
+    asyncio.run(store.update(t.id, state=TaskState.SUCCEEDED))
 
     async def unreachable(_: Task) -> None:
         raise BackendUnavailable("cannot reach the login node")
 
     later = time.time() + 31 * DAY
     assert asyncio.run(purge_expired(store, 30 * DAY, unreachable, now=later)) == 0
-    assert store.get_any(t.id) is not None
+    assert asyncio.run(store.get_any(t.id)) is not None
     # after the grace period the task row goes anyway (the directory is given up on)
     assert asyncio.run(purge_expired(store, 30 * DAY, unreachable, now=later + GIVE_UP_AFTER)) == 1
-    assert store.get_any(t.id) is None
+    assert asyncio.run(store.get_any(t.id)) is None

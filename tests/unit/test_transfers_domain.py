@@ -31,7 +31,6 @@ from core.domain.transfers import (
     StagedObject,
     Submitted,
     TransferRequest,
-    TransferService,
     check_part_config,
     file_size_of,
     key_owner,
@@ -41,6 +40,7 @@ from core.domain.transfers import (
     transfer_method,
     transfer_outcome,
 )
+from core.services.transfers import TransferService
 
 TID = "0123456789abcdef0123456789abcdef"
 
@@ -287,7 +287,7 @@ def test_upload_start_stages_parts_and_records_the_task(env) -> None:  # type: i
     assert plan.directory == f"/home/alice/.firecrest/transfers/{s.task.id}"
     assert plan.staged is not None and plan.staged.key == f"alice/{s.task.id}/x.bin"
     assert plan.staged.expires_at == clock.now + 3600
-    t = tasks.get("alice", s.task.id)
+    t = asyncio.run(tasks.get("alice", s.task.id))
     assert t.kind == "transfer.upload" and t.state is TaskState.QUEUED
     assert t.metadata["jobId"] == s.job.job_id and t.metadata["objectKey"] == plan.staged.key
     assert t.metadata["outputLog"].endswith("/output.log")
@@ -298,7 +298,7 @@ def test_a_refused_start_leaves_no_task_and_no_staging(env) -> None:  # type: ig
     system.check_error = PermissionDenied("cannot write to directory '/root': Permission denied")
     with pytest.raises(PermissionDenied):
         asyncio.run(svc.start("alice", TransferRequest(Op.UPLOAD, "cluster", target="/root/x", file_size=10)))
-    assert store.uploads == {} and tasks.active() == []
+    assert store.uploads == {} and asyncio.run(tasks.active()) == []
     system.check_error = None
     system.submit_error = InvalidArgument("Invalid account")
     with pytest.raises(InvalidArgument):
@@ -306,7 +306,7 @@ def test_a_refused_start_leaves_no_task_and_no_staging(env) -> None:  # type: ig
             svc.start("alice", TransferRequest(Op.UPLOAD, "cluster", target="/home/alice/x", file_size=10))
         )
     # the multipart upload it had started is aborted again, the task forgotten
-    assert store.uploads == {} and store.aborted == ["up0"] and tasks.active() == []
+    assert store.uploads == {} and store.aborted == ["up0"] and asyncio.run(tasks.active()) == []
     with pytest.raises(InvalidArgument):
         asyncio.run(
             svc.start("alice", TransferRequest(Op.COPY, "cluster", account="a b", source="/a", target="/b"))
@@ -337,7 +337,7 @@ def test_tracking_follows_the_job_to_a_clear_error(env) -> None:  # type: ignore
     system.states[s.job.job_id] = "RUNNING"
     system.logs[s.job.output_log] = "FIRECREST_TRANSFER_PROGRESS=0.5\n"
     asyncio.run(svc.poll_once())
-    t = tasks.get("alice", s.task.id)
+    t = asyncio.run(tasks.get("alice", s.task.id))
     assert t.state is TaskState.RUNNING and t.progress == 0.5
     system.states[s.job.job_id] = JobEnd(s.job.job_id, "FAILED", 1)
     system.logs[s.job.output_log] += (
@@ -345,7 +345,7 @@ def test_tracking_follows_the_job_to_a_clear_error(env) -> None:  # type: ignore
     )
     store.objects_[key] = clock.now
     asyncio.run(svc.poll_once())
-    t = tasks.get("alice", s.task.id)
+    t = asyncio.run(tasks.get("alice", s.task.id))
     assert t.state is TaskState.FAILED and t.error is not None
     assert t.error.reason is Reason.PERMISSION_DENIED and t.error.metadata["cause"] == "PERMISSION_DENIED"
     assert "mv: cannot move" in t.error.message
@@ -359,10 +359,10 @@ def test_success_keeps_the_checksum(env) -> None:  # type: ignore[no-untyped-def
     system.states[s.job.job_id] = JobEnd(s.job.job_id, "COMPLETED", 0)
     asyncio.run(svc.poll_once())
     # no result line yet (the log lags): not decided for 30 s
-    assert not tasks.get("alice", s.task.id).done
+    assert not asyncio.run(tasks.get("alice", s.task.id)).done
     system.logs[s.job.output_log] = "FIRECREST_TRANSFER_RESULT=OK \nFiles were successfully copied\n"
     asyncio.run(svc.poll_once())
-    t = tasks.get("alice", s.task.id)
+    t = asyncio.run(tasks.get("alice", s.task.id))
     assert t.state is TaskState.SUCCEEDED and t.result == {"jobId": s.job.job_id}
 
 
@@ -373,7 +373,7 @@ def test_a_job_that_never_reports_fails_after_the_grace(env) -> None:  # type: i
     asyncio.run(svc.poll_once())
     clock.now += 31
     asyncio.run(svc.poll_once())
-    t = tasks.get("alice", s.task.id)
+    t = asyncio.run(tasks.get("alice", s.task.id))
     assert t.state is TaskState.FAILED and t.error is not None and t.error.metadata["cause"] == "JOB_FAILED"
 
 
@@ -382,7 +382,7 @@ def test_cancel_stops_the_job_and_cleans_up(env) -> None:  # type: ignore[no-unt
     s = asyncio.run(
         svc.start("alice", TransferRequest(Op.UPLOAD, "cluster", target="/home/alice/x", file_size=10))
     )
-    t = asyncio.run(svc.cancel_task(tasks.get("alice", s.task.id)))
+    t = asyncio.run(svc.cancel_task(asyncio.run(tasks.get("alice", s.task.id))))
     assert t.state is TaskState.CANCELLED and system.cancelled == [s.job.job_id]
     assert store.aborted == ["up0"] and store.uploads == {}
 
@@ -395,7 +395,7 @@ def test_stuck_upload_jobs_are_stopped_after_expiry(env) -> None:  # type: ignor
     system.states[s.job.job_id] = "PENDING"
     clock.now += 3600 + 301
     asyncio.run(svc.poll_once())
-    t = tasks.get("alice", s.task.id)
+    t = asyncio.run(tasks.get("alice", s.task.id))
     assert t.state is TaskState.FAILED and t.error is not None and t.error.metadata["cause"] == "URL_EXPIRED"
     assert system.cancelled == [s.job.job_id]
 
@@ -412,10 +412,10 @@ def test_janitor_keeps_only_what_a_transfer_still_needs(env) -> None:  # type: i
     failed = asyncio.run(
         svc.start("alice", TransferRequest(Op.UPLOAD, "cluster", target="/home/alice/c", file_size=10))
     )
-    tasks.update(download.task.id, state=TaskState.SUCCEEDED)
-    tasks.update(failed.task.id, state=TaskState.FAILED)
+    asyncio.run(tasks.update(download.task.id, state=TaskState.SUCCEEDED))
+    asyncio.run(tasks.update(failed.task.id, state=TaskState.FAILED))
     keys = {
-        n: tasks.get("alice", s.task.id).metadata["objectKey"]
+        n: asyncio.run(tasks.get("alice", s.task.id)).metadata["objectKey"]
         for n, s in (("running", running), ("download", download), ("failed", failed))
     }
     for k in keys.values():

@@ -29,7 +29,7 @@ async def purge_expired(
     """Purge the tasks that ended more than `retention` seconds ago; returns how many."""
     now = time.time() if now is None else now
     purged = 0
-    for task in store.ended_before(now - retention, limit=batch):
+    for task in await store.ended_before(now - retention, limit=batch):
         try:
             await discard(task)
         except GatewayError as e:
@@ -37,7 +37,7 @@ async def purge_expired(
                 log.info("task %s: its directory stays for now (%s)", task.id, e.message)
                 continue
             log.warning("task %s: giving up on its directory (%s)", task.id, e.message)
-        store.forget(task.id)
+        await store.forget(task.id)
         purged += 1
     return purged
 

@@ -1,0 +1,443 @@
+"""TransferService: starts staged transfers (a task, S3 staging, a job as the user), follows their
+jobs to the end (its TaskTracker) and keeps the staging store clean (the janitor). The rules are
+core.domain.transfers; the ports it runs through are StagingStore and TransferSystem."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from core.domain.errors import FailedPrecondition, GatewayError, NotFound, Reason
+from core.domain.tasks import Task, TaskError, TaskRepository, TaskState
+from core.domain.transfers import (
+    CODE_TEXT,
+    TRANSFER_KINDS,
+    Check,
+    JobCode,
+    JobEnd,
+    JobPlan,
+    Op,
+    PartPlan,
+    Staged,
+    StagedObject,
+    StagingStore,
+    Started,
+    TransferRequest,
+    TransferSystem,
+    check_account,
+    key_owner,
+    object_key,
+    op_of,
+    parse_report,
+    plan_parts,
+    transfer_outcome,
+)
+from core.services.tracker import TaskTracker
+
+log = logging.getLogger(__name__)
+
+
+class TransferService:
+    """Starts transfers (task, staging, job), follows their jobs (track) and cleans the staging
+    store (janitor)."""
+
+    def __init__(
+        self,
+        systems: Callable[[str], TransferSystem],
+        staging: StagingStore | None,
+        tasks: TaskRepository,
+        *,
+        poll_interval: float = 2.0,
+        janitor_interval: float = 60.0,
+        lost_after: float = 3600.0,
+        orphan_grace: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._systems = systems
+        self.staging = staging
+        self.tasks = tasks
+        self.poll_interval = poll_interval
+        self.janitor_interval = janitor_interval
+        self.lost_after = lost_after
+        self.orphan_grace = orphan_grace
+        self.clock = clock
+        self._starting: set[str] = set()
+        self._next_janitor = 0.0
+        self.tracker = TaskTracker(
+            "transfer", self._pass, busy_interval=poll_interval, idle_interval=janitor_interval, clock=clock
+        )
+
+    # ---- start -------------------------------------------------------------------------------
+    def _store(self) -> StagingStore:
+        if self.staging is None:
+            raise FailedPrecondition("staged transfers need an S3 staging store, and none is configured")
+        return self.staging
+
+    async def start(self, user: str, req: TransferRequest) -> Started:
+        system = self._systems(req.system)
+        check_account(req.account)
+        plan_for_upload: PartPlan | None = None
+        if req.op is Op.UPLOAD:
+            store = self._store()
+            plan_for_upload = plan_parts(req.file_size or 0, store.part_size, store.max_part_count)
+        elif req.op is Op.DOWNLOAD:
+            self._store()
+        checked = await system.check(user, Check(req.op, req.source, req.target))
+        meta: dict[str, Any] = {"operation": req.op.value}
+        if req.source:
+            meta["sourcePath"] = req.source
+        if req.target:
+            meta["targetPath"] = req.target
+        task, _ = await self.tasks.create_or_get(user, req.op.kind, system.name, meta)
+        self._starting.add(task.id)
+        staged: Staged | None = None
+        try:
+            directory = f"{checked.home.rstrip('/')}/.firecrest/transfers/{task.id}"
+            size = 0
+            if req.op is Op.UPLOAD:
+                assert plan_for_upload is not None
+                size = req.file_size or 0
+                staged = await asyncio.to_thread(
+                    self._stage_upload, user, task.id, req.target, plan_for_upload
+                )
+            elif req.op is Op.DOWNLOAD:
+                size = checked.size or 0
+                staged = await asyncio.to_thread(self._stage_download, user, task.id, req.source, size)
+            if staged is not None:
+                await self.tasks.update(
+                    task.id,
+                    metadata={
+                        "objectKey": staged.key,
+                        "uploadId": staged.upload_id,
+                        "expiresAt": staged.expires_at,
+                        "size": size,
+                    },
+                )
+            plan = JobPlan(
+                op=req.op,
+                transfer_id=task.id,
+                directory=directory,
+                source=req.source,
+                target=req.target,
+                size=size,
+                dereference=req.dereference,
+                compression=req.compression,
+                pattern=req.pattern,
+                staged=staged,
+            )
+            job = await system.submit(user, checked.home, plan, req.account)
+        except BaseException:
+            await self.tasks.forget(task.id)
+            if staged is not None:
+                await asyncio.to_thread(self._cleanup_staged, staged.key, staged.upload_id)
+            raise
+        finally:
+            self._starting.discard(task.id)
+        task = await self.tasks.update(
+            task.id,
+            metadata={
+                "jobId": job.job_id,
+                "jobState": "PENDING",
+                "workingDirectory": job.directory,
+                "outputLog": job.output_log,
+                "errorLog": job.error_log,
+            },
+        )
+        if task.done:
+            # cancelled while it was being started: stop the job it got and drop the staging
+            with contextlib.suppress(GatewayError):
+                await system.cancel(user, job.job_id)
+            if staged is not None:
+                await asyncio.to_thread(self._cleanup_staged, staged.key, staged.upload_id)
+        self.wake()
+        started = Started(task=task, job=job)
+        if staged is not None and req.op is Op.UPLOAD:
+            started = Started(
+                task=task,
+                job=job,
+                upload_urls=staged.part_urls,
+                complete_url=staged.complete_url,
+                part_size=staged.part_size,
+            )
+        elif staged is not None:
+            started = Started(task=task, job=job, download_url=self._download_url(staged))
+        return started
+
+    def _stage_upload(self, user: str, tid: str, target: str, parts: PartPlan) -> Staged:
+        store = self._store()
+        store.ensure_bucket()
+        key = object_key(user, tid, target)
+        expires = store.url_expiry
+        expires_at = self.clock() + expires
+        upload_id = store.create_multipart(key)
+        part_urls = tuple(
+            store.presign("PUT", key, expires, {"uploadId": upload_id, "partNumber": str(n)})
+            for n in range(1, parts.count + 1)
+        )
+        return Staged(
+            key=key,
+            expires_at=expires_at,
+            head_url=store.presign("HEAD", key, expires),
+            get_url=store.presign("GET", key, expires),
+            delete_url=store.presign("DELETE", key, expires),
+            upload_id=upload_id,
+            part_urls=part_urls,
+            part_size=parts.part_size,
+            complete_url=store.presign("POST", key, expires, {"uploadId": upload_id}),
+        )
+
+    def _stage_download(self, user: str, tid: str, source: str, size: int) -> Staged:
+        store = self._store()
+        store.ensure_bucket()
+        key = object_key(user, tid, source)
+        expires = store.url_expiry
+        expires_at = self.clock() + expires
+        head_url = store.presign("HEAD", key, expires)
+        get_url = store.presign("GET", key, expires)
+        if size <= store.part_size:
+            return Staged(
+                key=key,
+                expires_at=expires_at,
+                head_url=head_url,
+                get_url=get_url,
+                put_url=store.presign("PUT", key, expires),
+            )
+        parts = plan_parts(size, store.part_size, store.max_part_count)
+        upload_id = store.create_multipart(key)
+        return Staged(
+            key=key,
+            expires_at=expires_at,
+            head_url=head_url,
+            get_url=get_url,
+            upload_id=upload_id,
+            part_urls=tuple(
+                store.presign("PUT", key, expires, {"uploadId": upload_id, "partNumber": str(n)})
+                for n in range(1, parts.count + 1)
+            ),
+            part_size=parts.part_size,
+            complete_url=store.presign("POST", key, expires, {"uploadId": upload_id}),
+        )
+
+    @staticmethod
+    def _download_url(staged: Staged) -> str:
+        return staged.get_url
+
+    # ---- cancel ------------------------------------------------------------------------------
+    async def cancel_task(self, task: Task) -> Task:
+        """The canceller of transfer tasks: stop the job, mark the task cancelled, clean up."""
+        job_id = str(task.metadata.get("jobId") or "")
+        if job_id:
+            with contextlib.suppress(NotFound):  # already gone
+                await self._systems(task.system).cancel(task.owner, job_id)
+        t = await self.tasks.update(
+            task.id,
+            state=TaskState.CANCELLED,
+            error=TaskError(
+                Reason.FAILED_PRECONDITION,
+                f"{task.kind} cancelled by its owner",
+                {"cause": "CANCELLED", **({"jobId": job_id} if job_id else {})},
+            ),
+        )
+        await self._cleanup_task(t)
+        return t
+
+    # ---- tracking ----------------------------------------------------------------------------
+    def wake(self) -> None:
+        self.tracker.wake()
+
+    async def track(self) -> None:
+        """Runs until cancelled: follows unfinished transfer tasks to their job's end (those of a
+        replica that died, too), and runs the janitor every janitor_interval seconds."""
+        await self.tracker.run()
+
+    async def _pass(self) -> bool:
+        pending = await self.poll_once()
+        if self.clock() >= self._next_janitor:
+            self._next_janitor = self.clock() + self.janitor_interval
+            await self.janitor()
+        return pending
+
+    async def _active(self) -> list[Task]:
+        return [t for t in await self.tasks.active() if t.kind in TRANSFER_KINDS and t.id not in self._starting]
+
+    async def poll_once(self) -> bool:
+        active = await self._active()
+        groups: dict[tuple[str, str], list[Task]] = {}
+        for t in active:
+            groups.setdefault((t.owner, t.system), []).append(t)
+        sem = asyncio.Semaphore(4)
+
+        async def one(owner: str, system: str, tasks: list[Task]) -> None:
+            async with sem:
+                await self._poll_group(owner, system, tasks)
+
+        await asyncio.gather(*(one(o, s, ts) for (o, s), ts in groups.items()))
+        return bool(active)
+
+    async def _poll_group(self, owner: str, system_name: str, tasks: list[Task]) -> None:
+        try:
+            system = self._systems(system_name)
+        except NotFound:
+            for t in tasks:
+                await self._finish(t, TaskState.FAILED, None, TaskError(Reason.SYSTEM_NOT_FOUND, "system is gone"))
+            return
+        with_job = {str(t.metadata["jobId"]): t for t in tasks if t.metadata.get("jobId")}
+        for t in tasks:
+            if not t.metadata.get("jobId") and self.clock() - t.create_time > 600:
+                # the process that started it stopped before submitting
+                await self._finish_async(
+                    t,
+                    TaskState.FAILED,
+                    None,
+                    TaskError(Reason.INTERNAL, "the gateway stopped while starting it"),
+                )
+        if not with_job:
+            return
+        try:
+            states = await system.job_ends(owner, sorted(with_job))
+        except GatewayError as e:
+            log.warning("cannot follow %s's transfer jobs on %s: %s", owner, system_name, e.message)
+            return
+        for job_id, t in with_job.items():
+            st = states.get(job_id)
+            if st is None:
+                if self.clock() - t.create_time > self.lost_after:
+                    await self._finish_async(
+                        t,
+                        TaskState.FAILED,
+                        None,
+                        TaskError(
+                            Reason.SCHEDULER_ERROR, f"transfer job {job_id} is unknown to the scheduler"
+                        ),
+                    )
+                continue
+            if isinstance(st, JobEnd):
+                await self._job_ended(system, t, st)
+            else:
+                await self._job_running(system, t, st)
+
+    async def _job_running(self, system: TransferSystem, t: Task, state: str) -> None:
+        changes: dict[str, Any] = {}
+        if t.metadata.get("jobState") != state:
+            changes["metadata"] = {"jobState": state}
+        if state not in ("PENDING", "REQUEUED", "CONFIGURING") and t.state is TaskState.QUEUED:
+            changes["state"] = TaskState.RUNNING
+        if state == "RUNNING" and t.metadata.get("outputLog"):
+            report = parse_report(await system.read_log(t.owner, str(t.metadata["outputLog"])))
+            if report is not None and report.progress is not None and report.progress != t.progress:
+                changes["progress"] = report.progress
+        expires_at = float(t.metadata.get("expiresAt") or 0)
+        if expires_at and self.clock() > expires_at + 300 and t.kind == Op.UPLOAD.kind:
+            # the job should have given up at expiry: it is stuck (or never started)
+            await system.cancel(t.owner, str(t.metadata["jobId"]))
+            await self._finish_async(
+                t,
+                TaskState.FAILED,
+                None,
+                TaskError(
+                    Reason.TIMEOUT,
+                    f"{CODE_TEXT[JobCode.URL_EXPIRED]}; the transfer job was cancelled",
+                    {"cause": JobCode.URL_EXPIRED.value, "jobId": str(t.metadata["jobId"])},
+                ),
+            )
+            return
+        if changes:
+            await self.tasks.update(t.id, **changes)
+
+    async def _job_ended(self, system: TransferSystem, t: Task, end: JobEnd) -> None:
+        op = op_of(t.kind) or Op.COPY
+        log_path = str(t.metadata.get("outputLog") or "")
+        report = parse_report(await system.read_log(t.owner, log_path)) if log_path else None
+        if (report is None or report.code is None) and end.state == "COMPLETED":
+            # the log may lag behind the accounting record on a shared file system: give it 30 s
+            seen = float(t.metadata.get("endSeenAt") or 0)
+            if not seen:
+                await self.tasks.update(t.id, metadata={"endSeenAt": self.clock()})
+                return
+            if self.clock() - seen < 30:
+                return
+        state, result, error = transfer_outcome(op, end, report)
+        await self._finish_async(t, state, result, error, job_state=end.state)
+
+    async def _finish(
+        self, t: Task, state: TaskState, result: dict[str, Any] | None, error: TaskError | None
+    ) -> Task:
+        return await self.tasks.update(t.id, state=state, result=result, error=error)
+
+    async def _finish_async(
+        self,
+        t: Task,
+        state: TaskState,
+        result: dict[str, Any] | None,
+        error: TaskError | None,
+        job_state: str = "",
+    ) -> None:
+        meta = {"jobState": job_state} if job_state else None
+        done = await self.tasks.update(t.id, state=state, result=result, error=error, metadata=meta)
+        if done.state is not TaskState.SUCCEEDED:
+            await self._cleanup_task(done)
+
+    # ---- staging cleanup ---------------------------------------------------------------------
+    async def _cleanup_task(self, t: Task) -> None:
+        key = str(t.metadata.get("objectKey") or "")
+        if key and self.staging is not None:
+            await asyncio.to_thread(self._cleanup_staged, key, str(t.metadata.get("uploadId") or ""))
+
+    def _cleanup_staged(self, key: str, upload_id: str) -> None:
+        store = self.staging
+        if store is None:
+            return
+        try:
+            if upload_id:
+                store.abort_multipart(key, upload_id)
+            store.delete(key)
+        except GatewayError as e:
+            log.warning("could not clean staged object %s: %s (the janitor retries)", key, e.message)
+
+    async def janitor(self) -> int:
+        """One pass over the staging store: deletes every object whose transfer does not need it
+        any more, and aborts multipart uploads older than the URL expiry. Returns the number of
+        objects deleted. (S3 calls run on worker threads, task look-ups on the event loop.)"""
+        store = self.staging
+        if store is None:
+            return 0
+        now = self.clock()
+        deleted = 0
+        for obj in await asyncio.to_thread(lambda: list(store.objects())):
+            if await self._keep(obj, now):
+                continue
+            try:
+                await asyncio.to_thread(store.delete, obj.key)
+                deleted += 1
+                log.info("janitor: deleted staged object %s", obj.key)
+            except GatewayError as e:
+                log.warning("janitor: could not delete %s: %s", obj.key, e.message)
+        stale = await asyncio.to_thread(store.stale_uploads, now - store.url_expiry - 60)
+        for key, upload_id in stale or ():
+            owner = key_owner(key)
+            t = await self.tasks.get_any(owner.transfer_id) if owner else None
+            if t is not None and not t.done:
+                continue
+            try:
+                await asyncio.to_thread(store.abort_multipart, key, upload_id)
+            except GatewayError as e:
+                log.warning("janitor: could not abort upload %s of %s: %s", upload_id, key, e.message)
+        return deleted
+
+    async def _keep(self, obj: StagedObject, now: float) -> bool:
+        owner = key_owner(obj.key)
+        if owner is None:
+            # not the gateway's: keep only while it might still be in use by someone
+            return now - obj.last_modified < self.orphan_grace
+        t = await self.tasks.get_any(owner.transfer_id)
+        if t is None or t.owner != owner.user or t.kind not in TRANSFER_KINDS:
+            return now - obj.last_modified < self.orphan_grace
+        if not t.done:
+            return True
+        if t.state is TaskState.SUCCEEDED and t.kind == Op.DOWNLOAD.kind:
+            return now < float(t.metadata.get("expiresAt") or 0)
+        return False
