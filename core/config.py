@@ -56,6 +56,24 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class StreamerConfig:
+    """Transfer method "streamer" (FirecREST v2's firecrest-streamer): a job runs the streamer's
+    server next to the file and the client connects to it directly with the coordinates the
+    gateway hands out (a port range, the addresses the node is reached at, a one-time secret).
+
+    `python` is an interpreter on the compute nodes that has the `firecrest-streamer` package (the
+    version pyfirecrest's client uses); nothing is installed at run time."""
+
+    python: str
+    host: str = "localhost"  # the interface the server listens on
+    public_ips: tuple[str, ...] = ("localhost",)  # where clients reach the node
+    port_range: tuple[int, int] = (50000, 50100)
+    wait_timeout: int = 86400  # seconds the server waits for its client
+    inbound_transfer_limit: int = 5 * 1024**3
+    ready_timeout: float = 30.0  # seconds the answer waits for the server to listen
+
+
+@dataclass(frozen=True)
 class SystemConfig:
     name: str
     ssh: SSHConfig
@@ -63,6 +81,7 @@ class SystemConfig:
     filesystems: tuple[FileSystemConfig, ...] = ()
     datatransfer_jobs_directives: tuple[str, ...] = ()
     max_ops_file_size: int = 5 * 1024 * 1024
+    streamer: StreamerConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +133,15 @@ class CertificateConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics on `listen` (host:port). With `tls`, HTTPS that only answers a client
+    certificate from tls.client_ca (the scraper's), so other local users cannot read it."""
+
+    listen: str
+    tls: TLSConfig | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     listen: str
     identity_header: str
@@ -129,6 +157,7 @@ class Config:
     task_purge_interval: float = 3600.0
     # on SIGTERM, seconds the calls in flight get to finish before the core exits
     shutdown_grace: float = 30.0
+    metrics: MetricsConfig | None = None
 
     def system(self, name: str) -> SystemConfig | None:
         for s in self.systems:
@@ -164,6 +193,20 @@ def _uid_range(v: Any) -> tuple[int, int] | None:
     return lo, hi
 
 
+def _streamer(d: dict[str, Any] | None) -> StreamerConfig | None:
+    if not d:
+        return None
+    d = dict(d)
+    if "public_ips" in d:
+        d["public_ips"] = tuple(d["public_ips"])
+    if "port_range" in d:
+        low, high = (int(p) for p in d["port_range"])
+        if not 0 < low <= high < 65536:
+            raise ValueError(f"streamer.port_range {d['port_range']!r} is not a range of ports")
+        d["port_range"] = (low, high)
+    return StreamerConfig(**d)
+
+
 def from_dict(d: dict[str, Any]) -> Config:
     systems = []
     for s in d["systems"]:
@@ -178,6 +221,7 @@ def from_dict(d: dict[str, Any]) -> Config:
                 filesystems=tuple(FileSystemConfig(**f) for f in s.get("filesystems", [])),
                 datatransfer_jobs_directives=tuple(s.get("datatransfer_jobs_directives", [])),
                 max_ops_file_size=int(s.get("max_ops_file_size", 5 * 1024 * 1024)),
+                streamer=_streamer(s.get("streamer")),
             )
         )
     tls = d.get("tls")
@@ -201,6 +245,17 @@ def from_dict(d: dict[str, Any]) -> Config:
         task_retention=float(d.get("task_retention", 30 * 86400.0)),
         task_purge_interval=float(d.get("task_purge_interval", 3600.0)),
         shutdown_grace=float(d.get("shutdown_grace", 30.0)),
+        metrics=_metrics(d.get("metrics")),
+    )
+
+
+def _metrics(m: dict[str, Any] | None) -> MetricsConfig | None:
+    if not m:
+        return None
+    tls = m.get("tls")
+    return MetricsConfig(
+        listen=m["listen"],
+        tls=TLSConfig(Path(tls["cert"]), Path(tls["key"]), Path(tls["client_ca"])) if tls else None,
     )
 
 

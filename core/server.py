@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from core import config as config_mod
 from core.api.context import GatewayInterceptor
 from core.config import Config
+from core.observability import MetricsTLS, configure_logging
 from core.proto.firecrest.type.v1 import types_pb2
 from core.wiring import Gateway
 
@@ -83,7 +85,7 @@ async def create_server(cfg: Config, gw: Gateway | None = None) -> tuple[grpc.ai
     gw = gw or Gateway(cfg)
     services = _services()
     interceptor = GatewayInterceptor(
-        cfg.identity_header, success_codes(s for s, _, _ in services), PUBLIC_METHODS
+        cfg.identity_header, success_codes(s for s, _, _ in services), PUBLIC_METHODS, metrics=gw.metrics
     )
     server = grpc.aio.server(
         interceptors=[interceptor],
@@ -120,7 +122,14 @@ async def serve(cfg: Config) -> None:
     server, port, gw = await create_server(cfg)
     await server.start()
     log.info("core listening on %s (port %d)", cfg.listen, port)
+    if cfg.metrics:
+        tls = cfg.metrics.tls
+        gw.metrics.serve(
+            cfg.metrics.listen, MetricsTLS(str(tls.cert), str(tls.key), str(tls.client_ca)) if tls else None
+        )
+        log.info("metrics on %s (%s)", cfg.metrics.listen, "https, client certificate required" if tls else "http")
     gw.start_background()
+    _tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -137,11 +146,23 @@ async def serve(cfg: Config) -> None:
     log.info("stopped")
 
 
+def _tune_gc() -> None:
+    """A listing of thousands of entries makes thousands of tracked objects that live until its
+    answer is built, and with the default thresholds (700, 10, 10) each such call ran several
+    collections, the full ones over every module and protobuf descriptor loaded (py-spy:
+    gc_collect_main, an eighth of the event loop's time under ls load). The startup objects move to
+    the permanent generation (never scanned again), and a young collection waits for 5,000 net
+    allocations instead of 700; older generations keep their defaults, so cycles are still freed."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(5_000, 10, 10)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="firecrest-core")
     p.add_argument("--config", help="YAML configuration (default: $F7T_CONFIG)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)  # JSON lines: request id, user, and one audit line per SSH command
     logging.getLogger("paramiko").setLevel(logging.WARNING)  # one INFO line per SSH login is noise
     asyncio.run(serve(config_mod.load(args.config)))
 

@@ -24,6 +24,7 @@ from core.domain.errors import SystemNotFound
 from core.domain.jobs import JOB_KIND
 from core.domain.tasks import Task, TaskRepository
 from core.domain.transfers import TRANSFER_KINDS
+from core.observability import Metrics, gauge
 from core.services.jobs import JobService
 from core.services.retention import purge_forever
 from core.services.transfers import TransferService
@@ -73,9 +74,15 @@ class Gateway:
         )
         self.accounts = AccountPolicy(config.certificate.allowed_groups, config.certificate.allowed_uids)
         self.keys = UserKeys(self.ca, self.accounts)
+        self.metrics = Metrics()
         self.clusters: dict[str, Cluster] = {
-            s.name.lower(): Cluster(s, SSHPool(s.ssh, self.keys, self.executor)) for s in config.systems
+            s.name.lower(): Cluster(
+                s, SSHPool(s.ssh, self.keys, self.executor, self.metrics.ssh_wait_seconds.labels(s.name).observe)
+            )
+            for s in config.systems
         }
+        for c in self.clusters.values():
+            c.metrics = self.metrics
         # tasks (SQLite or PostgreSQL) and jobs; task_cancellers stop the work behind a task of a kind (the
         # Tasks API's cancel calls it; kinds without one are just marked cancelled)
         self.tasks = task_store(config.task_store)
@@ -107,7 +114,39 @@ class Gateway:
         self.background.append(
             lambda: purge_forever(self.tasks, config.task_retention, self._discard, config.task_purge_interval)
         )
+        # tasks by kind and state, counted in the background (a scrape must not wait on the store)
+        self._task_counts: dict[tuple[str, str], int] = {}
+        self.background.append(self._count_tasks)
         self._running: list[asyncio.Task[None]] = []
+        self.metrics.add_callback(self._gauges)
+
+    async def _count_tasks(self, interval: float = 5.0) -> None:
+        while True:
+            try:
+                self._task_counts = await self.tasks.count_by_state()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("counting tasks for the metrics failed")
+            await asyncio.sleep(interval)
+
+    def _gauges(self) -> list[Any]:
+        """Metrics read at scrape time: SSH pools, tasks by state, how far behind the trackers are."""
+        pools = {c.name: c.pool.usage() for c in self.clusters.values()}
+        lags = []
+        for name, tracker in (("jobs", self.jobs.tracker), ("transfers", self.transfers.tracker)):
+            if tracker.last_pass is not None:
+                lags.append(([name], tracker.clock() - tracker.last_pass))
+        return [
+            gauge("f7t_ssh_pool_connections", "Open pooled SSH connections", ["system"],
+                  [([s], u[0]) for s, u in pools.items()]),
+            gauge("f7t_ssh_pool_channels_in_use", "SSH exec channels in use", ["system"],
+                  [([s], u[1]) for s, u in pools.items()]),
+            gauge("f7t_tasks", "Tasks in the task store, by kind and state", ["kind", "state"],
+                  [([k, s], n) for (k, s), n in sorted(self._task_counts.items())]),
+            gauge("f7t_tracker_lag_seconds", "Seconds since a tracker last completed a pass over its tasks",
+                  ["tracker"], lags),
+        ]
 
     async def _discard(self, task: Task) -> None:
         """Remove what the gateway left in the owner's home for a task being purged."""
@@ -118,7 +157,7 @@ class Gateway:
     def cluster(self, name: str) -> Cluster:
         c = self.clusters.get(name.lower())
         if c is None:
-            raise SystemNotFound(f"system '{name}' does not exist", metadata={"system": name})
+            raise SystemNotFound("System not found", metadata={"system": name})  # FirecREST v2's words
         return c
 
     def scheduler(self, name: str) -> SlurmScheduler:

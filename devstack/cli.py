@@ -81,6 +81,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     infra.ensure_packages(_log)
     infra.make_dirs(layout)
     infra.ensure_s3rver(layout, _log)
+    infra.ensure_docs_renderer(layout, _log)
     infra.ensure_users(layout, _log)
     lockdown.ensure_gateway_user(layout, _log)
     infra.ensure_keys(layout, _log)

@@ -15,8 +15,11 @@ disturbing anyone else (`firecrest-stack up --profile ha`, `firecrest-stack env 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +30,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from devstack import postgres
+from devstack.infra import find_docs_renderer
 from devstack.layout import Layout
 from devstack.lockdown import UMASK, envoy_binary, gateway_python
 from devstack.services import Service, http_answers, http_unix_ok, tcp_banner
-from edge.envoy_config import EdgeConfig
+from edge.envoy_config import DOCS_PAGE, EdgeConfig
 from edge.envoy_config import render as render_envoy
-from edge.issuer.config import make_config
+from edge.issuer.config import add_users, make_config
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "cluster"
@@ -146,6 +150,25 @@ def _cert(
     return b.sign(issuer_key, hashes.SHA256())
 
 
+def _ensure_metrics_tls(layout: Layout) -> Path:
+    """A CA of its own for metrics scrapers, and Prometheus's client certificate: a certificate
+    from the internal CA would also open the core's gRPC port, which only Envoy may use."""
+    d = _dir(layout) / "tls"
+    if (d / "prometheus.crt").exists():
+        return d
+    ca_key = _key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "firecrest metrics CA")])
+    ca = _cert("firecrest metrics CA", ca_key, ca_name, ca_key, ca=True)
+    pem = serialization.Encoding.PEM
+    _write(d / "metrics-ca.crt", ca.public_bytes(pem), 0o644)
+    key = _key()
+    _write(d / "prometheus.key", _pem_key(key))
+    _write(d / "prometheus.crt",
+           _cert("prometheus", key, ca_name, ca_key, san="prometheus.firecrest.internal", client=True).public_bytes(pem),
+           0o644)
+    return d
+
+
 def _ensure_tls(layout: Layout) -> Path:
     d = _dir(layout) / "tls"
     if (d / "envoy-client.crt").exists():
@@ -186,6 +209,17 @@ def _core_config(layout: Layout, prof: Profile, replica: int) -> dict:
         "task_store": _task_store(layout, prof),
         # SIGTERM: calls in flight get this long to finish (firecrest-stack waits 30 s, then kills)
         "shutdown_grace": 20,
+        **(
+            {
+                "metrics": {
+                    "listen": f"127.0.0.1:{layout.ports.core_metrics + replica - 1}",
+                    "tls": {"cert": str(tls / "core.crt"), "key": str(tls / "core.key"),
+                            "client_ca": str(tls / "metrics-ca.crt")},
+                }
+            }
+            if prof.name == "default"
+            else {}
+        ),
         "systems": [
             {
                 "name": SYSTEM,
@@ -203,6 +237,13 @@ def _core_config(layout: Layout, prof: Profile, replica: int) -> dict:
                     {"path": "/tmp", "data_type": "scratch"},
                 ],
                 "datatransfer_jobs_directives": [],
+                "streamer": {
+                    "python": str(_streamer_python(layout)),
+                    "host": "127.0.0.1",
+                    "public_ips": ["127.0.0.1"],
+                    "port_range": [layout.ports.envoy + STREAMER_PORTS[0], layout.ports.envoy + STREAMER_PORTS[1]],
+                    "wait_timeout": 600,
+                },
             }
         ],
         "s3": {
@@ -251,6 +292,37 @@ def _edge_config(layout: Layout, issuer: dict, prof: Profile) -> dict:
         "client_key": str(tls / "envoy-client.key"),
         "core_ca": str(tls / "ca.crt"),
         "lua_out": str(prof.dir(layout) / "filter.lua"),
+        "docs_dir": str(find_docs_renderer(layout) or ""),
+        # Envoy's Prometheus stats on loopback (the rest of its admin interface stays on the socket)
+        "stats_port": layout.ports.envoy_stats if prof.name == "default" else 0,
+    }
+
+
+def _prometheus_config(layout: Layout, prof: Profile) -> dict:
+    """Prometheus scrapes the cores (HTTPS, its own client certificate) and Envoy's stats."""
+    tls = _dir(layout) / "tls"
+    return {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "15s"},
+        "scrape_configs": [
+            {
+                "job_name": "core",
+                "scheme": "https",
+                "tls_config": {
+                    "ca_file": str(tls / "ca.crt"),
+                    "server_name": CORE_SNI,
+                    "cert_file": str(tls / "prometheus.crt"),
+                    "key_file": str(tls / "prometheus.key"),
+                },
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{layout.ports.core_metrics + i}" for i in range(prof.replicas)]}
+                ],
+            },
+            {
+                "job_name": "envoy",
+                "metrics_path": "/stats/prometheus",
+                "static_configs": [{"targets": [f"127.0.0.1:{layout.ports.envoy_stats}"]}],
+            },
+        ],
     }
 
 
@@ -261,6 +333,34 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+STREAMER_PORTS = (23, 32)  # offsets from F7T_PORT_BASE: the streamer transfer jobs' ports
+
+
+def _streamer_python(layout: Layout) -> Path:
+    return layout.state_dir / "streamer" / "venv" / "bin" / "python"
+
+
+def ensure_streamer(layout: Layout) -> Path:
+    """A venv with `websockets` (the version the gateway's own venv has) for the streamer server that
+    users' transfer jobs run (core/adapters/streamer_job.py): built from the system's Python (the
+    gateway's venv may live where users cannot enter), under the world-readable state dir."""
+    from importlib.metadata import version
+
+    want = version("websockets")
+    venv = layout.state_dir / "streamer" / "venv"
+    stamp = venv / f".installed-{want}"
+    if not stamp.exists():
+        base = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+        subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check",
+                        f"websockets=={want}"], check=True)
+        for p in (layout.state_dir / "streamer", *venv.rglob("*")):  # whatever the umask was
+            if not p.is_symlink():
+                p.chmod(p.stat().st_mode | (0o055 if p.is_dir() else 0o044))
+        stamp.touch()
+    return _streamer_python(layout)
+
+
 def prepare(layout: Layout, prof: Profile | None = None) -> set[str]:
     """Write the gateway's configs; return the names of services whose config changed."""
     prof = prof or profile()
@@ -268,11 +368,16 @@ def prepare(layout: Layout, prof: Profile | None = None) -> set[str]:
     d.mkdir(parents=True, exist_ok=True)
     pd = prof.dir(layout)
     pd.mkdir(parents=True, exist_ok=True)
+    ensure_streamer(layout)
     issuer = _issuer_config(layout)
     _ensure_tls(layout)
+    _ensure_metrics_tls(layout)
     if prof.task_store == "postgres":
         postgres.ensure_cluster(layout, None)
     changed = set()
+    if add_users(d / "issuer", list(layout.users)):  # a user added to the stack since it was made
+        issuer = _issuer_config(layout)
+        changed.add("issuer")
     for i in range(1, prof.replicas + 1):
         name = prof.core_name(i)
         cfg = yaml.safe_dump(_core_config(layout, prof, i), sort_keys=False)
@@ -281,7 +386,15 @@ def prepare(layout: Layout, prof: Profile | None = None) -> set[str]:
     edge = _edge_config(layout, issuer, prof)
     lua_before = Path(edge["lua_out"]).read_text() if Path(edge["lua_out"]).exists() else ""
     _write_if_changed(pd / "edge.yaml", yaml.safe_dump(edge, sort_keys=False))
-    envoy_changed = _write_if_changed(pd / "envoy.yaml", render_envoy(EdgeConfig(**edge)))
+    ecfg = EdgeConfig(**edge)
+    # Envoy reads these files once, at start: a regenerated one must restart it like a new config
+    inputs = hashlib.sha256(b"".join(Path(f).read_bytes() for f in (ecfg.descriptor, ecfg.openapi, DOCS_PAGE)))
+    rendered = render_envoy(ecfg) + f"# inputs sha256 {inputs.hexdigest()}\n"
+    envoy_changed = _write_if_changed(pd / "envoy.yaml", rendered)
+    if prof.name == "default" and _write_if_changed(
+        d / "prometheus.yml", yaml.safe_dump(_prometheus_config(layout, prof), sort_keys=False)
+    ):
+        changed.add("prometheus")
     if envoy_changed or Path(edge["lua_out"]).read_text() != lua_before:
         changed.add(f"{prof.prefix}envoy")
     return changed
@@ -316,6 +429,21 @@ def services(layout: Layout, prof: Profile | None = None) -> list[Service]:
             umask=UMASK,
         )
     ]
+    if prof.name == "default":
+        out.append(
+            Service(
+                name="prometheus",
+                argv=["/usr/bin/prometheus", f"--config.file={d / 'prometheus.yml'}",
+                      f"--storage.tsdb.path={d / 'prometheus'}", "--storage.tsdb.retention.time=2d",
+                      f"--web.listen-address=127.0.0.1:{layout.ports.prometheus}"],
+                ready=http_answers(f"http://127.0.0.1:{layout.ports.prometheus}/-/ready"),
+                pidfile=layout.pidfile("prometheus"),
+                log=layout.log("prometheus"),
+                cwd=d,
+                user=layout.gateway_user,
+                umask=UMASK,
+            )
+        )
     if prof.task_store == "postgres":
         out.append(postgres.service(layout))
     for i in range(1, prof.replicas + 1):
@@ -383,6 +511,8 @@ def env(layout: Layout, prof: Profile | None = None) -> dict[str, str]:
         "F7T_CORES": ",".join(
             f"{prof.core_name(i)}=127.0.0.1:{prof.core_port(layout, i)}" for i in range(1, prof.replicas + 1)
         ),
+        "F7T_PROMETHEUS_URL": f"http://127.0.0.1:{layout.ports.prometheus}",
+        "F7T_ENVOY_STATS_URL": f"http://127.0.0.1:{layout.ports.envoy_stats}",
     }
     if cfg_file.exists():
         issuer = json.loads(cfg_file.read_text())

@@ -14,7 +14,10 @@ from devstack.layout import Layout
 from devstack.services import Service, command_ok, http_answers, tcp_banner
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-APT_PACKAGES = ["slurm-wlm", "munge", "slurmdbd", "mariadb-server", "openssh-server", "postgresql"]
+# python3-venv: the streamer's venv for transfer jobs is built from the system's Python
+APT_PACKAGES = [
+    "slurm-wlm", "munge", "slurmdbd", "mariadb-server", "openssh-server", "postgresql", "prometheus", "python3-venv",
+]
 S3RVER_PACKAGE = "@20minutes/s3rver@^4"
 S3RVER_MODULE = Path("node_modules/@20minutes/s3rver")
 
@@ -93,6 +96,34 @@ def ensure_s3rver(layout: Layout, log: Log) -> Path:
     mod = find_s3rver(layout)
     if mod is None:
         raise RuntimeError("npm install of s3rver did not produce lib/s3rver.js")
+    return mod
+
+
+DOCS_PACKAGE = "swagger-ui-dist@^5"
+DOCS_MODULE = Path("node_modules/swagger-ui-dist")
+
+
+def find_docs_renderer(layout: Layout) -> Path | None:
+    """The installed swagger-ui-dist directory (repo-root node_modules first, then the state dir)."""
+    for base in (REPO_ROOT, layout.npm_dir):
+        mod = base / DOCS_MODULE
+        if (mod / "swagger-ui-bundle.js").exists():
+            return mod
+    return None
+
+
+def ensure_docs_renderer(layout: Layout, log: Log) -> Path:
+    """swagger-ui-dist from npm: Envoy serves its bundle for the docs page at /docs/ (no CDN)."""
+    mod = find_docs_renderer(layout)
+    if mod is not None:
+        return mod
+    log(f"npm install {DOCS_PACKAGE} into {layout.npm_dir}")
+    layout.npm_dir.mkdir(parents=True, exist_ok=True)
+    _run(["npm", "install", "--prefix", str(layout.npm_dir), "--no-audit", "--no-fund", "--loglevel=error",
+          DOCS_PACKAGE])
+    mod = find_docs_renderer(layout)
+    if mod is None:
+        raise RuntimeError("npm install of swagger-ui-dist did not produce swagger-ui-bundle.js")
     return mod
 
 

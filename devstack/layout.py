@@ -28,6 +28,9 @@ _PORT_OFFSETS = {
     "issuer": 43,
     "core": 51,
     "postgres": 59,
+    "core_metrics": 80,
+    "prometheus": 93,
+    "envoy_stats": 94,
     "s3": 90,
 }
 
@@ -37,9 +40,11 @@ class Ports:
     """TCP ports of the stack, all bound to 127.0.0.1.
 
     Defaults (F7T_PORT_BASE=28400): envoy 28400 (REST + native gRPC listener),
-    envoy_admin 28401, mariadb 28406, slurmctld 28417, slurmd 28418,
+    envoy_admin 28401 (unused: Envoy's admin is a Unix socket), mariadb 28406, slurmctld 28417, slurmd 28418,
     slurmdbd 28419, sshd 28422, issuer 28443, core 28451 (gRPC core, behind
-    Envoy; replicas 28452...), postgres 28459 (task store of replicated cores), s3 28490 (s3rver).
+    Envoy; replicas 28452...), postgres 28459 (task store of replicated cores), core_metrics 28480.. (each core replica's Prometheus metrics,
+    HTTPS with a client certificate), s3 28490 (s3rver), prometheus 28493 (Prometheus server),
+    envoy_stats 28494 (Envoy's Prometheus stats only, nothing else of its admin interface).
     Gateway profiles (devstack/gateway.py) take blocks of their own: ha 28460-28469, solo
     28470-28479.
 
@@ -57,6 +62,9 @@ class Ports:
     issuer: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["issuer"]
     core: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["core"]
     postgres: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["postgres"]
+    core_metrics: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["core_metrics"]
+    prometheus: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["prometheus"]
+    envoy_stats: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["envoy_stats"]
     s3: int = DEFAULT_PORT_BASE + _PORT_OFFSETS["s3"]
 
     @classmethod
@@ -115,13 +123,13 @@ class Layout:
       credentials() -> dict (created with random values on first use)
       ssh_host = "127.0.0.1", s3_url = "http://127.0.0.1:<ports.s3>"
       slurm_env() -> {"SLURM_CONF": ...}
-      cluster_name = "f7t", slurm_account = "f7t", users = ("alice", "bob"),
+      cluster_name = "f7t", slurm_account = "f7t", users = ("alice", "bob", "carol"),
       users_group = "f7t" (shared Unix group of the demo users)
     """
 
     cluster_name = "f7t"
     slurm_account = "f7t"
-    users = ("alice", "bob")
+    users = ("alice", "bob", "carol")
     users_group = "f7t"
     ssh_host = "127.0.0.1"
     # the unprivileged system user the gateway's services run as (devstack/lockdown.py)

@@ -17,9 +17,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from google.protobuf import descriptor_pb2
 
 REPO = Path(__file__).resolve().parents[1]
 # the template: in the source tree, else where the wheel installs it (data-files)
@@ -35,6 +37,9 @@ LUA = Path(__file__).resolve().parent / "filter.lua"
 DESCRIPTOR = Path(__file__).resolve().parent / "descriptor.pb"
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+DOCS_PAGE = Path(__file__).resolve().parent / "docs.html"
+# the files of swagger-ui-dist the docs page loads, and their content types
+DOCS_ASSETS = {"swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css"}
 SERVICES = (
     "firecrest.status.v1.StatusService",
     "firecrest.compute.v1.ComputeService",
@@ -64,6 +69,9 @@ class EdgeConfig:
     # that is set (any local user reaches it: for a host of its own only); else off
     admin_socket: str = ""
     admin_port: int = 0
+    # a loopback port serving only GET /stats/prometheus from the admin socket (for a Prometheus
+    # server); 0 = off
+    stats_port: int = 0
     # rate limits, requests per second with a burst, each 0 = off: per client address (before
     # the token is checked, so a flood of bad tokens is refused cheaply) and per user (after)
     rate_limit_per_address: int = 0
@@ -73,7 +81,9 @@ class EdgeConfig:
     rate_limit_max_clients: int = 10000  # buckets kept (least recently used ones are dropped)
     username_claim: str = "preferred_username"
     identity_header: str = "x-f7t-user"
-    app_version: str = "2.5.6"
+    # FirecREST v2's version clients see (f7t-appversion): pyfirecrest sends `name` and
+    # `time_window` on job listings only to 2.6.0 and later, which this gateway serves
+    app_version: str = "2.6.0"
     max_body: int = 64 * 1024 * 1024
     jwks_ca_bundle: str = SYSTEM_CA_BUNDLE
     # TLS on the listener (HTTPS and gRPC over TLS, ALPN h2 + http/1.1); empty: plaintext, for a
@@ -84,6 +94,10 @@ class EdgeConfig:
     core_addresses: list[str] = field(default_factory=list)
     health_check_interval: float = 2.0
     descriptor: str = str(DESCRIPTOR)
+    # served without a token: the OpenAPI document at /openapi.json and, when docs_dir names an
+    # installed swagger-ui-dist (npm), a docs page at /docs/ that renders it (no CDN)
+    openapi: str = str(OPENAPI)
+    docs_dir: str = ""
     services: list[str] = field(default_factory=lambda: list(SERVICES))
 
     @classmethod
@@ -140,6 +154,48 @@ def _admin(cfg: EdgeConfig) -> str:
     return ""
 
 
+def _stats(cfg: EdgeConfig) -> tuple[str, str]:
+    """With stats_port (and the admin interface on its socket): a listener on loopback that serves
+    only Envoy's Prometheus stats (GET /stats/prometheus), proxied to the admin socket; every
+    other path of the admin interface stays out of reach."""
+    if not (cfg.stats_port and cfg.admin_socket):
+        return "", ""
+    listener = (
+        "  - name: stats\n"
+        f"    address: {{socket_address: {{address: 127.0.0.1, port_value: {cfg.stats_port}}}}}\n"
+        "    filter_chains:\n"
+        "    - filters:\n"
+        "      - name: envoy.filters.network.http_connection_manager\n"
+        "        typed_config:\n"
+        '          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n'
+        "          stat_prefix: stats\n"
+        "          route_config:\n"
+        "            virtual_hosts:\n"
+        "            - name: stats\n"
+        '              domains: ["*"]\n'
+        "              routes:\n"
+        "              - match: {path: /stats/prometheus, headers: [{name: ':method', string_match: {exact: GET}}]}\n"
+        "                route: {cluster: envoy_admin}\n"
+        "              - match: {prefix: /}\n"
+        "                direct_response: {status: 404}\n"
+        "          http_filters:\n"
+        "          - name: envoy.filters.http.router\n"
+        "            typed_config:\n"
+        '              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n'
+    )
+    cluster = (
+        "  - name: envoy_admin\n"
+        "    type: STATIC\n"
+        "    connect_timeout: 1s\n"
+        "    load_assignment:\n"
+        "      cluster_name: envoy_admin\n"
+        "      endpoints:\n"
+        "      - lb_endpoints:\n"
+        f"        - endpoint: {{address: {{pipe: {{path: {cfg.admin_socket}}}}}}}\n"
+    )
+    return listener, cluster
+
+
 def _rate_limit(name: str, key: str, action: str, rate: int, burst: int, max_clients: int) -> str:
     """A local_ratelimit filter with one wildcard descriptor: a token bucket per distinct value of
     ``key`` (the client address, the user), refilled with ``rate`` tokens a second."""
@@ -164,6 +220,109 @@ def _rate_limit(name: str, key: str, action: str, rate: int, burst: int, max_cli
     )
 
 
+def _static_route(path: str, filename: str, content_type: str) -> str:
+    return (
+        f"\n              - match: {{path: {json.dumps(path)}}}\n"
+        f"                direct_response: {{status: 200, body: {{filename: {json.dumps(filename)}}}}}\n"
+        "                response_headers_to_add:\n"
+        f"                - header: {{key: content-type, value: {json.dumps(content_type)}}}\n"
+        "                  append_action: OVERWRITE_IF_EXISTS_OR_ADD\n"
+        "                typed_per_filter_config:\n"
+        "                  envoy.filters.http.grpc_json_transcoder:\n"
+        '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig\n'
+        "                    disabled: true"
+    )
+
+
+def _docs_routes(cfg: EdgeConfig) -> str:
+    routes = [_static_route("/openapi.json", cfg.openapi, "application/json")]
+    if cfg.docs_dir:
+        for name in DOCS_ASSETS:
+            if not (Path(cfg.docs_dir) / name).is_file():
+                raise ValueError(f"docs_dir {cfg.docs_dir!r} has no {name} (install npm's swagger-ui-dist)")
+        routes.append(
+            "\n              - match: {path: /docs}\n"
+            "                redirect: {path_redirect: /docs/}\n"
+            "                typed_per_filter_config:\n"
+            "                  envoy.filters.http.grpc_json_transcoder:\n"
+            '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig\n'
+            "                    disabled: true"
+        )
+        routes.append(_static_route("/docs/", str(DOCS_PAGE), "text/html; charset=utf-8"))
+        for name, ctype in DOCS_ASSETS.items():
+            routes.append(_static_route(f"/docs/{name}", str(Path(cfg.docs_dir) / name), ctype))
+    return "".join(routes)
+
+
+# the packages whose JSON is FirecREST v2's (Tasks and Certificate are ours: proto3 JSON as is)
+FIRECREST_PACKAGES = ("firecrest.status.", "firecrest.compute.", "firecrest.storage.", "firecrest.type.")
+# our additions for native callers (AIP-158 paging), `optional` so they are absent, not null, in REST JSON
+NATIVE_ONLY_FIELDS = frozenset({"next_page_token"})
+
+
+def nullable_schema(descriptor: Path) -> str:
+    """The Lua filter's table of the JSON keys that are null when absent, per message (see filter.lua).
+
+    A key is nullable when its field has presence (`optional` scalars, singular messages): FirecREST
+    v2 writes those as null when unknown, and the transcoder leaves them out. Only messages with a
+    nullable key somewhere below them are listed, so other responses pass through untouched.
+    """
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
+    messages: dict[str, descriptor_pb2.DescriptorProto] = {}
+
+    def collect(prefix: str, msgs: Any) -> None:
+        for m in msgs:
+            name = f"{prefix}.{m.name}"
+            messages[name] = m
+            collect(name, m.nested_type)
+
+    for f in fds.file:
+        collect(f.package, f.message_type)
+    is_map = {n for n, m in messages.items() if m.options.map_entry}
+    label_repeated = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
+    type_message = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+
+    def fields(name: str) -> list[tuple[str, bool, str | None, bool]]:
+        out = []
+        for fd in messages[name].field:
+            nested = fd.type_name.lstrip(".") if fd.type == type_message else None
+            repeated = fd.label == label_repeated
+            if nested in is_map or fd.name in NATIVE_ONLY_FIELDS or (
+                fd.HasField("oneof_index") and not fd.proto3_optional
+            ):
+                continue
+            nullable = not repeated and (fd.proto3_optional or nested is not None)
+            out.append((fd.json_name, nullable, nested, repeated))
+        return out
+
+    needed: dict[str, bool] = {}
+
+    def needs(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        if name in needed:
+            return needed[name]
+        if name in seen or name not in messages or not name.startswith(FIRECREST_PACKAGES):
+            return False
+        result = False
+        for _, nullable, nested, _ in fields(name):
+            if nullable or (nested is not None and needs(nested, seen | {name})):
+                result = True
+        needed[name] = result
+        return result
+
+    rows = []
+    for name in sorted(messages):
+        if not needs(name):
+            continue
+        entries = []
+        for key, nullable, nested, repeated in fields(name):
+            walk = nested if nested is not None and needs(nested) else None
+            if nullable or walk:
+                entries.append(f'["{key}"]={{{str(nullable).lower()},{json.dumps(walk) if walk else "false"},'
+                               f'{str(repeated).lower()}}}')
+        rows.append(f'  ["{name}"]={{{",".join(entries)}}},')
+    return "{\n" + "\n".join(rows) + "\n}"
+
+
 def render(cfg: EdgeConfig) -> str:
     """Write the Lua filter to cfg.lua_out and return Envoy's YAML."""
     for name, value in (("identity_header", cfg.identity_header), ("username_claim", cfg.username_claim)):
@@ -171,8 +330,9 @@ def render(cfg: EdgeConfig) -> str:
             raise ValueError(f"{name} {value!r} must be a plain header/claim name")
     lua = LUA.read_text().replace("__IDENTITY_HEADER__", cfg.identity_header.lower())
     lua = lua.replace("__APP_VERSION__", cfg.app_version)
-    routes, methods = _lua_routes(OPENAPI)
+    routes, methods = _lua_routes(Path(cfg.openapi))
     lua = lua.replace("__ROUTES__", routes).replace("__API_METHODS__", methods)
+    lua = lua.replace("__NULLABLE_SCHEMA__", nullable_schema(Path(cfg.descriptor)))
     Path(cfg.lua_out).write_text(lua)
     u = urlsplit(cfg.jwks_uri)
     if u.scheme not in ("http", "https") or not u.hostname:
@@ -187,6 +347,7 @@ def render(cfg: EdgeConfig) -> str:
         endpoints.append(
             f"        - endpoint: {{address: {{socket_address: {{address: {host}, port_value: {int(port)}}}}}}}"
         )
+    stats = _stats(cfg)
     return Template(TEMPLATE.read_text()).substitute(
         admin=_admin(cfg),
         rate_limit_address=_rate_limit(
@@ -220,6 +381,9 @@ def render(cfg: EdgeConfig) -> str:
         jwks_port=u.port or (443 if u.scheme == "https" else 80),
         jwks_tls=_jwks_tls(u.hostname, cfg.jwks_ca_bundle) if u.scheme == "https" else "",
         downstream_tls=_downstream_tls(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert else "",
+        docs_routes=_docs_routes(cfg),
+        stats_listener=stats[0],
+        stats_cluster=stats[1],
     )
 
 

@@ -32,13 +32,24 @@ DEPS_DIR = ROOT / "build" / "proto-deps"
 
 # Custom MethodOptions extension declared in firecrest/type/v1/types.proto.
 SUCCESS_CODE_FIELD = 50001
+# firecrest.type.v1.pattern on FieldOptions: a regular expression a string value must match.
+PATTERN_FIELD = 50002
 # google.api.http extension number on MethodOptions.
 HTTP_FIELD = 72295728
+# google.api.field_behavior extension number on FieldOptions, and its REQUIRED value.
+FIELD_BEHAVIOR_FIELD = 1052
+FIELD_BEHAVIOR_REQUIRED = 2
+# Methods a caller may use without a token (Envoy's jwt_authn lets them through).
+PUBLIC_METHODS = frozenset({"firecrest.status.v1.StatusService.GetLiveness"})
+# A server-streaming method's additional bindings ending in this verb answer Server-Sent Events
+# (Envoy's transcoder with stream_sse_style_delimited on their route); the main binding a JSON array.
+SSE_VERB = ":events"
 # Services whose HTTP rules make up the REST surface, in output order.
 PACKAGE_PREFIX = "firecrest."
 
 GOOGLE_DEPS = [
     "google/api/annotations.proto",
+    "google/api/field_behavior.proto",
     "google/api/http.proto",
     "google/api/httpbody.proto",
     "google/rpc/status.proto",
@@ -171,6 +182,29 @@ def method_options(method: descriptor_pb2.MethodDescriptorProto) -> tuple[Any, i
     return rule, code
 
 
+def is_required(field: descriptor_pb2.FieldDescriptorProto) -> bool:
+    """Does the field carry (google.api.field_behavior) = REQUIRED? (read from its raw options)"""
+    for num, wt, val in raw_fields(field.options.SerializeToString()):
+        if num != FIELD_BEHAVIOR_FIELD:
+            continue
+        if wt == 0 and val == FIELD_BEHAVIOR_REQUIRED:
+            return True
+        if wt == 2:  # packed
+            i = 0
+            while i < len(val):
+                v, i = _varint(val, i)
+                if v == FIELD_BEHAVIOR_REQUIRED:
+                    return True
+    return False
+
+
+def field_pattern(field: descriptor_pb2.FieldDescriptorProto) -> str | None:
+    for num, wt, val in raw_fields(field.options.SerializeToString()):
+        if num == PATTERN_FIELD and wt == 2:
+            return bytes(val).decode()
+    return None
+
+
 def rule_binding(rule: Any) -> tuple[str, str]:
     """(HTTP method in upper case, path template) of an HttpRule."""
     kind = rule.WhichOneof("pattern")
@@ -213,7 +247,8 @@ _SCALARS: dict[int, dict[str, Any]] = {
 
 _WKT: dict[str, dict[str, Any]] = {
     ".google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
-    ".google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?s$"},
+    # seconds within protobuf's range (about 10,000 years), at most nanosecond precision
+    ".google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]{1,11}(\.[0-9]{1,9})?s$"},
     ".google.protobuf.Struct": {"type": "object", "additionalProperties": True},
     ".google.protobuf.Value": {},
     ".google.protobuf.ListValue": {"type": "array", "items": {}},
@@ -259,7 +294,14 @@ class _OpenAPIBuilder:
         if full in self.enums:
             name = self.schema_name(full)
             if name not in self.schemas:
-                self.schemas[name] = {"type": "string", "enum": [v.name for v in self.enums[full].value]}
+                values = self.enums[full].value
+                # answered by name; a request may also give the number (the transcoder takes both)
+                self.schemas[name] = {
+                    "anyOf": [
+                        {"type": "string", "enum": [v.name for v in values]},
+                        {"type": "integer", "enum": [v.number for v in values]},
+                    ]
+                }
             return {"$ref": f"#/components/schemas/{name}"}
         if full == ".google.rpc.Status":
             name = "google.rpc.Status"
@@ -300,6 +342,12 @@ class _OpenAPIBuilder:
             single = self.ref(field.type_name)
         else:
             single = dict(_SCALARS[field.type])
+            if field.type == field.TYPE_STRING:
+                pattern = field_pattern(field)
+                if pattern:
+                    single["pattern"] = pattern
+                elif is_required(field):
+                    single["minLength"] = 1  # a required value cannot be empty
         if field.label == field.LABEL_REPEATED:
             return {"type": "array", "items": single}
         return single
@@ -307,11 +355,18 @@ class _OpenAPIBuilder:
     def message_schema(self, full: str, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
         m = self.messages[full]
         props = {}
+        required = []
         for f in m.field:
             if f.name in skip:
                 continue
             props[f.json_name] = self.field_schema(f)
-        return {"type": "object", "properties": props}
+            if is_required(f):
+                required.append(f.json_name)
+        # unknown fields are not part of the API (the transcoder refuses some, ignores others)
+        out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+        if required:
+            out["required"] = required
+        return out
 
     def field_path(self, full: str, path: str) -> descriptor_pb2.FieldDescriptorProto:
         msg = self.messages[full]
@@ -347,15 +402,13 @@ class _OpenAPIBuilder:
                 schema = self.field_schema(f)
                 if f.type == f.TYPE_MESSAGE and f.type_name not in _WKT:
                     continue  # messages cannot be query parameters
-                params.append({"name": f.json_name, "in": "query", "required": False, "schema": schema})
+                params.append({"name": f.json_name, "in": "query", "required": is_required(f), "schema": schema})
         elif body_field == "*":
+            schema = self.message_schema(method.input_type, skip=frozenset(top_vars))
             op["requestBody"] = {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": self.message_schema(method.input_type, skip=frozenset(top_vars))
-                    }
-                },
+                # a body without required fields may be left out (the transcoder takes none as {})
+                "required": bool(schema.get("required")),
+                "content": {"application/json": {"schema": schema}},
             }
             body_field = ""
         else:
@@ -371,7 +424,7 @@ class _OpenAPIBuilder:
                 if f.type == f.TYPE_MESSAGE and f.type_name not in _WKT:
                     continue
                 params.append(
-                    {"name": f.json_name, "in": "query", "required": False, "schema": self.field_schema(f)}
+                    {"name": f.json_name, "in": "query", "required": is_required(f), "schema": self.field_schema(f)}
                 )
         if params:
             op["parameters"] = params
@@ -383,18 +436,26 @@ class _OpenAPIBuilder:
                 }
             else:
                 schema = self.ref(method.output_type)
-                if method.server_streaming:
-                    schema = {"type": "array", "items": schema}
-                response["content"] = {"application/json": {"schema": schema}}
+                if method.server_streaming and path.endswith(SSE_VERB):
+                    response["description"] = (
+                        "Server-Sent Events: one `data: <JSON message>` event per change, until the end"
+                    )
+                    response["content"] = {
+                        "text/event-stream": {"schema": {"type": "string"}, "x-event-schema": schema}
+                    }
+                else:
+                    if method.server_streaming:
+                        schema = {"type": "array", "items": schema}
+                    response["content"] = {"application/json": {"schema": schema}}
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ApiResponseError"}}}
         op["responses"] = {
             str(code): response,
-            "default": {
-                "description": "Error",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/ApiResponseError"}}
-                },
-            },
+            "401": {"description": "Invalid or missing access token", "content": error},
+            "default": {"description": "Error (FirecREST error shape)", "content": error},
         }
+        if f"{service}.{method.name}" in PUBLIC_METHODS:
+            op["security"] = []
+            del op["responses"]["401"]
         return verb.lower(), oa_path, op
 
 
@@ -405,8 +466,11 @@ def build_openapi(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
         rule, code = method_options(m)
         if rule is None:
             continue
-        verb, path, op = b.operation(f"{package}.{svc.name}", m, rule, code)
-        paths.setdefault(path, {})[verb] = op
+        for i, r in enumerate([rule, *rule.additional_bindings]):
+            verb, path, op = b.operation(f"{package}.{svc.name}", m, r, code)
+            if i:
+                op["operationId"] += f"_{i}"
+            paths.setdefault(path, {})[verb] = op
     b.schemas["ApiResponseError"] = {
         "type": "object",
         "description": "FirecREST error shape produced by the edge from google.rpc.Status.",

@@ -109,8 +109,8 @@ def start_envoy(stack: dict[str, str], d: Path, **overrides: Any) -> Envoy:
     edge = yaml.safe_load((Path(stack["F7T_STACK_DIR"]) / "gateway/edge.yaml").read_text())
     port = free_port()
     admin = d / "admin.sock"
-    edge.update(listen_port=port, admin_socket=str(admin), admin_port=0, lua_out=str(d / "filter.lua"),
-                access_log=str(d / "access.log"))
+    edge.update(listen_port=port, admin_socket=str(admin), admin_port=0, stats_port=0,
+                lua_out=str(d / "filter.lua"), access_log=str(d / "access.log"), core_addresses=[])
     edge.update(overrides)
     (d / "envoy.yaml").write_text(render(EdgeConfig(**edge)))
     envoy = shutil.which("envoy", path=str(Path(sys.executable).parent))
@@ -130,7 +130,9 @@ def core_config(stack: dict[str, str], d: Path, **overrides: Any) -> tuple[dict[
     """The stack's core config with its own port and task database (and overrides)."""
     cfg = yaml.safe_load((Path(stack["F7T_STACK_DIR"]) / "gateway/core.yaml").read_text())
     port = free_port()
-    cfg.update(listen=f"127.0.0.1:{port}", task_db=str(d / "tasks.db"))
+    cfg.pop("task_db", None)
+    cfg.pop("metrics", None)  # the stack's core has the metrics port
+    cfg.update(listen=f"127.0.0.1:{port}", task_store={"type": "sqlite", "path": str(d / "tasks.db")})
     cfg.update(overrides)
     return cfg, port
 

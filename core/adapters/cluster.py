@@ -9,11 +9,12 @@ import time
 from dataclasses import dataclass
 from typing import TypeVar
 
-from core.adapters import posix, slurm
+from core.adapters import files, posix, slurm
 from core.adapters.commands import RemoteCommand
-from core.adapters.ssh import SSHPool
+from core.adapters.ssh import ExecResult, SSHPool
 from core.config import SystemConfig
 from core.domain.errors import BackendUnavailable
+from core.observability import Metrics, audit
 
 T = TypeVar("T")
 
@@ -35,9 +36,11 @@ class Cluster:
             f"{k}={shlex.quote(v)} " for k, v in sorted(cfg.scheduler.env.items())
         )
         self._probes: list[Probe] = []
+        self.id_names = files.IdNames()
         self._probe_lock = asyncio.Lock()
         # set when a call found the controller unreachable; cleared by the next ping that answers
         self._controller_down = False
+        self.metrics: Metrics | None = None  # set by the wiring
 
     @property
     def name(self) -> str:
@@ -90,14 +93,41 @@ class Cluster:
         return isinstance(exc, BackendUnavailable) and "scheduler" in exc.message and "not reachable" in exc.message
 
     async def _run(self, user: str, cmd: RemoteCommand[T]) -> T:
-        command = cmd.command()
-        if self._env_prefix:
-            command = "env " + self._env_prefix + command
-        res = await self.pool.run(
-            user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output
-        )
+        shown = cmd.command()
+        command = "env " + self._env_prefix + shown if self._env_prefix else shown
+        t0 = time.monotonic()
+        res: ExecResult | None = None
+        error = ""
+        try:
+            res = await self.pool.run(
+                user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output
+            )
+        except Exception as e:
+            error = type(e).__name__
+            raise
+        finally:  # one audit line per command, whatever its fate
+            seconds = time.monotonic() - t0
+            status = res.exit_status if res is not None else None
+            audit(self.name, user, shown, status, seconds, error)
+            if self.metrics is not None:
+                outcome = "error" if res is None else "ok" if status == 0 else "nonzero"
+                self.metrics.ssh_commands.labels(self.name, outcome).inc()
+                self.metrics.ssh_seconds.labels(self.name).observe(seconds)
         cmd.check(res)
         return cmd.parse(res)
+
+    async def list_files(self, user: str, cmd: files.ListFiles) -> list[files.FileEntry]:
+        """A listing; without numeric_ids its uids and gids are named from this system's user
+        database (cached: at most one getent per listing, none once the ids are known)."""
+        entries = await self.run(user, cmd)
+        if cmd.numeric_ids:
+            return entries
+        uids = {e.user for e in entries}
+        gids = {e.group for e in entries}
+        lookup = self.id_names.unknown(uids, gids)
+        if lookup is not None:
+            self.id_names.learn(lookup, await self.run(user, lookup))
+        return self.id_names.named(entries, uids, gids)
 
     # ---- status ----------------------------------------------------------------------------
     async def nodes(self, user: str) -> list[slurm.Node]:

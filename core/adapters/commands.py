@@ -49,13 +49,19 @@ class RemoteCommand(ABC, Generic[T]):
         return classify_error(result.err or result.out.strip() or f"exit status {result.exit_status}")
 
 
-_NOT_FOUND = re.compile(r"No such file or directory|cannot access|not found|does not exist", re.I)
+_NOT_FOUND = re.compile(r"No such file or directory|Directory nonexistent|cannot access|not found|does not exist", re.I)
 _DENIED = re.compile(r"Permission denied|Operation not permitted|Access/permission denied", re.I)
 _INVALID = re.compile(r"invalid|unrecognized option|illegal|missing operand|Not a directory|Is a directory", re.I)
 
 
+# "sh: 5: " / "bash: line 1: ": where in our own fixed scripts a message came from, which means
+# nothing to the caller (the rest of the line names the file and the problem)
+_SHELL_LOCATION = re.compile(r"^(?:ba|da)?sh: (?:line )?\d+: ", re.M)
+
+
 def classify_error(text: str) -> GatewayError:
     """Map a remote tool's error text to what the caller did wrong (or to a backend error)."""
+    text = _SHELL_LOCATION.sub("", text).strip() or text
     if _DENIED.search(text):
         return PermissionDenied(text)
     if _NOT_FOUND.search(text):

@@ -16,10 +16,12 @@ Rules every command here follows:
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from abc import abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar, NamedTuple, TypeVar
 
 from core.adapters.commands import RemoteCommand, classify_error
 from core.adapters.ssh import ExecResult
@@ -42,9 +44,9 @@ OPS_TIMEOUT = 30
 _SSH_MARGIN = 10
 
 
-@dataclass(frozen=True)
-class FileEntry:
-    """One `ls -l` entry (the spec's File): every field a string, as FirecREST returns them."""
+class FileEntry(NamedTuple):
+    """One `ls -l` entry (the spec's File): every field a string, as FirecREST returns them.
+    A NamedTuple: a listing makes thousands, and a frozen dataclass costs three times as much."""
 
     name: str
     type: str
@@ -151,37 +153,39 @@ def _decode(raw: bytes) -> str:
 # ------------------------------------------------------------------------------------- listings
 
 # find -printf fields, each NUL-terminated: permissions with the type letter (as ls -l), user,
-# group, size, mtime (ls --time-style=+%Y-%m-%dT%H:%M:%S, the fraction is cut), link target, name
-_NAMES = r"%M\0%u\0%g\0%s\0%TY-%Tm-%TdT%TH:%TM:%TS\0%l\0"
-_IDS = r"%M\0%U\0%G\0%s\0%TY-%Tm-%TdT%TH:%TM:%TS\0%l\0"
+# group, size, mtime, link target, name. The time is `%T+` (2025-01-02+03:04:05.1234567890, local
+# time on the login node): one strftime per entry where %TY-%Tm-%TdT%TH:%TM:%TS made six.
+# Listings print numeric ids (%U %G) and the core names them (IdNames, cached per system): find's
+# %u/%g looks each entry up in the user database again (about 15 ms of a 1,000-entry listing).
+_NAMES = r"%M\0%u\0%g\0%s\0%T+\0%l\0"
+_IDS = r"%M\0%U\0%G\0%s\0%T+\0%l\0"
 _FIELDS = 7
 _RELATIVE = r"%P\0"  # the name below the listed directory (sub/file for recursive listings)
 _AS_GIVEN = r"%p\0"  # the path exactly as given (ls -l of a file argument prints that)
 
 
 def parse_entries(out: bytes) -> list[FileEntry]:
-    fields = out.split(b"\0")
-    if fields and fields[-1] == b"":
+    # one decode for the whole output: NUL is ASCII, so no field's bytes decode differently
+    fields = _decode(out).split("\0")
+    if fields and fields[-1] == "":
         fields.pop()
     if len(fields) % _FIELDS:
         raise GatewayError(f"unexpected listing output ({len(fields)} fields)")
-    entries = []
-    for i in range(0, len(fields), _FIELDS):
-        mode, user, group, size, mtime, target, name = (_decode(f) for f in fields[i : i + _FIELDS])
-        ftype = mode[:1]
-        entries.append(
-            FileEntry(
-                name=name,
-                type=ftype,
-                link_target=target if ftype == "l" and target else None,
-                user=user,
-                group=group,
-                permissions=mode[1:],
-                last_modified=mtime.split(".", 1)[0],
-                size=size,
-            )
+    it = iter(fields)
+    return [
+        FileEntry(
+            name,
+            mode[:1],
+            target if target and mode[:1] == "l" else None,
+            user,
+            group,
+            mode[1:],
+            # ls --time-style=+%Y-%m-%dT%H:%M:%S: the date and time joined by T, the fraction cut
+            mtime.split(".", 1)[0].replace("+", "T", 1),
+            size,
         )
-    return entries
+        for mode, user, group, size, mtime, target, name in zip(it, it, it, it, it, it, it, strict=True)
+    ]
 
 
 _LS = r"""p=$1 follow=$2 hidden=$3 recursive=$4 fmt_dir=$5 fmt_one=$6
@@ -214,12 +218,83 @@ class ListFiles(FileCommand[list[FileEntry]]):
         self.max_output = MAX_LISTING
 
     def tool_argv(self) -> list[str]:
-        fmt = _IDS if self.numeric_ids else _NAMES
+        # always numeric: without numeric_ids the caller names the ids with IdNames
         flags = ("1" if b else "0" for b in (self.dereference, self.show_hidden, self.recursive))
-        return script(_LS, self.path, *flags, fmt + _RELATIVE, fmt + _AS_GIVEN)
+        return script(_LS, self.path, *flags, _IDS + _RELATIVE, _IDS + _AS_GIVEN)
 
     def parse(self, result: ExecResult) -> list[FileEntry]:
         return sorted(parse_entries(result.stdout), key=lambda e: e.name)
+
+
+# the user and group names of numeric ids, as the login node's user database has them; an id with
+# no name is not printed (and stays a number, as ls -l and find %u show it)
+_GETENT = r"""IFS=,
+[ -z "$1" ] || getent passwd $1
+[ -z "$2" ] || getent group $2
+exit 0
+"""
+
+
+class LookupIds(RemoteCommand[tuple[dict[str, str], dict[str, str]]]):
+    """`getent passwd UID...` and `getent group GID...` on the login node: {uid: name}, {gid: name}."""
+
+    def __init__(self, uids: Iterable[str], gids: Iterable[str]):
+        self.uids = sorted(u for u in uids if u.isdigit())
+        self.gids = sorted(g for g in gids if g.isdigit())
+
+    def argv(self) -> list[str]:
+        return script(_GETENT, ",".join(self.uids), ",".join(self.gids))
+
+    def check(self, result: ExecResult) -> None:
+        return None  # an unknown id, or no getent at all: the ids stay numbers
+
+    def parse(self, result: ExecResult) -> tuple[dict[str, str], dict[str, str]]:
+        users: dict[str, str] = {}
+        groups: dict[str, str] = {}
+        for line in result.out.splitlines():
+            parts = line.split(":")
+            if len(parts) == 7:  # name:password:uid:gid:gecos:home:shell
+                users[parts[2]] = parts[0]
+            elif len(parts) == 4:  # name:password:gid:members
+                groups[parts[2]] = parts[0]
+        return users, groups
+
+
+class IdNames:
+    """uid and gid -> name on one system, for the listings, cached for `ttl` seconds (a renamed
+    account shows its old name for at most that long; an id without a name stays a number)."""
+
+    MAX_IDS = 100_000  # a bound on memory: beyond it the cache starts again
+
+    def __init__(self, ttl: float = 120.0, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self._clock = clock
+        self._users: dict[str, tuple[str, float]] = {}
+        self._groups: dict[str, tuple[str, float]] = {}
+
+    def unknown(self, uids: set[str], gids: set[str]) -> LookupIds | None:
+        """The lookup still needed to name these ids (None: all of them are cached)."""
+        now = self._clock()
+        uids = {u for u in uids if u.isdigit() and self._users.get(u, ("", 0.0))[1] <= now}
+        gids = {g for g in gids if g.isdigit() and self._groups.get(g, ("", 0.0))[1] <= now}
+        return LookupIds(uids, gids) if uids or gids else None
+
+    def learn(self, lookup: LookupIds, found: tuple[dict[str, str], dict[str, str]]) -> None:
+        until = self._clock() + self.ttl
+        for cache, asked, names in ((self._users, lookup.uids, found[0]), (self._groups, lookup.gids, found[1])):
+            if len(cache) > self.MAX_IDS:
+                cache.clear()
+            for i in asked:
+                cache[i] = (names.get(i, i), until)
+
+    def named(self, entries: list[FileEntry], uids: set[str], gids: set[str]) -> list[FileEntry]:
+        """The entries with their ids (all among uids and gids) replaced by the cached names."""
+        users = {u: self._users[u][0] if u in self._users else u for u in uids}
+        groups = {g: self._groups[g][0] if g in self._groups else g for g in gids}
+        return [
+            FileEntry(name, kind, target, users[user], groups[group], perms, mtime, size)
+            for name, kind, target, user, group, perms, mtime, size in entries
+        ]
 
 
 # run a tool, then describe the path it acted on as one ls -l entry ($2: -P the path itself,
@@ -344,11 +419,11 @@ class Head(_Part):
 
 
 class Tail(_Part):
-    """tail: the last n lines/bytes, or with skip all but the first n (tail -n +n+1)."""
+    """tail: the last n lines/bytes, or with skip from line/byte n on (`tail -n +n`, as FirecREST v2)."""
 
     def tool_argv(self) -> list[str]:
         flag = "-n" if self.part.unit == "lines" else "-c"
-        n = f"+{self.part.n + 1}" if self.part.skip else str(self.part.n)
+        n = f"+{self.part.n}" if self.part.skip else str(self.part.n)
         return ["tail", flag, n, "--", self.path]
 
 
@@ -502,6 +577,14 @@ class Extract(_NoOutput):
 # new one, never a part. A failure (or a signal) removes the temporary file. stdin is always read
 # to the end, so the sender is never left writing into a closed channel.
 _UPLOAD = r"""target=$1 tmp=$2 size=$3
+dir=${target%/*}; dir=${dir:-/}
+if ! why=$(LC_ALL=C ls -d -- "$dir/." 2>&1 >/dev/null); then
+  cat > /dev/null
+  printf "%s: %s (the directory '%s')\n" "$target" "${why##*: }" "$dir" >&2; exit 1
+fi
+if [ ! -w "$dir" ] || [ ! -x "$dir" ]; then
+  cat > /dev/null; printf "%s: Permission denied (cannot write in '%s')\n" "$target" "$dir" >&2; exit 1
+fi
 trap 'rm -f -- "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 set -C

@@ -128,13 +128,12 @@ def duration(v: str | None) -> int | None:
     return secs + int(days or 0) * 86400
 
 
-def _limit_minutes(v: str | None) -> int | None:
-    """sacct TimelimitRaw (minutes) or squeue %l (a duration); UNLIMITED etc. -> None."""
+def _limit_seconds(v: str | None) -> int | None:
+    """sacct TimelimitRaw (minutes) or squeue %l (a duration) in seconds; UNLIMITED etc. -> None."""
     n = _int(v)
     if n is not None:
-        return n
-    d = duration(v)
-    return d // 60 if d is not None else None
+        return n * 60
+    return duration(v)
 
 
 def _null(v: str | None) -> str:
@@ -146,7 +145,7 @@ def _status(state: str, reason: str, exit_code: str) -> JobStatus:
     """An exit code only for a job (or step) in a final state: Slurm prints 0:0 while running."""
     word = job_state(state)
     code, sig = parse_exit_code(exit_code) if word in FINAL_JOB_STATES else (None, None)
-    return JobStatus(word, _null(reason), code, sig)
+    return JobStatus(word, reason.strip() or None, code, sig)
 
 
 def _split(line: str, n: int) -> list[str] | None:
@@ -162,6 +161,7 @@ def _ids(job_ids: Iterable[str]) -> str:
 # ---------------------------------------------------------------- submission
 _PREPARE = r"""
 wd=$1 sp=$2 d=$3
+shift 3
 if ! cd -- "$wd" 2>/dev/null; then
   err=$(ls -d -- "$wd/." 2>&1 >/dev/null)
   echo "working directory '$wd' is not usable: ${err:-Permission denied}" >&2; exit 3
@@ -171,15 +171,19 @@ if [ -n "$sp" ]; then
     err=$(head -c 0 -- "$sp" 2>&1 >/dev/null)
     echo "script_path '$sp' is not a readable file: ${err:-not a regular file}" >&2; exit 4
   fi
-  printf '%s\n' "$sp"
-  exit 0
+  script=$sp
+else
+  umask 077
+  mkdir -p -- "$HOME/.firecrest/jobs" || exit 5
+  chmod 700 -- "$HOME/.firecrest" "$HOME/.firecrest/jobs" || exit 5
+  mkdir -- "$HOME/.firecrest/jobs/$d" || exit 5
+  script=$HOME/.firecrest/jobs/$d/job.sh
+  cat > "$script" || exit 5
 fi
-umask 077
-mkdir -p -- "$HOME/.firecrest/jobs" || exit 5
-chmod 700 -- "$HOME/.firecrest" "$HOME/.firecrest/jobs" || exit 5
-mkdir -- "$HOME/.firecrest/jobs/$d" || exit 5
-cat > "$HOME/.firecrest/jobs/$d/job.sh" || exit 5
-printf '%s\n' "$HOME/.firecrest/jobs/$d/job.sh"
+printf '%s\n' "$script"
+# with a command after the three arguments (sbatch ...), run it on the script: one SSH exec
+# prepares and submits
+[ $# -eq 0 ] || exec "$@" "$script"
 """
 
 
@@ -229,6 +233,10 @@ class SubmitBatch(RemoteCommand[str]):
         self.comment = comment
 
     def argv(self) -> list[str]:
+        return [*self.options(), self.script]
+
+    def options(self) -> list[str]:
+        """The sbatch command line without the script (the last argument)."""
         s = self.spec
         argv: list[str] = []
         if s.env:
@@ -249,7 +257,6 @@ class SubmitBatch(RemoteCommand[str]):
         # the names are documentation (ALL exports them anyway); Slurm's keywords are left out
         names = [k for k in sorted(s.env) if k.upper() not in ("ALL", "NONE", "NIL")]
         argv.append("--export=" + ",".join(["ALL", *names]))
-        argv.append(self.script)
         return argv
 
     def check(self, result: ExecResult) -> None:
@@ -262,6 +269,28 @@ class SubmitBatch(RemoteCommand[str]):
         if not job_id.isdigit():
             raise SchedulerError(f"sbatch gave no job id: {result.out.strip() or result.err}")
         return job_id
+
+
+class PrepareAndSubmit(RemoteCommand[tuple[str, str]]):
+    """PrepareJob, then (same shell, same SSH exec) SubmitBatch on the script it prepared: one
+    round trip to the login node instead of two. Returns (job id, script path)."""
+
+    def __init__(self, prepare: PrepareJob, submit: SubmitBatch):
+        self.prepare = prepare
+        self.submit = submit
+        self.stdin = prepare.stdin
+
+    def argv(self) -> list[str]:
+        return [*self.prepare.argv(), *self.submit.options()]
+
+    def check(self, result: ExecResult) -> None:
+        # the script's path is printed once it is ready: without it, the preparation failed
+        if result.exit_status != 0:
+            (self.submit if result.out.strip() else self.prepare).check(result)
+
+    def parse(self, result: ExecResult) -> tuple[str, str]:
+        script = self.prepare.parse(ExecResult(0, result.stdout.split(b"\n", 1)[0], b""))
+        return self.submit.parse(result), script
 
 
 class FindTagged(RemoteCommand[str | None]):
@@ -309,12 +338,16 @@ class Accounting(RemoteCommand[list[Job]]):
         account: str = "",
         allocations_only: bool = True,
         cluster: str = "",
+        since: str = LIST_WINDOW,
+        name: str = "",
     ):
         self.job_ids = job_ids
         self.user = user
         self.account = account
         self.allocations_only = allocations_only
         self.cluster = cluster
+        self.since = since
+        self.name = name
 
     def argv(self) -> list[str]:
         argv = [*TIME_ENV, "sacct", "-P", "-n", f"--delimiter={SEP}", f"--format={_SACCT_FIELDS}"]
@@ -323,9 +356,11 @@ class Accounting(RemoteCommand[list[Job]]):
         if self.job_ids:
             argv.append(f"--jobs={_ids(self.job_ids)}")
         else:
-            argv += [f"--user={self.user}", f"--starttime={LIST_WINDOW}"]
+            argv += [f"--user={self.user}", f"--starttime={self.since}"]
         if self.account:
             argv.append(f"--accounts={self.account}")
+        if self.name:
+            argv.append(f"--name={self.name}")
         return argv
 
     def check(self, result: ExecResult) -> None:
@@ -349,7 +384,7 @@ class Accounting(RemoteCommand[list[Job]]):
                 start=_epoch(start),
                 end=_epoch(end),
                 suspended=duration(suspended),
-                limit=_limit_minutes(limit),
+                limit=_limit_seconds(limit),
             )
             if re.fullmatch(r"\d+", raw_id):
                 if self.job_ids and raw_id not in self.job_ids:
@@ -371,7 +406,9 @@ class Accounting(RemoteCommand[list[Job]]):
                     source="accounting",
                 )
             elif m := re.fullmatch(r"(\d+)\.(\S+)", raw_id):
-                steps.setdefault(m.group(1), []).append(JobStep(raw_id, name, status, time))
+                # a step has no reason of its own (FirecREST v2: null)
+                step_status = replace(status, state_reason=None)
+                steps.setdefault(m.group(1), []).append(JobStep(raw_id, name, step_status, time))
         return [replace(job, steps=tuple(steps.get(job_id, ()))) for job_id, job in jobs.items()]
 
 
@@ -388,12 +425,14 @@ class Queue(RemoteCommand[list[Job]]):
     read_only = True
 
     def __init__(
-        self, *, user: str = "", job_ids: list[str] | None = None, account: str = "", cluster: str = ""
+        self, *, user: str = "", job_ids: list[str] | None = None, account: str = "", cluster: str = "",
+        name: str = "",
     ):
         self.user = user
         self.job_ids = job_ids
         self.account = account
         self.cluster = cluster
+        self.name = name
 
     def argv(self) -> list[str]:
         # all states: a job that ended a moment ago may not have its accounting record yet
@@ -404,6 +443,8 @@ class Queue(RemoteCommand[list[Job]]):
             argv.append(f"--jobs={_ids(self.job_ids)}")
         if self.account:
             argv.append(f"--account={self.account}")
+        if self.name:
+            argv.append(f"--name={self.name}")
         return argv
 
     def check(self, result: ExecResult) -> None:
@@ -425,13 +466,13 @@ class Queue(RemoteCommand[list[Job]]):
                 Job(
                     job_id=job_id.strip(),
                     name=name,
-                    status=JobStatus(word, _null(reason)),
+                    status=JobStatus(word, reason.strip() or None),
                     # a pending job's start and an unfinished job's end are projections
                     time=JobTime(
                         elapsed=duration(elapsed),
                         start=_epoch(start) if word != "PENDING" else None,
                         end=_epoch(end) if word in FINAL_JOB_STATES else None,
-                        limit=_limit_minutes(limit),
+                        limit=_limit_seconds(limit),
                     ),
                     user=user,
                     account=account,
@@ -491,7 +532,7 @@ def job_from_controller(kv: dict[str, str], cluster: str) -> Job:
             start=start,
             # for unfinished jobs EndTime is a projection (start + limit), not an end
             end=end if state in FINAL_JOB_STATES else None,
-            limit=_limit_minutes(kv.get("TimeLimit")),
+            limit=_limit_seconds(kv.get("TimeLimit")),
         ),
         user=user,
         account=_null(kv.get("Account")),
@@ -617,12 +658,12 @@ class SlurmScheduler:
             cmd.timeout = self.timeout
         return await self.cluster.run(user, cmd)
 
-    async def prepare(self, user: str, spec: JobSpec, private_dir: str) -> str:
-        return await self._run(
-            user, PrepareJob(spec.working_directory, spec.script_path, private_dir, spec.script)
-        )
+    async def submit(self, user: str, spec: JobSpec, private_dir: str, tag: str) -> tuple[str, str]:
+        prepare = PrepareJob(spec.working_directory, spec.script_path, private_dir, spec.script)
+        return await self._run(user, PrepareAndSubmit(prepare, SubmitBatch(spec, "", tag)))
 
-    async def submit(self, user: str, spec: JobSpec, script: str, tag: str) -> str:
+    async def sbatch(self, user: str, spec: JobSpec, script: str, tag: str) -> str:
+        """sbatch of a script already on the cluster; returns the job id."""
         return await self._run(user, SubmitBatch(spec, script, tag))
 
     async def find_tagged(self, user: str, tag: str) -> str | None:
@@ -642,10 +683,16 @@ class SlurmScheduler:
         ctl = job_from_controller(kv, acct.cluster if acct else self.name) if kv is not None else None
         return merge_records(acct, ctl)
 
-    async def jobs(self, user: str, account: str = "") -> list[Job]:
+    async def jobs(self, user: str, account: str = "", since: str = "", name: str = "") -> list[Job]:
         acct, queue = await asyncio.gather(
-            self._run(user, Accounting(user=user, account=account, cluster=self.name)),
-            self._run(user, Queue(user=user, account=account, cluster=self.name)),
+            self._run(
+                user,
+                Accounting(
+                    user=user, account=account, cluster=self.name, since=since or LIST_WINDOW, name=name,
+                    allocations_only=False,  # with their steps ("tasks"), as FirecREST v2 lists them
+                ),
+            ),
+            self._run(user, Queue(user=user, account=account, cluster=self.name, name=name)),
         )
         merged: dict[str, Job] = {j.job_id: j for j in acct}
         missing_exit = []

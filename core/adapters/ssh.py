@@ -10,6 +10,7 @@ Nagle against delayed ACKs). All of it is blocking Paramiko, run in a bounded th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import logging
 import select
@@ -69,8 +70,15 @@ class _UserPool:
 class SSHPool:
     """Runs commands on one system's login node as a given user."""
 
-    def __init__(self, cfg: SSHConfig, keys: Callable[[str], UserKey], executor: Executor):
+    def __init__(
+        self,
+        cfg: SSHConfig,
+        keys: Callable[[str], UserKey],
+        executor: Executor,
+        on_wait: Callable[[float], None] | None = None,
+    ):
         self.cfg = cfg
+        self.on_wait = on_wait  # told how long each command waited for a connection (metrics)
         self._keys = keys
         self._executor = executor
         self._pools: dict[str, _UserPool] = {}
@@ -88,8 +96,9 @@ class SSHPool:
         max_output: int | None = None,
     ) -> ExecResult:
         loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()  # the call's request id for log lines of the thread
         return await loop.run_in_executor(
-            self._executor, self.run_blocking, user, command, stdin, timeout, max_output
+            self._executor, ctx.run, self.run_blocking, user, command, stdin, timeout, max_output
         )
 
     def run_blocking(
@@ -105,7 +114,10 @@ class SSHPool:
         the command was sent is an error that says so (sbatch, rm or mv must not run twice)."""
         deadline = time.monotonic() + (timeout or self.cfg.command_timeout)
         for attempt in (1, 2):
+            t0 = time.monotonic()
             conn = self._acquire(user, deadline)
+            if self.on_wait is not None:
+                self.on_wait(time.monotonic() - t0)
             try:
                 try:
                     chan = self._open_session(conn, deadline)
@@ -130,6 +142,17 @@ class SSHPool:
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {u: len(p.conns) for u, p in self._pools.items()}
+
+    def usage(self) -> tuple[int, int]:
+        """(open connections, exec channels in use) over all users of this system."""
+        with self._lock:
+            pools = list(self._pools.values())
+        conns = busy = 0
+        for p in pools:
+            with p.cond:
+                conns += len(p.conns)
+                busy += sum(c.in_use for c in p.conns)
+        return conns, busy
 
     def close(self) -> None:
         self._closed = True

@@ -16,15 +16,19 @@ Safety rules:
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 
 from core.adapters import files
 from core.adapters.cluster import Cluster
 from core.adapters.commands import DiscardPrivateDir, RemoteCommand
 from core.adapters.jobs import SlurmScheduler
 from core.adapters.ssh import ExecResult
+from core.config import StreamerConfig
 from core.domain import paths
 from core.domain.errors import GatewayError, InvalidArgument, NotFound, PermissionDenied
 from core.domain.jobs import FINAL_JOB_STATES, JobSpec
@@ -390,7 +394,51 @@ def _tool(plan: JobPlan) -> list[str]:
     raise ValueError(f"no tool for {plan.op}")
 
 
-def render_script(plan: JobPlan, directives: Sequence[str] = ()) -> str:
+# The streamer's server (streamer_job.py beside this file, firecrest-streamer's protocol), run by
+# the job with the configured Python; the secret travels in the environment, never in argv.
+STREAMER_SERVER = (Path(__file__).with_name("streamer_job.py")).read_text()
+
+
+def streamer_argv(cfg: StreamerConfig, plan: JobPlan) -> list[str]:
+    """The server's command line for a plan (everything but the secret)."""
+    mode, path = ("receive", plan.target) if plan.op is Op.UPLOAD else ("send", plan.source)
+    return [
+        cfg.python, "-c", STREAMER_SERVER,
+        "--host", cfg.host,
+        "--port-range", str(cfg.port_range[0]), str(cfg.port_range[1]),
+        "--wait-timeout", str(cfg.wait_timeout),
+        "--inbound-transfer-limit", str(cfg.inbound_transfer_limit),
+        mode, "--path", path,
+    ]  # fmt: skip
+
+
+def streamer_coordinates(cfg: StreamerConfig, secret: str) -> str:
+    """What the client needs, encoded as FirecREST v2 and firecrest-streamer do."""
+    data = {"ports": list(cfg.port_range), "ips": list(cfg.public_ips), "secret": secret}
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+
+
+_STREAMER = r"""trap 'exit 143' TERM INT HUP
+progress 0
+if [ "$MODE" = receive ] && { [ -e "$TARGET" ] || [ -L "$TARGET" ]; }; then
+  fail FAILED "'$TARGET' already exists: the streamer does not overwrite a file"
+fi
+if [ "$MODE" = send ] && [ ! -f "$SOURCE" ]; then
+  fail SOURCE_MISSING "cannot access '$SOURCE': No such file or directory"
+fi
+export F7T_STREAMER_SECRET="$SECRET"
+unset SECRET
+run "${STREAMER[@]}"
+unset F7T_STREAMER_SECRET
+if [ "$MODE" = receive ] && [ ! -e "$TARGET" ]; then
+  fail FAILED "no client sent the file before the streamer stopped waiting"
+fi
+report OK ""
+echo "$F7T_SUCCESS"
+"""
+
+
+def render_script(plan: JobPlan, directives: Sequence[str] = (), streamer: StreamerConfig | None = None) -> str:
     """The bash script of a transfer job: #SBATCH directives, the plan's data as quoted variable
     assignments, then a fixed body."""
     lines = ["#!/bin/bash"]
@@ -410,7 +458,18 @@ def render_script(plan: JobPlan, directives: Sequence[str] = ()) -> str:
         f"F7T_DEADLINE={int(plan.staged.expires_at) if plan.staged else 0}",
     ]
     s = plan.staged
-    if plan.op is Op.UPLOAD:
+    if plan.method == "streamer":
+        if streamer is None:
+            raise ValueError("a streamer transfer on a system without a streamer")
+        lines += [
+            f"MODE={'receive' if plan.op is Op.UPLOAD else 'send'}",
+            f"TARGET={_q(plan.target)}",
+            f"SOURCE={_q(plan.source)}",
+            f"SECRET={_q(plan.secret)}",
+            f"STREAMER={_array(streamer_argv(streamer, plan))}",
+        ]
+        body = _STREAMER
+    elif plan.op is Op.UPLOAD:
         assert s is not None
         lines += [
             f"TARGET={_q(plan.target)}",
@@ -452,17 +511,20 @@ class SlurmTransferSystem:
         self.cluster = cluster
         self.scheduler = scheduler
         self.name = cluster.name
+        self.streamer = cluster.cfg.streamer
+        self.streamer_offered = self.streamer is not None
+        self.streamer_ready_timeout = self.streamer.ready_timeout if self.streamer else 0.0
 
     async def check(self, user: str, check: Check) -> Checked:
         return await self.cluster.run(user, CheckTransfer(check))
 
     async def submit(self, user: str, home: str, plan: JobPlan, account: str) -> Submitted:
         directory = plan.directory
-        script = render_script(plan, self.cluster.cfg.datatransfer_jobs_directives)
+        script = render_script(plan, self.cluster.cfg.datatransfer_jobs_directives, self.streamer)
         await self.cluster.run(user, WriteTransferScript(plan.transfer_id, script))
         out, err = f"{directory}/output.log", f"{directory}/error.log"
         spec = JobSpec(
-            working_directory=directory,
+            working_directory=home,
             script_path=f"{directory}/job.sh",
             name=f"firecrest-transfer-{plan.op.value}",
             account=account,
@@ -472,7 +534,7 @@ class SlurmTransferSystem:
         ).validated()
         tag = f"firecrest-transfer:{plan.transfer_id}"
         try:
-            job_id = await self.scheduler.submit(user, spec, spec.script_path, tag)
+            job_id = await self.scheduler.sbatch(user, spec, spec.script_path, tag)
         except BaseException:
             # sbatch may have gone through although its answer was lost: that job must not run
             with contextlib.suppress(GatewayError):
@@ -482,7 +544,12 @@ class SlurmTransferSystem:
             with contextlib.suppress(GatewayError):
                 await self.cluster.run(user, DiscardPrivateDir("transfers", plan.transfer_id))
             raise
-        return Submitted(job_id=job_id, system=self.name, directory=directory, output_log=out, error_log=err)
+        return Submitted(
+            job_id=job_id, system=self.name, directory=directory, output_log=out, error_log=err,
+            working_directory=home,
+            coordinates=streamer_coordinates(self.streamer, plan.secret)
+            if plan.method == "streamer" and self.streamer else "",
+        )
 
     async def job_ends(self, user: str, job_ids: Sequence[str]) -> dict[str, JobEnd | str]:
         records = await self.scheduler.accounting(user, list(job_ids))

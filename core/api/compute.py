@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from core.api.context import caller
-from core.domain.jobs import Job, JobMetadata, JobSpec, JobStatus, JobTime
+from core.domain.jobs import Job, JobMetadata, JobSpec, JobStatus, JobTime, job_page
 from core.proto.firecrest.compute.v1 import compute_pb2 as pb
 from core.proto.firecrest.compute.v1 import compute_pb2_grpc
 from core.wiring import Gateway
@@ -56,7 +56,7 @@ def job_to_pb(j: Job) -> pb.Job:
         group=j.group,
         nodes=j.nodes,
         partition=j.partition,
-        priority=_opt(j.priority),
+        priority=None if j.priority is None else max(0, min(2**32 - 1, j.priority)),
         kill_request_user=j.kill_request_user,
         user=j.user,
         working_directory=j.working_directory,
@@ -111,8 +111,11 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJobsResponse:
         # allusers is accepted but never widens the answer: a user sees only their own jobs
-        jobs = await self.jobs.list(caller(), request.system_name, request.account)
-        return pb.ListJobsResponse(jobs=[job_to_pb(j) for j in jobs])
+        jobs = await self.jobs.list(
+            caller(), request.system_name, request.account, name=request.name, time_window=request.time_window
+        )
+        page, next_token = job_page(jobs, request.page_size, request.page_token)
+        return pb.ListJobsResponse(jobs=[job_to_pb(j) for j in page], next_page_token=next_token or None)
 
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.GetJobResponse:
         job = await self.jobs.get(caller(), request.system_name, request.job_id)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import logging
 import re
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
@@ -15,12 +17,15 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from core.domain.errors import GatewayError, InvalidArgument, NotImplementedYet, Reason, Unauthenticated
+from core.observability import REQUEST_ID_HEADER, Metrics, call_user, request_id
 
 log = logging.getLogger("core.api")
 
 ERROR_DOMAIN = "firecrest.gateway"
 SUCCESS_HEADER = "x-f7t-http-status"
 REASON_HEADER = "x-f7t-reason"
+USER_HEADER = "x-f7t-caller"  # the caller, for the edge's FirecREST-shaped error body ("user")
+MESSAGE_HEADER = "x-f7t-message"  # the response's message type, for the edge's JSON shaping
 
 _caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("f7t_caller", default=None)
 # a POSIX user name, whole (fullmatch: `$` alone would let a trailing newline through)
@@ -79,6 +84,16 @@ async def _call(fn: Callable[..., Any], arg: Any, context: grpc.aio.ServicerCont
     return resp
 
 
+def _code_name(code: Any) -> str:
+    """A status code's name, whether grpc gives a StatusCode or its number."""
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    for c in grpc.StatusCode:
+        if c.value[0] == code:
+            return c.name
+    return "UNKNOWN"
+
+
 def caller() -> str:
     """The authenticated caller's username (set by the interceptor from Envoy's claim header)."""
     user = _caller.get()
@@ -87,12 +102,23 @@ def caller() -> str:
     return user
 
 
+# An error's message and metadata travel in HTTP/2 headers (grpc-message, grpc-status-details-bin):
+# a command's whole stderr there (rm -r of a big tree) overflows the proxy's header limits and the
+# caller gets a 502 instead of the error. Beyond this many characters they are cut.
+MAX_ERROR_TEXT = 2000
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + " ... (truncated)"
+
+
 def status_trailer(err: GatewayError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes | str], ...]]:
     code = GRPC_CODE.get(err.reason, grpc.StatusCode.INTERNAL)
-    info = error_details_pb2.ErrorInfo(reason=err.reason.value, domain=ERROR_DOMAIN, metadata=err.metadata)
+    metadata = {k: _clip(v) for k, v in err.metadata.items()}
+    info = error_details_pb2.ErrorInfo(reason=err.reason.value, domain=ERROR_DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
-    st = status_pb2.Status(code=code.value[0], message=err.message, details=[detail])
+    st = status_pb2.Status(code=code.value[0], message=_clip(err.message), details=[detail])
     # the reason also travels as plain metadata, so the edge can shape HTTP errors without protobuf
     return code, (("grpc-status-details-bin", st.SerializeToString()), (REASON_HEADER, err.reason.value))
 
@@ -108,7 +134,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         success_codes: Mapping[str, int],
         public_methods: frozenset[str],
         forbidden_users: frozenset[str] = frozenset({"root"}),
+        metrics: Metrics | None = None,
     ):
+        self.metrics = metrics
         self.identity_header = identity_header
         self.success_codes = success_codes
         self.public = public_methods
@@ -129,18 +157,24 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         user = md.get(self.identity_header)
         public = method in self.public
         code = self.success_codes.get(method, 200)
+        # Envoy's request id (a native caller without Envoy gets one of ours)
+        rid = str(md.get(REQUEST_ID_HEADER) or uuid.uuid4())
+
         async def unary_response(inner: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await self._enter(context, user, public)
-            try:
-                _check_request(request)
-                resp = await _call(inner, request, context, method)
-            except GatewayError as e:
-                await self._abort(context, e, method)
-            except Exception as e:
-                await self._internal(context, e, method)
-            if code != 200:
-                await context.send_initial_metadata(((SUCCESS_HEADER, str(code)),))
-            return resp
+            with self._observed(method, rid, user, context):
+                await self._enter(context, user, public)
+                try:
+                    _check_request(request)
+                    resp = await _call(inner, request, context, method)
+                except GatewayError as e:
+                    await self._abort(context, e, method)
+                except Exception as e:
+                    await self._internal(context, e, method)
+                md: tuple[tuple[str, str], ...] = ((MESSAGE_HEADER, resp.DESCRIPTOR.full_name),)
+                if code != 200:
+                    md = ((SUCCESS_HEADER, str(code)), *md)
+                await context.send_initial_metadata(md)
+                return resp
 
         if handler.unary_unary:
             inner_uu = handler.unary_unary
@@ -164,20 +198,43 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             inner_us = handler.unary_stream
 
             async def us(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await self._enter(context, user, public)
-                try:
-                    _check_request(request)
-                    async for item in inner_us(request, context):
-                        yield item
-                except GatewayError as e:
-                    await self._abort(context, e, method)
-                except Exception as e:
-                    await self._internal(context, e, method)
+                with self._observed(method, rid, user, context):
+                    await self._enter(context, user, public)
+                    try:
+                        _check_request(request)
+                        async for item in inner_us(request, context):
+                            yield item
+                    except GatewayError as e:
+                        await self._abort(context, e, method)
+                    except Exception as e:
+                        await self._internal(context, e, method)
 
             return grpc.unary_stream_rpc_method_handler(
                 us, _safe(handler.request_deserializer), handler.response_serializer
             )
         return handler
+
+    @contextlib.contextmanager
+    def _observed(
+        self, method: str, rid: str, user: str | None, context: grpc.aio.ServicerContext
+    ) -> Iterator[None]:
+        """The call's request id and user for its log lines; its count and duration by status code."""
+        t0 = time.perf_counter()
+        tokens = (request_id.set(rid), call_user.set(user or "-"))
+        status = "OK"
+        try:
+            yield
+        except grpc.aio.AbortError:
+            status = _code_name(context.code())
+            raise
+        except BaseException:  # the caller went away (cancelled) or worse
+            status = "CANCELLED"
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.observe_rpc(method, status, time.perf_counter() - t0)
+            request_id.reset(tokens[0])
+            call_user.reset(tokens[1])
 
     async def _enter(self, context: grpc.aio.ServicerContext, user: str | None, public: bool) -> None:
         if user is not None and (not _USERNAME.fullmatch(user) or user in self.forbidden):
@@ -188,9 +245,12 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
 
     async def _abort(self, context: grpc.aio.ServicerContext, err: GatewayError, method: str) -> None:
         code, trailer = status_trailer(err)
+        user = _caller.get()
+        if user:
+            trailer = (*trailer, (USER_HEADER, user))
         if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
             log.warning("%s: %s: %s", method, err.reason.value, err.message)
-        await context.abort(code, err.message, trailing_metadata=trailer)
+        await context.abort(code, _clip(err.message), trailing_metadata=trailer)
 
     async def _internal(self, context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
         if isinstance(exc, grpc.aio.AbortError):

@@ -112,7 +112,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         parts = await c.partitions(caller(), request.show_hidden)
         return pb.ListPartitionsResponse(
             partitions=[
-                pb.Partition(name=p.name, cpus=p.cpus or 0, total_nodes=p.total_nodes or 0, partition=p.state)
+                pb.Partition(name=p.name, cpus=p.cpus or 0, total_nodes=p.total_nodes or 0, partition=",".join(p.state))
                 for p in parts
             ]
         )

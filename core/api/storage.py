@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.api import httpbody_pb2
@@ -31,17 +31,21 @@ T = TypeVar("T")
 OCTET_STREAM = "application/octet-stream"
 
 
+def _file_fields(e: files.FileEntry) -> dict[str, Any]:
+    return {
+        "name": e.name,
+        "type": e.type,
+        "link_target": e.link_target or None,
+        "user": e.user,
+        "group": e.group,
+        "permissions": e.permissions,
+        "last_modified": e.last_modified,
+        "size": e.size,
+    }
+
+
 def _file(e: files.FileEntry) -> pb.File:
-    return pb.File(
-        name=e.name,
-        type=e.type,
-        link_target=e.link_target or "",
-        user=e.user,
-        group=e.group,
-        permissions=e.permissions,
-        last_modified=e.last_modified,
-        size=e.size,
-    )
+    return pb.File(**_file_fields(e))
 
 
 def _text(raw: bytes) -> str:
@@ -78,24 +82,28 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
     ) -> pb.ListDirectoryResponse:
         cluster = self.gw.cluster(request.system_name)
         cmd = files.ListFiles(
-            paths.require_path(request.path),
+            self._fs_path(request.system_name, request.path),
             show_hidden=request.show_hidden,
             numeric_ids=request.numeric_uid,
             recursive=request.recursive,
             dereference=request.dereference,
         )
         try:
-            entries = await self._run(cluster, cmd)
+            entries = await cluster.list_files(caller(), cmd)
         except PayloadTooLarge as e:
             raise PayloadTooLarge(
                 f"the listing of '{cmd.path}' is larger than {files.MAX_LISTING} bytes; "
                 "list its subdirectories separately (or without `recursive`)"
             ) from e
-        return pb.ListDirectoryResponse(output=[_file(e) for e in entries])
+        resp = pb.ListDirectoryResponse()
+        add = resp.output.add  # built in place: a list of File messages would be copied once more
+        for entry in entries:
+            add(**_file_fields(entry))
+        return resp
 
     async def Stat(self, request: pb.StatRequest, context: grpc.aio.ServicerContext) -> pb.StatResponse:
         cluster = self.gw.cluster(request.system_name)
-        st = await self._run(cluster, files.Stat(paths.require_path(request.path), request.dereference))
+        st = await self._run(cluster, files.Stat(self._fs_path(request.system_name, request.path), request.dereference))
         return pb.StatResponse(
             output=pb.FileStat(
                 mode=st.mode,
@@ -115,20 +123,20 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
         self, request: pb.GetChecksumRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetChecksumResponse:
         cluster = self.gw.cluster(request.system_name)
-        digest = await self._run(cluster, files.Checksum(paths.require_path(request.path)))
-        return pb.GetChecksumResponse(output=pb.FileChecksum(algorithm="SHA-256", checksum=digest))
+        digest = await self._run(cluster, files.Checksum(self._fs_path(request.system_name, request.path)))
+        return pb.GetChecksumResponse(output=pb.FileChecksum(algorithm="SHA256", checksum=digest))
 
     async def GetFileType(
         self, request: pb.GetFileTypeRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetFileTypeResponse:
         cluster = self.gw.cluster(request.system_name)
-        kind = await self._run(cluster, files.FileType(paths.require_path(request.path)))
+        kind = await self._run(cluster, files.FileType(self._fs_path(request.system_name, request.path)))
         return pb.GetFileTypeResponse(output=kind)
 
     # ---- reading -----------------------------------------------------------------------------
     async def Head(self, request: pb.HeadRequest, context: grpc.aio.ServicerContext) -> pb.HeadResponse:
         cluster = self.gw.cluster(request.system_name)
-        path = paths.require_path(request.path)
+        path = self._fs_path(request.system_name, request.path)
         part = _slice(request, request.skip_trailing, "skipTrailing")
         out = await self._read(cluster, files.Head(path, part, cluster.cfg.max_ops_file_size), "head")
         return pb.HeadResponse(
@@ -142,7 +150,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
 
     async def Tail(self, request: pb.TailRequest, context: grpc.aio.ServicerContext) -> pb.TailResponse:
         cluster = self.gw.cluster(request.system_name)
-        path = paths.require_path(request.path)
+        path = self._fs_path(request.system_name, request.path)
         part = _slice(request, request.skip_heading, "skipHeading")
         out = await self._read(cluster, files.Tail(path, part, cluster.cfg.max_ops_file_size), "tail")
         return pb.TailResponse(
@@ -157,7 +165,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
     async def View(self, request: pb.ViewRequest, context: grpc.aio.ServicerContext) -> pb.ViewResponse:
         cluster = self.gw.cluster(request.system_name)
         limit = cluster.cfg.max_ops_file_size
-        path = paths.require_path(request.path)
+        path = self._fs_path(request.system_name, request.path)
         window = paths.view_window(
             request.size if request.HasField("size") else None,
             request.offset if request.HasField("offset") else None,
@@ -174,7 +182,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
     ) -> httpbody_pb2.HttpBody:
         cluster = self.gw.cluster(request.system_name)
         limit = cluster.cfg.max_ops_file_size
-        path = paths.require_path(request.path)
+        path = self._fs_path(request.system_name, request.path)
         size = await self._regular_file_size(cluster, path, "download")
         if size > limit:
             raise paths.too_large(size, limit, f"download of '{path}'")
@@ -184,7 +192,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
     # ---- changing ----------------------------------------------------------------------------
     async def Mkdir(self, request: pb.MkdirRequest, context: grpc.aio.ServicerContext) -> pb.MkdirResponse:
         cluster = self.gw.cluster(request.system_name)
-        cmd = files.Mkdir(paths.require_path(request.source_path, "sourcePath"), request.parent)
+        cmd = files.Mkdir(self._fs_path(request.system_name, request.source_path, "sourcePath"), request.parent)
         return pb.MkdirResponse(output=_file(await self._run(cluster, cmd)))
 
     async def Symlink(
@@ -192,7 +200,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
     ) -> pb.SymlinkResponse:
         cluster = self.gw.cluster(request.system_name)
         cmd = files.Symlink(
-            paths.require_path(request.source_path, "sourcePath"),
+            self._fs_path(request.system_name, request.source_path, "sourcePath"),
             paths.require_path(request.link_path, "linkPath"),
         )
         return pb.SymlinkResponse(output=_file(await self._run(cluster, cmd)))
@@ -200,28 +208,28 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
     async def Chmod(self, request: pb.ChmodRequest, context: grpc.aio.ServicerContext) -> pb.ChmodResponse:
         cluster = self.gw.cluster(request.system_name)
         cmd = files.Chmod(
-            paths.require_path(request.source_path, "sourcePath"), paths.require_mode(request.mode)
+            self._fs_path(request.system_name, request.source_path, "sourcePath"), paths.require_mode(request.mode)
         )
         return pb.ChmodResponse(output=_file(await self._run(cluster, cmd)))
 
     async def Chown(self, request: pb.ChownRequest, context: grpc.aio.ServicerContext) -> pb.ChownResponse:
         cluster = self.gw.cluster(request.system_name)
         cmd = files.Chown(
-            paths.require_path(request.source_path, "sourcePath"),
+            self._fs_path(request.system_name, request.source_path, "sourcePath"),
             paths.owner_spec(request.owner, request.group),
         )
         return pb.ChownResponse(output=_file(await self._run(cluster, cmd)))
 
     async def Remove(self, request: pb.RemoveRequest, context: grpc.aio.ServicerContext) -> pb.RemoveResponse:
         cluster = self.gw.cluster(request.system_name)
-        await self._run(cluster, files.Remove(paths.require_path(request.path)))
+        await self._run(cluster, files.Remove(self._fs_path(request.system_name, request.path)))
         return pb.RemoveResponse()
 
     async def Compress(
         self, request: pb.CompressRequest, context: grpc.aio.ServicerContext
     ) -> pb.CompressResponse:
         cluster = self.gw.cluster(request.system_name)
-        source = paths.split_for_archive(paths.require_path(request.source_path, "sourcePath"))
+        source = paths.split_for_archive(self._fs_path(request.system_name, request.source_path, "sourcePath"))
         target = paths.require_path(request.target_path, "targetPath")
         if "\x00" in request.match_pattern:
             raise InvalidArgument("`matchPattern` contains a NUL byte", metadata={"field": "matchPattern"})
@@ -240,7 +248,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
     ) -> pb.ExtractResponse:
         cluster = self.gw.cluster(request.system_name)
         cmd = files.Extract(
-            paths.require_path(request.source_path, "sourcePath"),
+            self._fs_path(request.system_name, request.source_path, "sourcePath"),
             paths.require_path(request.target_path, "targetPath"),
             paths.require_compression(request.compression),
         )
@@ -252,7 +260,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
         FirecREST); without a file name in the form, `path` is the file to write."""
         cluster = self.gw.cluster(request.system_name)
         limit = cluster.cfg.max_ops_file_size
-        path = paths.require_path(request.path)
+        path = self._fs_path(request.system_name, request.path)
         if len(request.body.data) > limit + _FORM_OVERHEAD:
             raise paths.too_large(len(request.body.data), limit, "upload")
         form = parse_upload_form(request.body.content_type, request.body.data)

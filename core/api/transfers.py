@@ -32,7 +32,7 @@ def _job(s: Started) -> types_pb2.TransferJob:
     return types_pb2.TransferJob(
         job_id=j.job_id,
         system=j.system,
-        working_directory=j.directory,
+        working_directory=j.working_directory or j.directory,
         logs=types_pb2.TransferJobLogs(output_log=j.output_log, error_log=j.error_log),
     )
 
@@ -41,6 +41,13 @@ class TransferMixin:
     """Transfer* RPCs; mixed into StorageServicer (which sets self.gw)."""
 
     gw: Gateway
+
+    def _fs_path(self, system_name: str, value: str, field: str = "path") -> str:
+        """The request's main path: absolute, and inside one of the system's file systems (FirecREST
+        v2 refuses others with a 400 before running anything)."""
+        cluster = self.gw.cluster(system_name)
+        path = paths.require_path(value, field)
+        return paths.in_file_systems(path, [f.path for f in cluster.cfg.filesystems], cluster.name)
 
     def _transfers(self) -> TransferService:
         svc: TransferService | None = getattr(self.gw, "transfers", None)
@@ -56,10 +63,14 @@ class TransferMixin:
     ) -> pb.TransferUploadResponse:
         td = request.transfer_directives
         method = transfer_method(td.transfer_method)
-        target = paths.require_path(request.source_path, "sourcePath")
-        size = file_size_of(td.file_size if td.HasField("file_size") else None)
+        target = self._fs_path(request.system_name, request.source_path, "sourcePath")
+        # the streamer needs no size (pyfirecrest sends it anyway); s3 plans its parts with it
+        has_size = td.HasField("file_size")
+        size = file_size_of(td.file_size if has_size else None) if has_size or method == "s3" else None
         s = await self._start(
-            TransferRequest(Op.UPLOAD, request.system_name, request.account, target=target, file_size=size)
+            TransferRequest(
+                Op.UPLOAD, request.system_name, request.account, target=target, file_size=size, method=method
+            )
         )
         return pb.TransferUploadResponse(
             transfer_directives=pb.TransferDirectivesResult(
@@ -67,6 +78,7 @@ class TransferMixin:
                 parts_upload_urls=list(s.upload_urls),
                 complete_upload_url=s.complete_url,
                 max_part_size=s.part_size,
+                coordinates=s.job.coordinates,
             ),
             transfer_job=_job(s),
         )
@@ -75,13 +87,13 @@ class TransferMixin:
         self, request: pb.TransferDownloadRequest, context: grpc.aio.ServicerContext
     ) -> pb.TransferDownloadResponse:
         method = transfer_method(request.transfer_directives.transfer_method)
-        source = paths.require_path(request.source_path, "sourcePath")
+        source = self._fs_path(request.system_name, request.source_path, "sourcePath")
         s = await self._start(
-            TransferRequest(Op.DOWNLOAD, request.system_name, request.account, source=source)
+            TransferRequest(Op.DOWNLOAD, request.system_name, request.account, source=source, method=method)
         )
         return pb.TransferDownloadResponse(
             transfer_directives=pb.TransferDirectivesResult(
-                transfer_method=method, download_url=s.download_url
+                transfer_method=method, download_url=s.download_url, coordinates=s.job.coordinates
             ),
             transfer_job=_job(s),
         )
@@ -94,7 +106,7 @@ class TransferMixin:
                 Op.COPY,
                 request.system_name,
                 request.account,
-                source=paths.require_path(request.source_path, "sourcePath"),
+                source=self._fs_path(request.system_name, request.source_path, "sourcePath"),
                 target=paths.require_path(request.target_path, "targetPath"),
                 dereference=request.dereference,
             )
@@ -109,7 +121,7 @@ class TransferMixin:
                 Op.MOVE,
                 request.system_name,
                 request.account,
-                source=paths.require_path(request.source_path, "sourcePath"),
+                source=self._fs_path(request.system_name, request.source_path, "sourcePath"),
                 target=paths.require_path(request.target_path, "targetPath"),
             )
         )
@@ -131,7 +143,7 @@ class TransferMixin:
     async def TransferCompress(
         self, request: pb.TransferCompressRequest, context: grpc.aio.ServicerContext
     ) -> pb.TransferCompressResponse:
-        source = paths.require_path(request.source_path, "sourcePath")
+        source = self._fs_path(request.system_name, request.source_path, "sourcePath")
         paths.split_for_archive(source)
         s = await self._start(
             TransferRequest(
@@ -155,7 +167,7 @@ class TransferMixin:
                 Op.EXTRACT,
                 request.system_name,
                 request.account,
-                source=paths.require_path(request.source_path, "sourcePath"),
+                source=self._fs_path(request.system_name, request.source_path, "sourcePath"),
                 target=paths.require_path(request.target_path, "targetPath"),
                 compression=paths.require_compression(request.compression),
             )

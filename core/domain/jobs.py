@@ -78,7 +78,7 @@ def parse_exit_code(raw: str) -> tuple[int | None, int | None]:
 @dataclass(frozen=True)
 class JobStatus:
     state: str
-    state_reason: str = ""
+    state_reason: str | None = None  # Slurm's text ("None" when there is none); None for a step
     exit_code: int | None = None
     interrupt_signal: int | None = None
 
@@ -89,7 +89,7 @@ class JobTime:
     start: int | None = None
     end: int | None = None
     suspended: int | None = None
-    limit: int | None = None  # minutes
+    limit: int | None = None  # seconds (FirecREST v2)
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class Job:
     nodes: str = ""
     partition: str = ""
     priority: int | None = None
-    kill_request_user: str = ""
+    kill_request_user: str | None = None
     working_directory: str = ""
     steps: tuple[JobStep, ...] = ()
     # "accounting" (sacct), "controller" (scontrol/squeue): where the record comes from
@@ -294,6 +294,38 @@ def _path(fieldname: str, value: str, *, required: bool = False, absolute: bool 
         )
 
 
+# GET /compute/{system}/jobs?time_window=...: FirecREST v2's windows, as Slurm start times
+TIME_WINDOWS = {"1h": "now-1hours", "8h": "now-8hours", "24h": "now-24hours", "3d": "now-3days", "7d": "now-7days"}
+DEFAULT_TIME_WINDOW = "24h"
+
+
+def time_window_start(window: str) -> str:
+    """The Slurm start time of a listing window ("" is the default, the last 24 hours)."""
+    start = TIME_WINDOWS.get(window or DEFAULT_TIME_WINDOW)
+    if start is None:
+        raise InvalidArgument(
+            f"time_window must be one of {', '.join(TIME_WINDOWS)} (got {window!r})",
+            metadata={"field": "time_window"},
+        )
+    return start
+
+
+def job_page(jobs: list[Job], page_size: int, page_token: str) -> tuple[list[Job], str]:
+    """One page of a listing in job id order (keyset: the token is the last id of the previous
+    page, so jobs that start or end between two calls neither repeat nor vanish); page_size 0 = all."""
+    if page_size < 0:
+        raise InvalidArgument("page_size must not be negative", metadata={"field": "page_size"})
+    if page_token and not page_token.isdigit():
+        raise InvalidArgument(f"invalid page_token {page_token!r}", metadata={"field": "page_token"})
+    ordered = sorted(jobs, key=lambda j: int(j.job_id))
+    if page_token:
+        ordered = [j for j in ordered if int(j.job_id) > int(page_token)]
+    if page_size == 0 or len(ordered) <= page_size:
+        return ordered, ""
+    page = ordered[:page_size]
+    return page, page[-1].job_id
+
+
 def check_job_id(job_id: str) -> str:
     if not JOB_ID.match(job_id or ""):
         raise InvalidArgument(
@@ -316,14 +348,11 @@ class Scheduler(Protocol):
 
     name: str
 
-    async def prepare(self, user: str, spec: JobSpec, private_dir: str) -> str:
+    async def submit(self, user: str, spec: JobSpec, private_dir: str, tag: str) -> tuple[str, str]:
         """Check the working directory (and script_path) as the user; for an inline script write
-        it into a fresh private directory named `private_dir` in the user's home and return its
-        path (else return spec.script_path). InvalidArgument when the user's input is wrong."""
-        ...
-
-    async def submit(self, user: str, spec: JobSpec, script: str, tag: str) -> str:
-        """sbatch; returns the job id. `tag` is recorded with the job so that find_tagged finds it."""
+        it into a fresh private directory named `private_dir` in the user's home; then sbatch it
+        (in one round trip). Returns (job id, the script's path). InvalidArgument when the user's
+        input is wrong. `tag` is recorded with the job so that find_tagged finds it."""
         ...
 
     async def find_tagged(self, user: str, tag: str) -> str | None: ...
@@ -334,7 +363,10 @@ class Scheduler(Protocol):
         """The job with its steps, whoever owns it (the caller checks Job.user), or None."""
         ...
 
-    async def jobs(self, user: str, account: str = "") -> list[Job]: ...
+    async def jobs(self, user: str, account: str = "", since: str = "", name: str = "") -> list[Job]:
+        """The user's jobs active since `since` (a Slurm time such as "now-1hours"; empty: the
+        last day), optionally of one account and with exactly one name, with their steps."""
+        ...
 
     async def accounting(self, user: str, job_ids: list[str]) -> dict[str, Job]:
         """Accounting records (no steps) of these jobs, by id (missing ones are absent)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import posixpath
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.domain.errors import InvalidArgument, PayloadTooLarge
@@ -39,6 +40,23 @@ def require_path(value: str, field: str = "path") -> str:
     if len(value.encode("utf-8", "surrogatepass")) >= MAX_PATH:
         raise InvalidArgument(f"`{field}` is longer than {MAX_PATH} bytes", metadata={"field": field})
     return value
+
+
+def in_file_systems(path: str, roots: Sequence[str], system: str) -> str:
+    """`path` (already absolute) if, once normalised, it lies in one of the system's file systems:
+    FirecREST v2 refuses any other path of a filesystem request (400) before running anything."""
+    norm = posixpath.normpath(path)
+    if norm.startswith("//"):
+        norm = "/" + norm.lstrip("/")
+    for root in roots:
+        base = root.rstrip("/") or "/"
+        if norm == base or norm.startswith(base.rstrip("/") + "/"):
+            return path
+    raise InvalidArgument(
+        f"The provided path ({norm}) does not match any of the defined filesystem paths for the "
+        f"requested system ({system}).",
+        metadata={"path": norm},
+    )
 
 
 def require_name(value: str, field: str = "filename") -> str:
@@ -143,7 +161,7 @@ def head_tail_slice(lines: float | None, nbytes: float | None, skip: bool, skip_
     n_lines = count(lines, "lines")
     n_bytes = count(nbytes, "bytes")
     if n_lines is not None and n_bytes is not None:
-        raise InvalidArgument("give only one of `bytes` or `lines`", metadata={"field": "bytes"})
+        raise InvalidArgument("Only one of `bytes` or `lines` can be specified.", metadata={"field": "bytes"})
     if skip and n_lines is None and n_bytes is None:
         raise InvalidArgument(
             f"`{skip_field}` needs the number of lines or bytes to skip in `lines` or `bytes`",

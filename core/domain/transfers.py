@@ -130,13 +130,28 @@ def file_size_of(value: float | None) -> int:
     return int(value)
 
 
+TRANSFER_METHODS = ("s3", "streamer")
+
+
 def transfer_method(value: str) -> str:
+    """"s3" (staged through the object store, the default) or "streamer" (straight from the node)."""
     method = (value or "s3").lower()
-    if method != "s3":
+    if method == "wormhole":
         raise InvalidArgument(
-            f"transfer method {value!r} is not offered here: use 's3'", metadata={"field": "transferMethod"}
+            "transfer method 'wormhole' needs a public Magic Wormhole relay, which this gateway does not "
+            "use: choose 's3' or 'streamer'",
+            metadata={"field": "transferMethod"},
+        )
+    if method not in TRANSFER_METHODS:
+        raise InvalidArgument(
+            f"transfer method {value!r} is not offered here: use 's3' or 'streamer'",
+            metadata={"field": "transferMethod"},
         )
     return method
+
+
+# what a streamer server prints once it accepts connections (firecrest-streamer's own words)
+STREAMER_LISTENING = "Server is listening on"
 
 
 # ---------------------------------------------------------------- object keys
@@ -360,6 +375,8 @@ class JobPlan:
     compression: str = "gzip"
     pattern: str = ""
     staged: Staged | None = None
+    method: str = "s3"  # upload/download: "s3" (staged) or "streamer"
+    secret: str = ""  # streamer: the one-time secret its client must present
 
 
 @dataclass(frozen=True)
@@ -381,9 +398,11 @@ class Checked:
 class Submitted:
     job_id: str
     system: str
-    directory: str
+    directory: str  # the transfer's private directory (script, logs)
     output_log: str
     error_log: str
+    working_directory: str = ""  # where the job runs: the user's home, as FirecREST v2 reports it
+    coordinates: str = ""  # streamer: what the client needs to connect (FirecREST v2's encoding)
 
 
 # ---------------------------------------------------------------- ports
@@ -425,6 +444,9 @@ class TransferSystem(Protocol):
 
     name: str
 
+    streamer_offered: bool
+    streamer_ready_timeout: float
+
     async def check(self, user: str, check: Check) -> Checked: ...
 
     async def submit(self, user: str, home: str, plan: JobPlan, account: str) -> Submitted: ...
@@ -452,6 +474,7 @@ class TransferRequest:
     dereference: bool = False
     compression: str = "gzip"
     pattern: str = ""
+    method: str = "s3"
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,13 @@ from core.domain.jobs import (
     JobMetadata,
     JobSpec,
     Scheduler,
+    _text,
     check_attach_command,
     check_job_id,
     expand_output_path,
     job_outcome,
     job_tag,
+    time_window_start,
 )
 from core.domain.tasks import Task, TaskError, TaskRepository, TaskState, check_request_id
 from core.services.tracker import TaskTracker
@@ -62,6 +64,7 @@ class JobService:
         lost_after: float = 3600.0,
         partial_grace: float = 600.0,
         submit_grace: float = 180.0,
+        min_pass_gap: float = 1.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
@@ -79,8 +82,11 @@ class JobService:
         self._submitting: set[str] = set()
         self._cancel_requested: set[str] = set()
         self._follow: dict[tuple[str, str], _Follow] = {}
+        # every submission and cancel wakes the tracker; in a burst of them, one pass (a task
+        # listing and an sacct of every unfinished job) per min_pass_gap is enough
         self.tracker = TaskTracker(
-            "job", self.poll_once, busy_interval=poll_interval, idle_interval=30.0, clock=clock
+            "job", self.poll_once, busy_interval=poll_interval, idle_interval=30.0, clock=clock,
+            min_pass_gap=min(min_pass_gap, poll_interval),
         )
 
     # ---- submit ------------------------------------------------------------------------------
@@ -110,14 +116,10 @@ class JobService:
             self.wake(user, sched.name)
 
     async def _submit(self, user: str, sched: Scheduler, spec: JobSpec, task: Task) -> str:
-        try:
-            script = await sched.prepare(user, spec, task.id)
-        except Exception:
-            await self.tasks.forget(task.id)
-            raise
         tag = job_tag(task.id)
         try:
-            job_id = await sched.submit(user, spec, script, tag)
+            # the script is written and submitted in one round trip
+            job_id, script = await sched.submit(user, spec, task.id, tag)
         except (Timeout, BackendUnavailable) as e:
             # the command may have run although we lost its answer: look for the job by its tag
             found = await self._find_tagged(user, sched, tag)
@@ -126,7 +128,8 @@ class JobService:
                 await self.tasks.forget(task.id)
                 raise
             log.warning("sbatch for task %s lost its answer (%s) but job %s exists", task.id, e, found)
-            job_id = found
+            # the script's path was in the lost answer (metadata then reads the script from Slurm)
+            job_id, script = found, spec.script_path
         except Exception:
             await self._discard(user, sched, spec, task.id)
             await self.tasks.forget(task.id)
@@ -182,20 +185,25 @@ class JobService:
             log.info("could not remove %s's job directory %s: %s", user, private_dir, e.message)
 
     # ---- inspect -----------------------------------------------------------------------------
-    async def list(self, user: str, system: str, account: str = "") -> list[Job]:
+    async def list(
+        self, user: str, system: str, account: str = "", name: str = "", time_window: str = ""
+    ) -> list[Job]:
         sched = self._schedulers(system)
         if account and not _TOKEN.match(account):
             raise InvalidArgument(f"invalid account name {account!r}", metadata={"field": "account"})
-        jobs = await sched.jobs(user, account)
+        since = time_window_start(time_window)
+        _text("name", name, 256)
+        jobs = await sched.jobs(user, account, since=since, name=name)
         # the caller's own jobs only, whatever the scheduler lets them see
-        return [j for j in jobs if j.user == user]
+        return [j for j in jobs if j.user == user and (not name or j.name == name)]
 
     async def get(self, user: str, system: str, job_id: str) -> Job:
         sched = self._schedulers(system)
         check_job_id(job_id)
         job = await sched.job(user, job_id)
         if job is None or job.user != user:
-            raise NotFound(f"job '{job_id}' not found on system '{system}'", metadata={"job_id": job_id})
+            # FirecREST v2's words: clients (pyfirecrest's wait_for_job...) match "Job not found"
+            raise NotFound("Job not found.", metadata={"job_id": job_id})
         if job.final and job.source == "accounting" and not job.partial:
             await self._observe(user, sched.name, job)
         return job

@@ -27,6 +27,7 @@ class TaskTracker:
         busy_interval: float,
         idle_interval: float,
         clock: Callable[[], float] = time.time,
+        min_pass_gap: float = 0.0,
     ):
         self.name = name
         self._pass_once = pass_once
@@ -34,6 +35,9 @@ class TaskTracker:
         self.idle_interval = idle_interval
         self.clock = clock
         self.last_pass: float | None = None  # clock() when a pass last completed
+        # a wake() starts the next pass at once, but never sooner than min_pass_gap after the
+        # previous pass began (a burst of wakes costs one pass per gap, not one each)
+        self.min_pass_gap = min_pass_gap
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -41,7 +45,11 @@ class TaskTracker:
         self._wake.set()
 
     async def run(self) -> None:
+        began: float | None = None
         while True:
+            if began is not None and self.min_pass_gap > 0:
+                await asyncio.sleep(max(0.0, began + self.min_pass_gap - time.monotonic()))
+            began = time.monotonic()
             self._wake.clear()
             try:
                 pending = await self._pass_once()

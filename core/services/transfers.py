@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
-from core.domain.errors import FailedPrecondition, GatewayError, NotFound, Reason
+from core.domain.errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound, Reason
 from core.domain.tasks import Task, TaskError, TaskRepository, TaskState
 from core.domain.transfers import (
     CODE_TEXT,
+    STREAMER_LISTENING,
     TRANSFER_KINDS,
     Check,
     JobCode,
@@ -26,6 +28,7 @@ from core.domain.transfers import (
     StagedObject,
     StagingStore,
     Started,
+    Submitted,
     TransferRequest,
     TransferSystem,
     check_account,
@@ -80,14 +83,22 @@ class TransferService:
     async def start(self, user: str, req: TransferRequest) -> Started:
         system = self._systems(req.system)
         check_account(req.account)
+        streamer = req.method == "streamer" and req.op in (Op.UPLOAD, Op.DOWNLOAD)
+        if streamer and not system.streamer_offered:
+            raise InvalidArgument(
+                f"transfer method 'streamer' is not offered on system '{system.name}': use 's3'",
+                metadata={"field": "transferMethod"},
+            )
         plan_for_upload: PartPlan | None = None
-        if req.op is Op.UPLOAD:
+        if req.op is Op.UPLOAD and not streamer:
             store = self._store()
             plan_for_upload = plan_parts(req.file_size or 0, store.part_size, store.max_part_count)
-        elif req.op is Op.DOWNLOAD:
+        elif req.op is Op.DOWNLOAD and not streamer:
             self._store()
         checked = await system.check(user, Check(req.op, req.source, req.target))
         meta: dict[str, Any] = {"operation": req.op.value}
+        if streamer:
+            meta["transferMethod"] = "streamer"
         if req.source:
             meta["sourcePath"] = req.source
         if req.target:
@@ -98,7 +109,9 @@ class TransferService:
         try:
             directory = f"{checked.home.rstrip('/')}/.firecrest/transfers/{task.id}"
             size = 0
-            if req.op is Op.UPLOAD:
+            if streamer:
+                size = checked.size or 0 if req.op is Op.DOWNLOAD else req.file_size or 0
+            elif req.op is Op.UPLOAD:
                 assert plan_for_upload is not None
                 size = req.file_size or 0
                 staged = await asyncio.to_thread(
@@ -128,6 +141,8 @@ class TransferService:
                 compression=req.compression,
                 pattern=req.pattern,
                 staged=staged,
+                method="streamer" if streamer else "s3",
+                secret=secrets.token_urlsafe(24) if streamer else "",
             )
             job = await system.submit(user, checked.home, plan, req.account)
         except BaseException:
@@ -154,6 +169,8 @@ class TransferService:
             if staged is not None:
                 await asyncio.to_thread(self._cleanup_staged, staged.key, staged.upload_id)
         self.wake()
+        if streamer and not task.done:
+            await self._until_listening(system, user, job)
         started = Started(task=task, job=job)
         if staged is not None and req.op is Op.UPLOAD:
             started = Started(
@@ -166,6 +183,17 @@ class TransferService:
         elif staged is not None:
             started = Started(task=task, job=job, download_url=self._download_url(staged))
         return started
+
+    async def _until_listening(self, system: TransferSystem, user: str, job: Submitted) -> None:
+        """Answer a streamer transfer once its server accepts connections (or after the system's
+        ready timeout, e.g. while the job waits in the queue): clients connect as soon as they see
+        the job running, which happens a moment before the server listens."""
+        end = self.clock() + system.streamer_ready_timeout
+        while self.clock() < end:
+            log = await system.read_log(user, job.output_log)
+            if log and STREAMER_LISTENING in log:
+                return
+            await asyncio.sleep(0.3)
 
     def _stage_upload(self, user: str, tid: str, target: str, parts: PartPlan) -> Staged:
         store = self._store()

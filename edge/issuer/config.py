@@ -226,3 +226,28 @@ def make_config(state_dir: Path, port: int, users: list[str]) -> dict:
     finally:
         tmp.unlink(missing_ok=True)
     return config
+
+
+def add_users(state_dir: Path, users: list[str]) -> bool:
+    """Give users missing from an existing ``state_dir/config.json`` a client and a password (the
+    others keep theirs). True if the file changed: the issuer must then be restarted."""
+    path = Path(state_dir) / CONFIG_FILENAME
+    config = json.loads(path.read_text())
+    known = {c.get("username") for c in config["clients"]}
+    missing = [u for u in users if u not in known]
+    if not missing:
+        return False
+    public = [c for c in config["clients"] if not c.get("username")]
+    config["clients"] = [c for c in config["clients"] if c.get("username")] + [
+        {"client_id": f"{u}-client", "client_secret": secrets.token_urlsafe(32), "username": u, "scope": DEFAULT_SCOPE}
+        for u in missing
+    ] + public
+    config["users"] += [{"username": u, "password": secrets.token_urlsafe(16)} for u in missing]
+    parse_config(config)
+    tmp = path.with_name(f".{CONFIG_FILENAME}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(config, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return True

@@ -87,3 +87,38 @@ def test_rendered_config_is_valid_for_envoy(tmp_path):
 def test_bad_edge_config_is_refused(tmp_path, bad):
     with pytest.raises(ValueError):
         render(_cfg(tmp_path, **bad))
+
+
+def _routes(text: str) -> list[dict]:
+    doc = yaml.safe_load(text)
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return list(hcm["route_config"]["virtual_hosts"][0]["routes"])
+
+
+def test_docs_page_is_served_only_with_a_renderer(tmp_path):
+    plain = {r["match"].get("path") for r in _routes(render(_cfg(tmp_path)))}
+    assert "/openapi.json" in plain and "/docs/" not in plain
+    docs = tmp_path / "swagger-ui-dist"
+    docs.mkdir()
+    with pytest.raises(ValueError, match=r"swagger-ui-bundle\.js"):
+        render(_cfg(tmp_path, docs_dir=str(docs)))
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        (docs / name).write_text("/* */")
+    routes = _routes(render(_cfg(tmp_path, docs_dir=str(docs))))
+    served = {r["match"].get("path"): r for r in routes}
+    assert served["/docs/swagger-ui-bundle.js"]["direct_response"]["body"]["filename"] == str(
+        docs / "swagger-ui-bundle.js"
+    )
+    assert served["/docs"]["redirect"] == {"path_redirect": "/docs/"}
+    # the task events route pushes Server-Sent Events
+    events = next(r for r in routes if "safe_regex" in r["match"])
+    sse = events["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]["print_options"]
+    assert sse["stream_sse_style_delimited"] is True
+
+
+def test_lua_filter_knows_every_rest_path_and_its_methods(tmp_path):
+    render(_cfg(tmp_path))
+    lua = (tmp_path / "filter.lua").read_text()
+    assert '{ "^%/compute%/[^/:]+%/jobs%/[^/:]+$", { DELETE = true, GET = true }, "DELETE, GET" },' in lua
+    assert '{ "^%/tasks%/[^/:]+%:events$", { GET = true }, "GET" },' in lua
+    assert "__ROUTES__" not in lua

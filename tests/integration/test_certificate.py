@@ -69,8 +69,9 @@ def test_generated_key_pair(bob, stack):
 
 
 def test_bad_public_key_is_400(alice):
-    body = assert_firecrest_error(alice.post("/certificate/{system}", json={"publicKey": "ssh-ed25519 AAAAnotakey"}), 400)
-    assert body["data"]["reason"] == "INVALID_ARGUMENT"
+    r = alice.post("/certificate/{system}", json={"publicKey": "ssh-ed25519 AAAAnotakey"})
+    assert_firecrest_error(r, 400)
+    assert r.headers["f7t-error-reason"] == "INVALID_ARGUMENT"
 
 
 def test_unknown_system_is_404(alice):

@@ -76,3 +76,21 @@ def test_cli_files(cli, workdir, tmp_path):
     back = tmp_path / "back.bin"
     cli("download", str(workdir / "blob.bin"), str(back))
     assert back.read_bytes() == data
+
+
+def test_cli_job_info_filters_by_name_and_time_window(cli, workdir, api):
+    """`firecrest job-info --name X --time-window 1h` (pyfirecrest sends both only to FirecREST
+    2.6.0 and later, which f7t-appversion announces) lists the jobs named X, and only those."""
+    alice = api("alice")
+    tag = uuid.uuid4().hex[:8]
+    ids = {}
+    for name in (f"wanted-{tag}", f"other-{tag}"):
+        job = {"name": name, "script": "#!/bin/bash\ntrue\n", "workingDirectory": str(workdir)}
+        r = alice.post("/compute/{system}/jobs", json={"job": job})
+        assert r.status_code == 201, r.text
+        ids[name] = str(r.json()["jobId"])
+    listed = json.loads(cli("job-info", "--name", f"wanted-{tag}", "--time-window", "1h"))
+    assert [str(j["jobId"]) for j in listed] == [ids[f"wanted-{tag}"]]
+    assert {j["name"] for j in listed} == {f"wanted-{tag}"}
+    both = {str(j["jobId"]) for j in json.loads(cli("job-info", "--time-window", "1h"))}
+    assert set(ids.values()) <= both

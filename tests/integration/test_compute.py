@@ -230,7 +230,7 @@ def test_final_states_are_exact_through_rest_grpc_and_pyfirecrest(
             ),
         ):
             body = assert_firecrest_error(bob.call(method, path, **kw), 404)
-            assert job_id in body["message"]
+            assert body["message"] == "Job not found."  # FirecREST v2's words, which clients match
         with pytest.raises(grpc.RpcError) as e:
             grpc_call(compute.GetJob, pb.GetJobRequest(system_name=system, job_id=job_id), auth("bob"))
         assert e.value.code() == grpc.StatusCode.NOT_FOUND
@@ -424,7 +424,8 @@ SCRIPT = "#!/bin/bash\ntouch ran-{token}\n"
         ("no interpreter line", {"script": "touch ran-{token}\n"}, 400, "#!"),
         ("neither script nor path", {"script": None}, 400, "script"),
         ("script and path", {"scriptPath": "/bin/true"}, 400, "either"),
-        ("no working directory", {"working_directory": None}, 400, "working_directory"),
+        # a field the caller left out is named by its JSON name, in camelCase
+        ("no working directory", {"working_directory": None}, 400, "workingDirectory"),
         ("relative working directory", {"working_directory": "f7t-relative"}, 400, "absolute"),
         (
             "missing working directory",
@@ -473,7 +474,8 @@ def test_unknown_system_is_404(rest, compute, auth, workdir):
         "/compute/nope/jobs",
         json={"job": {"working_directory": str(workdir), "script": "#!/bin/bash\ntrue\n"}},
     )
-    assert assert_firecrest_error(r, 404)["data"]["reason"] == "SYSTEM_NOT_FOUND"
+    assert assert_firecrest_error(r, 404)["data"] is None  # FirecREST v2's shape
+    assert r.headers["f7t-error-reason"] == "SYSTEM_NOT_FOUND"
     for path in ("/compute/nope/jobs", "/compute/nope/jobs/1", "/compute/nope/jobs/1/metadata"):
         assert_firecrest_error(rest("alice").get(path), 404)
     with pytest.raises(grpc.RpcError) as e:

@@ -59,7 +59,7 @@ def test_nodes_partitions_reservations(alice):
     parts = alice.get("/status/{system}/partitions")
     assert parts.status_code == 200, parts.text
     names = {p["name"]: p for p in parts.json()["partitions"]}
-    assert "debug" in names and names["debug"]["partition"] == ["UP"]
+    assert "debug" in names and names["debug"]["partition"] == "UP"
     assert names["debug"]["totalNodes"] == 1
 
     res = alice.get("/status/{system}/reservations")
@@ -69,9 +69,10 @@ def test_nodes_partitions_reservations(alice):
 
 def test_unknown_system_is_404_with_firecrest_error(alice):
     for path in ("nodes", "partitions", "reservations", "userinfo"):
-        body = assert_firecrest_error(alice.get(f"/status/no-such-system/{path}"), 404)
-        assert "no-such-system" in body["message"]
-        assert body["data"]["reason"] == "SYSTEM_NOT_FOUND"
+        r = alice.get(f"/status/no-such-system/{path}")
+        body = assert_firecrest_error(r, 404)
+        assert body["message"] == "System not found"  # FirecREST v2's words
+        assert body["data"] is None and r.headers["f7t-error-reason"] == "SYSTEM_NOT_FOUND"
 
 
 def test_unknown_path_is_404_with_firecrest_error(alice):

@@ -4,7 +4,7 @@ the API that could let her act for the gateway or for another user, and print wh
 JSON. Standard library only (it runs with the system's python3, as alice, on the compute node).
 
 argv: state_dir envoy_admin_port s3_port bucket victim_key needle_file (holds a piece of bob's
-token; a file, so that it is in no process's command line)
+token; a file, so that it is in no process's command line) envoy_stats_port
 """
 
 import json
@@ -14,7 +14,7 @@ import sys
 import urllib.error
 import urllib.request
 
-state, admin_port, s3_port, bucket, victim, needle_file = sys.argv[1:7]
+state, admin_port, s3_port, bucket, victim, needle_file, stats_port = sys.argv[1:8]
 report = {"uid": os.getuid()}
 
 
@@ -29,6 +29,12 @@ def tcp(port, request):
 
 # Envoy's admin interface: the old loopback port, and the Unix socket
 report["admin_tcp"] = tcp(admin_port, b"GET /server_info HTTP/1.0\r\n\r\n")
+# the stats listener (for Prometheus) serves GET /stats/prometheus and nothing else of the admin
+report["stats_admin"] = {
+    path: tcp(stats_port, f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    for method, path in (("POST", "/quitquitquit"), ("POST", "/logging?level=debug"), ("GET", "/server_info"),
+                         ("GET", "/config_dump"), ("POST", "/stats/prometheus"))
+}
 try:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(os.path.join(state, "gateway", "envoy-admin.sock"))

@@ -72,6 +72,7 @@ def hostile_report(stack, victim, bob_token, tmp_path_factory):
             "runuser", "-u", "alice", "--", "env", f"SLURM_CONF={stack['SLURM_CONF']}",
             "sbatch", "--wait", "--parsable", "--time=5", f"--output={out}", "--chdir=/tmp", str(probe),
             stack["F7T_STACK_DIR"], str(envoy_port + 1), s3_port, BUCKET, victim, str(needle),
+            str(urlsplit(stack["F7T_ENVOY_STATS_URL"]).port),
         ]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd="/tmp")
         assert r.returncode == 0, (r.stdout, r.stderr, out.read_text() if out.exists() else "")
@@ -91,6 +92,9 @@ def test_envoy_admin_is_out_of_reach(hostile_report):
     `POST /quitquitquit` stopped the gateway."""
     assert hostile_report["admin_tcp"].startswith("refused"), hostile_report["admin_tcp"]
     assert hostile_report["admin_socket"].startswith("refused"), hostile_report["admin_socket"]
+    # the stats listener Prometheus scrapes answers nothing of the admin interface but its stats
+    for path, answer in hostile_report["stats_admin"].items():
+        assert answer.startswith("answered: HTTP/1.1 404"), (path, answer)
 
 
 def test_unsigned_s3_requests_are_refused(stack, hostile_report, victim):

@@ -18,6 +18,7 @@ from core.adapters.jobs import (
     AttachJob,
     CancelJob,
     ControllerJob,
+    PrepareAndSubmit,
     PrepareJob,
     Queue,
     SubmitBatch,
@@ -203,6 +204,24 @@ def test_prepare_errors_are_the_callers_fault() -> None:
         cmd.check(res(err="working directory '/nope' is not usable: No such file or directory", status=3))
 
 
+def test_prepare_and_submit_is_one_exec_and_tells_whose_error_it_is() -> None:
+    s = spec(name=HOSTILE, working_directory="/home/alice/" + HOSTILE)
+    cmd = PrepareAndSubmit(PrepareJob(s.working_directory, "", "0" * 32, s.script), SubmitBatch(s, "", "tag:1"))
+    argv = cmd.argv()
+    assert argv[:2] == ["sh", "-c"] and argv[3:7] == ["sh", s.working_directory, "", "0" * 32]
+    assert argv[7] == "sbatch" and f"--job-name={HOSTILE}" in argv and argv[-1].startswith("--export=")
+    assert shlex.split(cmd.command()) == argv and cmd.stdin == SCRIPT.encode()
+    # nothing printed: the preparation failed (the caller's input); a path printed: sbatch failed
+    with pytest.raises(InvalidArgument, match="not usable"):
+        cmd.check(res(err="working directory '/x' is not usable: No such file or directory", status=3))
+    with pytest.raises(InvalidArgument, match="partition"):
+        cmd.check(res(out="/home/alice/j.sh\n", err="sbatch: error: Invalid partition name specified", status=1))
+    assert cmd.parse(res(out="/home/alice/.firecrest/jobs/x/job.sh\n1234\n")) == (
+        "1234",
+        "/home/alice/.firecrest/jobs/x/job.sh",
+    )
+
+
 def test_attach_runs_the_command_as_one_argument() -> None:
     cmd = AttachJob("12", "echo 'a b' > $HOME/x")
     assert shlex.split(cmd.command())[-2:] == ["12", "echo 'a b' > $HOME/x"]
@@ -266,7 +285,7 @@ def test_squeue_parse() -> None:
         "23",
         "PENDING",
         "Priority",
-        1,
+        60,  # seconds, as FirecREST v2
         None,
     )
 
@@ -476,12 +495,10 @@ class FakeScheduler:
     sbatch_delay: float = 0.0
     lose_answer: bool = False
 
-    async def prepare(self, user: str, spec: JobSpec, private_dir: str) -> str:
+    async def submit(self, user: str, spec: JobSpec, private_dir: str, tag: str) -> tuple[str, str]:
         if self.prepare_error:
             raise self.prepare_error
-        return spec.script_path or f"/home/{user}/.firecrest/jobs/{private_dir}/job.sh"
-
-    async def submit(self, user: str, spec: JobSpec, script: str, tag: str) -> str:
+        script = spec.script_path or f"/home/{user}/.firecrest/jobs/{private_dir}/job.sh"
         await asyncio.sleep(self.sbatch_delay)
         if self.submit_error:
             raise self.submit_error
@@ -492,7 +509,7 @@ class FakeScheduler:
         )
         if self.lose_answer:
             raise Timeout("lost")
-        return job_id
+        return job_id, script
 
     async def find_tagged(self, user: str, tag: str) -> str | None:
         return next((j for j, t in self.submitted if t == tag), None)
@@ -503,7 +520,7 @@ class FakeScheduler:
     async def job(self, user: str, job_id: str) -> Job | None:
         return self.records.get(job_id)
 
-    async def jobs(self, user: str, account: str = "") -> list[Job]:
+    async def jobs(self, user: str, account: str = "", since: str = "", name: str = "") -> list[Job]:
         return list(self.records.values())
 
     async def accounting(self, user: str, job_ids: list[str]) -> dict[str, Job]:

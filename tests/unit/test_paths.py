@@ -4,6 +4,7 @@ form is read. No processes."""
 
 from __future__ import annotations
 
+import re
 import shlex
 
 import pytest
@@ -157,7 +158,7 @@ def test_head_tail_slice() -> None:
     assert paths.head_tail_slice(None, None, False, "skipTrailing") == paths.Slice("lines", 10, False)
     assert paths.head_tail_slice(5, None, True, "skipTrailing") == paths.Slice("lines", 5, True)
     assert paths.head_tail_slice(None, 7, False, "skipHeading") == paths.Slice("bytes", 7, False)
-    with pytest.raises(InvalidArgument, match="only one"):
+    with pytest.raises(InvalidArgument, match="Only one of"):
         paths.head_tail_slice(1, 1, False, "skipTrailing")
     with pytest.raises(InvalidArgument, match="skipHeading"):
         paths.head_tail_slice(None, None, True, "skipHeading")
@@ -234,7 +235,7 @@ def test_head_and_tail_options() -> None:
     assert files.Head("/f", paths.Slice("lines", 3, False), 1).tool_argv() == ["head", "-n", "3", "--", "/f"]
     assert files.Head("/f", paths.Slice("bytes", 3, True), 1).tool_argv() == ["head", "-c", "-3", "--", "/f"]
     assert files.Tail("/f", paths.Slice("lines", 3, False), 1).tool_argv() == ["tail", "-n", "3", "--", "/f"]
-    assert files.Tail("/f", paths.Slice("lines", 3, True), 1).tool_argv() == ["tail", "-n", "+4", "--", "/f"]
+    assert files.Tail("/f", paths.Slice("lines", 3, True), 1).tool_argv() == ["tail", "-n", "+3", "--", "/f"]
 
 
 # ------------------------------------------------------------------------------- parsing
@@ -243,7 +244,7 @@ def test_head_and_tail_options() -> None:
 def _record(mode: str, name: str, target: str = "", user: str = "alice") -> bytes:
     return (
         b"\0".join(
-            x.encode() for x in (mode, user, "staff", "42", "2025-01-02T03:04:05.1234567890", target, name)
+            x.encode() for x in (mode, user, "staff", "42", "2025-01-02+03:04:05.1234567890", target, name)
         )
         + b"\0"
     )
@@ -267,6 +268,32 @@ def test_parse_entries_is_exact_for_any_name() -> None:
     assert d.name == "\\xff\\xfe"
     with pytest.raises(GatewayError):
         files.parse_entries(b"a\0b\0")
+
+
+def test_listing_ids_are_named_once_per_ttl() -> None:
+    now = [100.0]
+    names = files.IdNames(ttl=60, clock=lambda: now[0])
+    entries = files.parse_entries(
+        _record("-rw-r--r--", "a", user="1001") + _record("-rw-r--r--", "b", user="4242")
+    )
+    uids, gids = {e.user for e in entries}, {e.group for e in entries}
+    lookup = names.unknown(uids, gids)
+    assert lookup is not None and lookup.uids == ["1001", "4242"] and lookup.gids == []  # "staff" is no id
+    # getent prints the ids it knows (passwd lines have 7 fields, group lines 4); 4242 has no name
+    out = b"alice:x:1001:1002:Alice,,,:/home/alice:/bin/bash\nstaff:x:50:alice,bob\n"
+    found = lookup.parse(ExecResult(2, out, b""))
+    assert found == ({"1001": "alice"}, {"50": "staff"})
+    names.learn(lookup, found)
+    assert [(e.name, e.user, e.group) for e in names.named(entries, uids, gids)] == [
+        ("a", "alice", "staff"),
+        ("b", "4242", "staff"),
+    ]
+    assert names.unknown(uids, gids) is None  # cached, the unnamed id too
+    now[0] += 61
+    assert names.unknown(uids, gids) is not None
+    # never `getent passwd` without keys (that would enumerate every account)
+    argv = files.LookupIds(["1001", "x; rm"], []).argv()
+    assert argv[:2] == ["sh", "-c"] and argv[-2:] == ["1001", ""]
 
 
 def test_parse_stat_and_checksum() -> None:
@@ -308,7 +335,9 @@ def test_file_errors_map_to_what_the_caller_did(status: int, stderr: str, cls: t
     e = files.file_error(ExecResult(status, b"", stderr.encode()))
     assert type(e) is cls
     if stderr:
-        assert stderr.strip() in e.message
+        # the message is the tool's text, less where in our own script it came from ("sh: 5: ")
+        assert re.sub(r"^sh: \d+: ", "", stderr.strip()) in e.message
+        assert not e.message.startswith("sh: ")
 
 
 def test_a_missing_tool_is_an_internal_error() -> None:
@@ -388,3 +417,12 @@ def test_header_params() -> None:
         {"name": "file", "filename": "x.txt"},
     )
     assert parse_header_params("multipart/form-data; boundary=----abc")[1] == {"boundary": "----abc"}
+
+
+def test_a_filesystem_request_stays_inside_the_systems_file_systems() -> None:
+    roots = ["/home", "/scratch/"]
+    for ok in ("/home", "/home/alice/x", "/scratch/a", "/home/alice/../bob", "//home/alice"):
+        assert paths.in_file_systems(ok, roots, "c") == ok
+    for bad in ("/", "/etc/passwd", "/homes/x", "/home/../etc", "/scratchy"):
+        with pytest.raises(InvalidArgument, match="does not match any of the defined filesystem paths"):
+            paths.in_file_systems(bad, roots, "c")

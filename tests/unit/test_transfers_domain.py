@@ -6,6 +6,8 @@ scripts (syntax-checked with `bash -n`; caller input only ever inside single-quo
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from core.adapters.taskstore import TaskStore
-from core.adapters.transferjobs import CheckTransfer, render_script
+from core.adapters.transferjobs import CheckTransfer, render_script, streamer_argv, streamer_coordinates
+from core.config import StreamerConfig
 from core.domain.errors import InvalidArgument, NotFound, PermissionDenied, Reason
 from core.domain.tasks import TaskState
 from core.domain.transfers import (
@@ -81,12 +84,15 @@ def test_file_size_must_be_a_whole_number(value: float | None) -> None:
         file_size_of(value)
 
 
-def test_only_s3_is_offered() -> None:
+def test_s3_and_streamer_are_offered() -> None:
     assert transfer_method("") == "s3"
     assert transfer_method("S3") == "s3"
-    for m in ("streamer", "wormhole", "ftp"):
+    assert transfer_method("streamer") == "streamer"
+    for m in ("wormhole", "ftp"):
         with pytest.raises(InvalidArgument):
             transfer_method(m)
+    with pytest.raises(InvalidArgument, match="relay"):
+        transfer_method("wormhole")
 
 
 # ---------------------------------------------------------------- keys
@@ -215,6 +221,9 @@ class FakeStore:
 
 @dataclass
 class FakeSystem:
+    streamer_offered = False
+    streamer_ready_timeout = 0.0
+
     name: str = "cluster"
     home: str = "/home/alice"
     size: int | None = None
@@ -486,6 +495,25 @@ def test_scripts_are_valid_bash_with_input_as_quoted_data(op: Op) -> None:
     assert not Path("/tmp/pwned").exists()
     # presigned URLs are never put on a command line: only in variables read by curl_url
     assert 'curl "$' not in script and "curl '" not in script
+
+
+@pytest.mark.parametrize("op", [Op.UPLOAD, Op.DOWNLOAD])
+def test_a_streamer_job_keeps_its_secret_off_the_command_line(op: Op) -> None:
+    cfg = StreamerConfig(python="/opt/py/bin/python", port_range=(50000, 50009), public_ips=("10.0.0.5",))
+    secret = "s3cr3t-" + "x" * 20
+    plan = JobPlan(op=op, transfer_id=TID, directory="/d", source=HOSTILE, target=HOSTILE + ".out",
+                   method="streamer", secret=secret)
+    argv = streamer_argv(cfg, plan)
+    assert secret not in " ".join(argv)
+    assert argv[-3:] == (["receive", "--path", HOSTILE + ".out"] if op is Op.UPLOAD else ["send", "--path", HOSTILE])
+    script = render_script(plan, (), cfg)
+    assert subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True).returncode == 0
+    assert 'export F7T_STREAMER_SECRET="$SECRET"' in script
+    # the coordinates are FirecREST v2's (and firecrest-streamer's) encoding
+    coords = json.loads(base64.urlsafe_b64decode(streamer_coordinates(cfg, secret)))
+    assert coords == {"ports": [50000, 50009], "ips": ["10.0.0.5"], "secret": secret}
+    with pytest.raises(ValueError):
+        render_script(plan, (), None)  # a system without a streamer cannot run one
 
 
 def test_a_directive_must_be_one_sbatch_line() -> None:

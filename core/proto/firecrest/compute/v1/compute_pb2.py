@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from core.proto.firecrest.type.v1 import types_pb2 as firecrest_dot_type_dot_v1_dot_types__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"firecrest/compute/v1/compute.proto\x12\x14\x66irecrest.compute.v1\x1a\x1d\x66irecrest/type/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\"n\n\x10SubmitJobRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12\x31\n\x03job\x18\x02 \x01(\x0b\x32$.firecrest.compute.v1.JobDescription\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xdd\x02\n\x0eJobDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x19\n\x11working_directory\x18\x03 \x01(\t\x12\x16\n\x0estandard_input\x18\x04 \x01(\t\x12\x17\n\x0fstandard_output\x18\x05 \x01(\t\x12\x16\n\x0estandard_error\x18\x06 \x01(\t\x12:\n\x03\x65nv\x18\x07 \x03(\x0b\x32-.firecrest.compute.v1.JobDescription.EnvEntry\x12\x13\n\x0b\x63onstraints\x18\x08 \x01(\t\x12\x0e\n\x06script\x18\t \x01(\t\x12\x13\n\x0bscript_path\x18\n \x01(\t\x12\x11\n\tpartition\x18\x0b \x01(\t\x12\x13\n\x0breservation\x18\x0c \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"#\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"I\n\x0fListJobsRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12\x10\n\x08\x61llusers\x18\x02 \x01(\x08\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\";\n\x10ListJobsResponse\x12\'\n\x04jobs\x18\x01 \x03(\x0b\x32\x19.firecrest.compute.v1.Job\"4\n\rGetJobRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"9\n\x0eGetJobResponse\x12\'\n\x04jobs\x18\x01 \x03(\x0b\x32\x19.firecrest.compute.v1.Job\"<\n\x15GetJobMetadataRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"I\n\x16GetJobMetadataResponse\x12/\n\x04jobs\x18\x01 \x03(\x0b\x32!.firecrest.compute.v1.JobMetadata\"7\n\x10\x43\x61ncelJobRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"\x13\n\x11\x43\x61ncelJobResponse\"H\n\x10\x41ttachJobRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\t\"\x13\n\x11\x41ttachJobResponse\"\x84\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0b\x32\x1f.firecrest.compute.v1.JobStatus\x12,\n\x05tasks\x18\x04 \x03(\x0b\x32\x1d.firecrest.compute.v1.JobTask\x12+\n\x04time\x18\x05 \x01(\x0b\x32\x1d.firecrest.compute.v1.JobTime\x12\x0f\n\x07\x61\x63\x63ount\x18\x06 \x01(\t\x12\x18\n\x10\x61llocation_nodes\x18\x07 \x01(\x05\x12\x0f\n\x07\x63luster\x18\x08 \x01(\t\x12\r\n\x05group\x18\t \x01(\t\x12\r\n\x05nodes\x18\n \x01(\t\x12\x11\n\tpartition\x18\x0b \x01(\t\x12\x15\n\x08priority\x18\x0c \x01(\x05H\x00\x88\x01\x01\x12\x19\n\x11kill_request_user\x18\r \x01(\t\x12\x0c\n\x04user\x18\x0e \x01(\t\x12\x19\n\x11working_directory\x18\x0f \x01(\tB\x0b\n\t_priority\"\x8a\x01\n\tJobStatus\x12\r\n\x05state\x18\x01 \x01(\t\x12\x14\n\x0cstate_reason\x18\x02 \x01(\t\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x1d\n\x10interrupt_signal\x18\x04 \x01(\x05H\x01\x88\x01\x01\x42\x0c\n\n_exit_codeB\x13\n\x11_interrupt_signal\"\x81\x01\n\x07JobTask\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0b\x32\x1f.firecrest.compute.v1.JobStatus\x12+\n\x04time\x18\x04 \x01(\x0b\x32\x1d.firecrest.compute.v1.JobTime\"\xa7\x01\n\x07JobTime\x12\x14\n\x07\x65lapsed\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\x05start\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x10\n\x03\x65nd\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x16\n\tsuspended\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x12\n\x05limit\x18\x05 \x01(\x05H\x04\x88\x01\x01\x42\n\n\x08_elapsedB\x08\n\x06_startB\x06\n\x04_endB\x0c\n\n_suspendedB\x08\n\x06_limit\"v\n\x0bJobMetadata\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06script\x18\x02 \x01(\t\x12\x16\n\x0estandard_input\x18\x03 \x01(\t\x12\x17\n\x0fstandard_output\x18\x04 \x01(\t\x12\x16\n\x0estandard_error\x18\x05 \x01(\t2\x83\x07\n\x0e\x43omputeService\x12\x89\x01\n\tSubmitJob\x12&.firecrest.compute.v1.SubmitJobRequest\x1a\'.firecrest.compute.v1.SubmitJobResponse\"+\x88\xb5\x18\xc9\x01\x82\xd3\xe4\x93\x02 \"\x1b/compute/{system_name}/jobs:\x01*\x12\x83\x01\n\x08ListJobs\x12%.firecrest.compute.v1.ListJobsRequest\x1a&.firecrest.compute.v1.ListJobsResponse\"(\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/compute/{system_name}/jobs\x12\x86\x01\n\x06GetJob\x12#.firecrest.compute.v1.GetJobRequest\x1a$.firecrest.compute.v1.GetJobResponse\"1\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02&\x12$/compute/{system_name}/jobs/{job_id}\x12\xa7\x01\n\x0eGetJobMetadata\x12+.firecrest.compute.v1.GetJobMetadataRequest\x1a,.firecrest.compute.v1.GetJobMetadataResponse\":\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02/\x12-/compute/{system_name}/jobs/{job_id}/metadata\x12\x8f\x01\n\tCancelJob\x12&.firecrest.compute.v1.CancelJobRequest\x1a\'.firecrest.compute.v1.CancelJobResponse\"1\x88\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02&*$/compute/{system_name}/jobs/{job_id}\x12\x99\x01\n\tAttachJob\x12&.firecrest.compute.v1.AttachJobRequest\x1a\'.firecrest.compute.v1.AttachJobResponse\";\x88\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x30\x1a+/compute/{system_name}/jobs/{job_id}/attach:\x01*BAZ?firecrest-gateway/clients/go/gen/firecrest/compute/v1;computev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"firecrest/compute/v1/compute.proto\x12\x14\x66irecrest.compute.v1\x1a\x1d\x66irecrest/type/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"t\n\x10SubmitJobRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12\x37\n\x03job\x18\x02 \x01(\x0b\x32$.firecrest.compute.v1.JobDescriptionB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x98\x03\n\x0eJobDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12>\n\x07\x61\x63\x63ount\x18\x02 \x01(\tB-\x92\xb5\x18)^([A-Za-z0-9_][A-Za-z0-9_.+:@-]{0,127})?$\x12%\n\x11working_directory\x18\x03 \x01(\tB\n\xe2\x41\x01\x02\x92\xb5\x18\x02^/\x12\x16\n\x0estandard_input\x18\x04 \x01(\t\x12\x17\n\x0fstandard_output\x18\x05 \x01(\t\x12\x16\n\x0estandard_error\x18\x06 \x01(\t\x12:\n\x03\x65nv\x18\x07 \x03(\x0b\x32-.firecrest.compute.v1.JobDescription.EnvEntry\x12\x13\n\x0b\x63onstraints\x18\x08 \x01(\t\x12\x0e\n\x06script\x18\t \x01(\t\x12\x13\n\x0bscript_path\x18\n \x01(\t\x12\x11\n\tpartition\x18\x0b \x01(\t\x12\x13\n\x0breservation\x18\x0c \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"#\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xc2\x01\n\x0fListJobsRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12\x10\n\x08\x61llusers\x18\x02 \x01(\x08\x12>\n\x07\x61\x63\x63ount\x18\x03 \x01(\tB-\x92\xb5\x18)^([A-Za-z0-9_][A-Za-z0-9_.+:@-]{0,127})?$\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0btime_window\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"m\n\x10ListJobsResponse\x12\'\n\x04jobs\x18\x01 \x03(\x0b\x32\x19.firecrest.compute.v1.Job\x12\x1c\n\x0fnext_page_token\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x12\n\x10_next_page_token\"G\n\rGetJobRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12!\n\x06job_id\x18\x02 \x01(\tB\x11\x92\xb5\x18\r^[0-9]{1,12}$\"9\n\x0eGetJobResponse\x12\'\n\x04jobs\x18\x01 \x03(\x0b\x32\x19.firecrest.compute.v1.Job\"O\n\x15GetJobMetadataRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12!\n\x06job_id\x18\x02 \x01(\tB\x11\x92\xb5\x18\r^[0-9]{1,12}$\"I\n\x16GetJobMetadataResponse\x12/\n\x04jobs\x18\x01 \x03(\x0b\x32!.firecrest.compute.v1.JobMetadata\"J\n\x10\x43\x61ncelJobRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12!\n\x06job_id\x18\x02 \x01(\tB\x11\x92\xb5\x18\r^[0-9]{1,12}$\"\x13\n\x11\x43\x61ncelJobResponse\"a\n\x10\x41ttachJobRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12!\n\x06job_id\x18\x02 \x01(\tB\x11\x92\xb5\x18\r^[0-9]{1,12}$\x12\x15\n\x07\x63ommand\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"\x13\n\x11\x41ttachJobResponse\"\x9f\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0b\x32\x1f.firecrest.compute.v1.JobStatus\x12,\n\x05tasks\x18\x04 \x03(\x0b\x32\x1d.firecrest.compute.v1.JobTask\x12+\n\x04time\x18\x05 \x01(\x0b\x32\x1d.firecrest.compute.v1.JobTime\x12\x0f\n\x07\x61\x63\x63ount\x18\x06 \x01(\t\x12\x18\n\x10\x61llocation_nodes\x18\x07 \x01(\x05\x12\x0f\n\x07\x63luster\x18\x08 \x01(\t\x12\r\n\x05group\x18\t \x01(\t\x12\r\n\x05nodes\x18\n \x01(\t\x12\x11\n\tpartition\x18\x0b \x01(\t\x12\x15\n\x08priority\x18\x0c \x01(\rH\x00\x88\x01\x01\x12\x1e\n\x11kill_request_user\x18\r \x01(\tH\x01\x88\x01\x01\x12\x0c\n\x04user\x18\x0e \x01(\t\x12\x19\n\x11working_directory\x18\x0f \x01(\tB\x0b\n\t_priorityB\x14\n\x12_kill_request_user\"\xa0\x01\n\tJobStatus\x12\r\n\x05state\x18\x01 \x01(\t\x12\x19\n\x0cstate_reason\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x1d\n\x10interrupt_signal\x18\x04 \x01(\x05H\x02\x88\x01\x01\x42\x0f\n\r_state_reasonB\x0c\n\n_exit_codeB\x13\n\x11_interrupt_signal\"\x81\x01\n\x07JobTask\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0b\x32\x1f.firecrest.compute.v1.JobStatus\x12+\n\x04time\x18\x04 \x01(\x0b\x32\x1d.firecrest.compute.v1.JobTime\"\xa7\x01\n\x07JobTime\x12\x14\n\x07\x65lapsed\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\x05start\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x10\n\x03\x65nd\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x16\n\tsuspended\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x12\n\x05limit\x18\x05 \x01(\x05H\x04\x88\x01\x01\x42\n\n\x08_elapsedB\x08\n\x06_startB\x06\n\x04_endB\x0c\n\n_suspendedB\x08\n\x06_limit\"v\n\x0bJobMetadata\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06script\x18\x02 \x01(\t\x12\x16\n\x0estandard_input\x18\x03 \x01(\t\x12\x17\n\x0fstandard_output\x18\x04 \x01(\t\x12\x16\n\x0estandard_error\x18\x05 \x01(\t2\x83\x07\n\x0e\x43omputeService\x12\x89\x01\n\tSubmitJob\x12&.firecrest.compute.v1.SubmitJobRequest\x1a\'.firecrest.compute.v1.SubmitJobResponse\"+\x88\xb5\x18\xc9\x01\x82\xd3\xe4\x93\x02 \"\x1b/compute/{system_name}/jobs:\x01*\x12\x83\x01\n\x08ListJobs\x12%.firecrest.compute.v1.ListJobsRequest\x1a&.firecrest.compute.v1.ListJobsResponse\"(\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/compute/{system_name}/jobs\x12\x86\x01\n\x06GetJob\x12#.firecrest.compute.v1.GetJobRequest\x1a$.firecrest.compute.v1.GetJobResponse\"1\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02&\x12$/compute/{system_name}/jobs/{job_id}\x12\xa7\x01\n\x0eGetJobMetadata\x12+.firecrest.compute.v1.GetJobMetadataRequest\x1a,.firecrest.compute.v1.GetJobMetadataResponse\":\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02/\x12-/compute/{system_name}/jobs/{job_id}/metadata\x12\x8f\x01\n\tCancelJob\x12&.firecrest.compute.v1.CancelJobRequest\x1a\'.firecrest.compute.v1.CancelJobResponse\"1\x88\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02&*$/compute/{system_name}/jobs/{job_id}\x12\x99\x01\n\tAttachJob\x12&.firecrest.compute.v1.AttachJobRequest\x1a\'.firecrest.compute.v1.AttachJobResponse\";\x88\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x30\x1a+/compute/{system_name}/jobs/{job_id}/attach:\x01*BAZ?firecrest-gateway/clients/go/gen/firecrest/compute/v1;computev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +35,26 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'firecrest.compute.v1.comput
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z?firecrest-gateway/clients/go/gen/firecrest/compute/v1;computev1'
+  _globals['_SUBMITJOBREQUEST'].fields_by_name['job']._loaded_options = None
+  _globals['_SUBMITJOBREQUEST'].fields_by_name['job']._serialized_options = b'\342A\001\002'
   _globals['_JOBDESCRIPTION_ENVENTRY']._loaded_options = None
   _globals['_JOBDESCRIPTION_ENVENTRY']._serialized_options = b'8\001'
+  _globals['_JOBDESCRIPTION'].fields_by_name['account']._loaded_options = None
+  _globals['_JOBDESCRIPTION'].fields_by_name['account']._serialized_options = b'\222\265\030)^([A-Za-z0-9_][A-Za-z0-9_.+:@-]{0,127})?$'
+  _globals['_JOBDESCRIPTION'].fields_by_name['working_directory']._loaded_options = None
+  _globals['_JOBDESCRIPTION'].fields_by_name['working_directory']._serialized_options = b'\342A\001\002\222\265\030\002^/'
+  _globals['_LISTJOBSREQUEST'].fields_by_name['account']._loaded_options = None
+  _globals['_LISTJOBSREQUEST'].fields_by_name['account']._serialized_options = b'\222\265\030)^([A-Za-z0-9_][A-Za-z0-9_.+:@-]{0,127})?$'
+  _globals['_GETJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_GETJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\222\265\030\r^[0-9]{1,12}$'
+  _globals['_GETJOBMETADATAREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_GETJOBMETADATAREQUEST'].fields_by_name['job_id']._serialized_options = b'\222\265\030\r^[0-9]{1,12}$'
+  _globals['_CANCELJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_CANCELJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\222\265\030\r^[0-9]{1,12}$'
+  _globals['_ATTACHJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
+  _globals['_ATTACHJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\222\265\030\r^[0-9]{1,12}$'
+  _globals['_ATTACHJOBREQUEST'].fields_by_name['command']._loaded_options = None
+  _globals['_ATTACHJOBREQUEST'].fields_by_name['command']._serialized_options = b'\342A\001\002'
   _globals['_COMPUTESERVICE'].methods_by_name['SubmitJob']._loaded_options = None
   _globals['_COMPUTESERVICE'].methods_by_name['SubmitJob']._serialized_options = b'\210\265\030\311\001\202\323\344\223\002 \"\033/compute/{system_name}/jobs:\001*'
   _globals['_COMPUTESERVICE'].methods_by_name['ListJobs']._loaded_options = None
@@ -48,44 +67,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMPUTESERVICE'].methods_by_name['CancelJob']._serialized_options = b'\210\265\030\314\001\202\323\344\223\002&*$/compute/{system_name}/jobs/{job_id}'
   _globals['_COMPUTESERVICE'].methods_by_name['AttachJob']._loaded_options = None
   _globals['_COMPUTESERVICE'].methods_by_name['AttachJob']._serialized_options = b'\210\265\030\314\001\202\323\344\223\0020\032+/compute/{system_name}/jobs/{job_id}/attach:\001*'
-  _globals['_SUBMITJOBREQUEST']._serialized_start=121
-  _globals['_SUBMITJOBREQUEST']._serialized_end=231
-  _globals['_JOBDESCRIPTION']._serialized_start=234
-  _globals['_JOBDESCRIPTION']._serialized_end=583
-  _globals['_JOBDESCRIPTION_ENVENTRY']._serialized_start=541
-  _globals['_JOBDESCRIPTION_ENVENTRY']._serialized_end=583
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=585
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=620
-  _globals['_LISTJOBSREQUEST']._serialized_start=622
-  _globals['_LISTJOBSREQUEST']._serialized_end=695
-  _globals['_LISTJOBSRESPONSE']._serialized_start=697
-  _globals['_LISTJOBSRESPONSE']._serialized_end=756
-  _globals['_GETJOBREQUEST']._serialized_start=758
-  _globals['_GETJOBREQUEST']._serialized_end=810
-  _globals['_GETJOBRESPONSE']._serialized_start=812
-  _globals['_GETJOBRESPONSE']._serialized_end=869
-  _globals['_GETJOBMETADATAREQUEST']._serialized_start=871
-  _globals['_GETJOBMETADATAREQUEST']._serialized_end=931
-  _globals['_GETJOBMETADATARESPONSE']._serialized_start=933
-  _globals['_GETJOBMETADATARESPONSE']._serialized_end=1006
-  _globals['_CANCELJOBREQUEST']._serialized_start=1008
-  _globals['_CANCELJOBREQUEST']._serialized_end=1063
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1065
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1084
-  _globals['_ATTACHJOBREQUEST']._serialized_start=1086
-  _globals['_ATTACHJOBREQUEST']._serialized_end=1158
-  _globals['_ATTACHJOBRESPONSE']._serialized_start=1160
-  _globals['_ATTACHJOBRESPONSE']._serialized_end=1179
-  _globals['_JOB']._serialized_start=1182
-  _globals['_JOB']._serialized_end=1570
-  _globals['_JOBSTATUS']._serialized_start=1573
-  _globals['_JOBSTATUS']._serialized_end=1711
-  _globals['_JOBTASK']._serialized_start=1714
-  _globals['_JOBTASK']._serialized_end=1843
-  _globals['_JOBTIME']._serialized_start=1846
-  _globals['_JOBTIME']._serialized_end=2013
-  _globals['_JOBMETADATA']._serialized_start=2015
-  _globals['_JOBMETADATA']._serialized_end=2133
-  _globals['_COMPUTESERVICE']._serialized_start=2136
-  _globals['_COMPUTESERVICE']._serialized_end=3035
+  _globals['_SUBMITJOBREQUEST']._serialized_start=154
+  _globals['_SUBMITJOBREQUEST']._serialized_end=270
+  _globals['_JOBDESCRIPTION']._serialized_start=273
+  _globals['_JOBDESCRIPTION']._serialized_end=681
+  _globals['_JOBDESCRIPTION_ENVENTRY']._serialized_start=639
+  _globals['_JOBDESCRIPTION_ENVENTRY']._serialized_end=681
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=683
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=718
+  _globals['_LISTJOBSREQUEST']._serialized_start=721
+  _globals['_LISTJOBSREQUEST']._serialized_end=915
+  _globals['_LISTJOBSRESPONSE']._serialized_start=917
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1026
+  _globals['_GETJOBREQUEST']._serialized_start=1028
+  _globals['_GETJOBREQUEST']._serialized_end=1099
+  _globals['_GETJOBRESPONSE']._serialized_start=1101
+  _globals['_GETJOBRESPONSE']._serialized_end=1158
+  _globals['_GETJOBMETADATAREQUEST']._serialized_start=1160
+  _globals['_GETJOBMETADATAREQUEST']._serialized_end=1239
+  _globals['_GETJOBMETADATARESPONSE']._serialized_start=1241
+  _globals['_GETJOBMETADATARESPONSE']._serialized_end=1314
+  _globals['_CANCELJOBREQUEST']._serialized_start=1316
+  _globals['_CANCELJOBREQUEST']._serialized_end=1390
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1392
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1411
+  _globals['_ATTACHJOBREQUEST']._serialized_start=1413
+  _globals['_ATTACHJOBREQUEST']._serialized_end=1510
+  _globals['_ATTACHJOBRESPONSE']._serialized_start=1512
+  _globals['_ATTACHJOBRESPONSE']._serialized_end=1531
+  _globals['_JOB']._serialized_start=1534
+  _globals['_JOB']._serialized_end=1949
+  _globals['_JOBSTATUS']._serialized_start=1952
+  _globals['_JOBSTATUS']._serialized_end=2112
+  _globals['_JOBTASK']._serialized_start=2115
+  _globals['_JOBTASK']._serialized_end=2244
+  _globals['_JOBTIME']._serialized_start=2247
+  _globals['_JOBTIME']._serialized_end=2414
+  _globals['_JOBMETADATA']._serialized_start=2416
+  _globals['_JOBMETADATA']._serialized_end=2534
+  _globals['_COMPUTESERVICE']._serialized_start=2537
+  _globals['_COMPUTESERVICE']._serialized_end=3436
 # @@protoc_insertion_point(module_scope)

@@ -27,7 +27,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n firecrest/status/v1/status.proto\x12\x13\x66irecrest.status.v1\x1a\x1d\x66irecrest/type/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x14\n\x12GetLivenessRequest\"\xbb\x01\n\x13GetLivenessResponse\x12W\n\x10healthcheck_runs\x18\x01 \x03(\x0b\x32=.firecrest.status.v1.GetLivenessResponse.HealthcheckRunsEntry\x12\x13\n\x0blast_update\x18\x02 \x01(\x01\x1a\x36\n\x14HealthcheckRunsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x14\n\x12ListSystemsRequest\"G\n\x13ListSystemsResponse\x12\x30\n\x07systems\x18\x01 \x03(\x0b\x32\x1f.firecrest.status.v1.HPCCluster\"\x80\x03\n\nHPCCluster\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x03ssh\x18\x02 \x01(\x0b\x32\".firecrest.status.v1.SSHClientPool\x12\x31\n\tscheduler\x18\x03 \x01(\x0b\x32\x1e.firecrest.status.v1.Scheduler\x12;\n\x0fservices_health\x18\x04 \x03(\x0b\x32\".firecrest.status.v1.ServiceHealth\x12\x35\n\x07probing\x18\x05 \x01(\x0b\x32$.firecrest.status.v1.ProbingServices\x12\x35\n\x0c\x66ile_systems\x18\x06 \x03(\x0b\x32\x1f.firecrest.status.v1.FileSystem\x12:\n\x0e\x64\x61ta_operation\x18\x07 \x01(\x0b\x32\".firecrest.status.v1.DataOperation\x12\x19\n\x11last_health_check\x18\x08 \x01(\t\"\x9b\x01\n\rSSHClientPool\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x12\n\nproxy_host\x18\x03 \x01(\t\x12\x12\n\nproxy_port\x18\x04 \x01(\x05\x12\x13\n\x0bmax_clients\x18\x05 \x01(\x05\x12\x31\n\x07timeout\x18\x06 \x01(\x0b\x32 .firecrest.status.v1.SSHTimeouts\"u\n\x0bSSHTimeouts\x12\x12\n\nconnection\x18\x01 \x01(\x05\x12\r\n\x05login\x18\x02 \x01(\x05\x12\x19\n\x11\x63ommand_execution\x18\x03 \x01(\x05\x12\x14\n\x0cidle_timeout\x18\x04 \x01(\x05\x12\x12\n\nkeep_alive\x18\x05 \x01(\x05\"z\n\tScheduler\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07\x61pi_url\x18\x03 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x04 \x01(\t\x12\x0f\n\x07timeout\x18\x05 \x01(\x05\x12\x17\n\x0f\x63onnection_mode\x18\x06 \x01(\t\"|\n\rServiceHealth\x12\x14\n\x0cservice_type\x18\x01 \x01(\t\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x14\n\x0clast_checked\x18\x03 \x01(\t\x12\x0f\n\x07latency\x18\x04 \x01(\x01\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\"\xc5\x01\n\x0fProbingServices\x12\x16\n\x0einterval_check\x18\x01 \x01(\x05\x12\x44\n\x08services\x18\x02 \x03(\x0b\x32\x32.firecrest.status.v1.ProbingServices.ServicesEntry\x1aT\n\rServicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x32\n\x05value\x18\x02 \x01(\x0b\x32#.firecrest.status.v1.ProbingService:\x02\x38\x01\"2\n\x0eProbingService\x12\x14\n\x07timeout\x18\x01 \x01(\x05H\x00\x88\x01\x01\x42\n\n\x08_timeout\"G\n\nFileSystem\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\tdata_type\x18\x02 \x01(\t\x12\x18\n\x10\x64\x65\x66\x61ult_work_dir\x18\x03 \x01(\x08\"\xc0\x01\n\rDataOperation\x12,\n\x11max_ops_file_size\x18\x01 \x01(\x01R\x11max_ops_file_size\x12=\n\rdata_transfer\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\rdata_transfer\x12\x42\n\x1c\x64\x61tatransfer_jobs_directives\x18\x03 \x03(\tR\x1c\x64\x61tatransfer_jobs_directives\"\'\n\x10ListNodesRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\"=\n\x11ListNodesResponse\x12(\n\x05nodes\x18\x01 \x03(\x0b\x32\x19.firecrest.status.v1.Node\"\x9f\x02\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0f\n\x07sockets\x18\x04 \x01(\x05\x12\r\n\x05\x63ores\x18\x05 \x01(\x05\x12\x0f\n\x07threads\x18\x06 \x01(\x05\x12\x0c\n\x04\x63pus\x18\x07 \x01(\x05\x12\x12\n\nalloc_cpus\x18\x08 \x01(\x05\x12\x11\n\tidle_cpus\x18\t \x01(\x05\x12\x10\n\x08\x63pu_load\x18\n \x01(\x01\x12\x14\n\x0c\x61lloc_memory\x18\x0b \x01(\x05\x12\x13\n\x0b\x66ree_memory\x18\x0c \x01(\x05\x12\x10\n\x08\x66\x65\x61tures\x18\r \x03(\t\x12\x12\n\npartitions\x18\x0e \x03(\t\x12\r\n\x05state\x18\x0f \x03(\t\x12\x0e\n\x06weight\x18\x10 \x01(\x05\"A\n\x15ListPartitionsRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12\x13\n\x0bshow_hidden\x18\x02 \x01(\x08\"L\n\x16ListPartitionsResponse\x12\x32\n\npartitions\x18\x01 \x03(\x0b\x32\x1e.firecrest.status.v1.Partition\"O\n\tPartition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x63pus\x18\x02 \x01(\x05\x12\x13\n\x0btotal_nodes\x18\x03 \x01(\x05\x12\x11\n\tpartition\x18\x04 \x03(\t\".\n\x17ListReservationsRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\"R\n\x18ListReservationsResponse\x12\x36\n\x0creservations\x18\x01 \x03(\x0b\x32 .firecrest.status.v1.Reservation\"u\n\x0bReservation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x01(\t\x12\x11\n\tnode_list\x18\x04 \x01(\t\x12\x12\n\nstart_time\x18\x05 \x01(\x05\x12\x10\n\x08\x65nd_time\x18\x06 \x01(\x05\")\n\x12GetUserInfoRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\"\xe4\x01\n\x13GetUserInfoResponse\x12\x32\n\x04user\x18\x01 \x01(\x0b\x32$.firecrest.status.v1.PosixIdentified\x12\x33\n\x05group\x18\x02 \x01(\x0b\x32$.firecrest.status.v1.PosixIdentified\x12\x34\n\x06groups\x18\x03 \x03(\x0b\x32$.firecrest.status.v1.PosixIdentified\x12.\n\x08\x61\x63\x63ounts\x18\x04 \x03(\x0b\x32\x1c.firecrest.status.v1.Account\"+\n\x0fPosixIdentified\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"(\n\x07\x41\x63\x63ount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x02 \x01(\x08\x32\xe5\x06\n\rStatusService\x12\x7f\n\x0bGetLiveness\x12\'.firecrest.status.v1.GetLivenessRequest\x1a(.firecrest.status.v1.GetLivenessResponse\"\x1d\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/status/liveness\x12~\n\x0bListSystems\x12\'.firecrest.status.v1.ListSystemsRequest\x1a(.firecrest.status.v1.ListSystemsResponse\"\x1c\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/status/systems\x12\x84\x01\n\tListNodes\x12%.firecrest.status.v1.ListNodesRequest\x1a&.firecrest.status.v1.ListNodesResponse\"(\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/status/{system_name}/nodes\x12\x98\x01\n\x0eListPartitions\x12*.firecrest.status.v1.ListPartitionsRequest\x1a+.firecrest.status.v1.ListPartitionsResponse\"-\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\"\x12 /status/{system_name}/partitions\x12\xa0\x01\n\x10ListReservations\x12,.firecrest.status.v1.ListReservationsRequest\x1a-.firecrest.status.v1.ListReservationsResponse\"/\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02$\x12\"/status/{system_name}/reservations\x12\x8d\x01\n\x0bGetUserInfo\x12\'.firecrest.status.v1.GetUserInfoRequest\x1a(.firecrest.status.v1.GetUserInfoResponse\"+\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02 \x12\x1e/status/{system_name}/userinfoB?Z=firecrest-gateway/clients/go/gen/firecrest/status/v1;statusv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n firecrest/status/v1/status.proto\x12\x13\x66irecrest.status.v1\x1a\x1d\x66irecrest/type/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x14\n\x12GetLivenessRequest\"\xbb\x01\n\x13GetLivenessResponse\x12W\n\x10healthcheck_runs\x18\x01 \x03(\x0b\x32=.firecrest.status.v1.GetLivenessResponse.HealthcheckRunsEntry\x12\x13\n\x0blast_update\x18\x02 \x01(\x01\x1a\x36\n\x14HealthcheckRunsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x14\n\x12ListSystemsRequest\"G\n\x13ListSystemsResponse\x12\x30\n\x07systems\x18\x01 \x03(\x0b\x32\x1f.firecrest.status.v1.HPCCluster\"\x80\x03\n\nHPCCluster\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x03ssh\x18\x02 \x01(\x0b\x32\".firecrest.status.v1.SSHClientPool\x12\x31\n\tscheduler\x18\x03 \x01(\x0b\x32\x1e.firecrest.status.v1.Scheduler\x12;\n\x0fservices_health\x18\x04 \x03(\x0b\x32\".firecrest.status.v1.ServiceHealth\x12\x35\n\x07probing\x18\x05 \x01(\x0b\x32$.firecrest.status.v1.ProbingServices\x12\x35\n\x0c\x66ile_systems\x18\x06 \x03(\x0b\x32\x1f.firecrest.status.v1.FileSystem\x12:\n\x0e\x64\x61ta_operation\x18\x07 \x01(\x0b\x32\".firecrest.status.v1.DataOperation\x12\x19\n\x11last_health_check\x18\x08 \x01(\t\"\xc3\x01\n\rSSHClientPool\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x17\n\nproxy_host\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x17\n\nproxy_port\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x13\n\x0bmax_clients\x18\x05 \x01(\x05\x12\x31\n\x07timeout\x18\x06 \x01(\x0b\x32 .firecrest.status.v1.SSHTimeoutsB\r\n\x0b_proxy_hostB\r\n\x0b_proxy_port\"u\n\x0bSSHTimeouts\x12\x12\n\nconnection\x18\x01 \x01(\x05\x12\r\n\x05login\x18\x02 \x01(\x05\x12\x19\n\x11\x63ommand_execution\x18\x03 \x01(\x05\x12\x14\n\x0cidle_timeout\x18\x04 \x01(\x05\x12\x12\n\nkeep_alive\x18\x05 \x01(\x05\"\xa0\x01\n\tScheduler\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x14\n\x07\x61pi_url\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x61pi_version\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x0f\n\x07timeout\x18\x05 \x01(\x05\x12\x17\n\x0f\x63onnection_mode\x18\x06 \x01(\tB\n\n\x08_api_urlB\x0e\n\x0c_api_version\"|\n\rServiceHealth\x12\x14\n\x0cservice_type\x18\x01 \x01(\t\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x14\n\x0clast_checked\x18\x03 \x01(\t\x12\x0f\n\x07latency\x18\x04 \x01(\x01\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\"\xc5\x01\n\x0fProbingServices\x12\x16\n\x0einterval_check\x18\x01 \x01(\x05\x12\x44\n\x08services\x18\x02 \x03(\x0b\x32\x32.firecrest.status.v1.ProbingServices.ServicesEntry\x1aT\n\rServicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x32\n\x05value\x18\x02 \x01(\x0b\x32#.firecrest.status.v1.ProbingService:\x02\x38\x01\"2\n\x0eProbingService\x12\x14\n\x07timeout\x18\x01 \x01(\x05H\x00\x88\x01\x01\x42\n\n\x08_timeout\"G\n\nFileSystem\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\tdata_type\x18\x02 \x01(\t\x12\x18\n\x10\x64\x65\x66\x61ult_work_dir\x18\x03 \x01(\x08\"\xc0\x01\n\rDataOperation\x12,\n\x11max_ops_file_size\x18\x01 \x01(\x01R\x11max_ops_file_size\x12=\n\rdata_transfer\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\rdata_transfer\x12\x42\n\x1c\x64\x61tatransfer_jobs_directives\x18\x03 \x03(\tR\x1c\x64\x61tatransfer_jobs_directives\"\'\n\x10ListNodesRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\"=\n\x11ListNodesResponse\x12(\n\x05nodes\x18\x01 \x03(\x0b\x32\x19.firecrest.status.v1.Node\"\x9f\x02\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0f\n\x07sockets\x18\x04 \x01(\x05\x12\r\n\x05\x63ores\x18\x05 \x01(\x05\x12\x0f\n\x07threads\x18\x06 \x01(\x05\x12\x0c\n\x04\x63pus\x18\x07 \x01(\x05\x12\x12\n\nalloc_cpus\x18\x08 \x01(\x05\x12\x11\n\tidle_cpus\x18\t \x01(\x05\x12\x10\n\x08\x63pu_load\x18\n \x01(\x01\x12\x14\n\x0c\x61lloc_memory\x18\x0b \x01(\x05\x12\x13\n\x0b\x66ree_memory\x18\x0c \x01(\x05\x12\x10\n\x08\x66\x65\x61tures\x18\r \x03(\t\x12\x12\n\npartitions\x18\x0e \x03(\t\x12\r\n\x05state\x18\x0f \x03(\t\x12\x0e\n\x06weight\x18\x10 \x01(\x05\"A\n\x15ListPartitionsRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\x12\x13\n\x0bshow_hidden\x18\x02 \x01(\x08\"L\n\x16ListPartitionsResponse\x12\x32\n\npartitions\x18\x01 \x03(\x0b\x32\x1e.firecrest.status.v1.Partition\"U\n\tPartition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x63pus\x18\x02 \x01(\x05\x12\x13\n\x0btotal_nodes\x18\x03 \x01(\x05\x12\x11\n\tpartition\x18\x05 \x01(\tJ\x04\x08\x04\x10\x05\".\n\x17ListReservationsRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\"R\n\x18ListReservationsResponse\x12\x36\n\x0creservations\x18\x01 \x03(\x0b\x32 .firecrest.status.v1.Reservation\"u\n\x0bReservation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x01(\t\x12\x11\n\tnode_list\x18\x04 \x01(\t\x12\x12\n\nstart_time\x18\x05 \x01(\x05\x12\x10\n\x08\x65nd_time\x18\x06 \x01(\x05\")\n\x12GetUserInfoRequest\x12\x13\n\x0bsystem_name\x18\x01 \x01(\t\"\xe4\x01\n\x13GetUserInfoResponse\x12\x32\n\x04user\x18\x01 \x01(\x0b\x32$.firecrest.status.v1.PosixIdentified\x12\x33\n\x05group\x18\x02 \x01(\x0b\x32$.firecrest.status.v1.PosixIdentified\x12\x34\n\x06groups\x18\x03 \x03(\x0b\x32$.firecrest.status.v1.PosixIdentified\x12.\n\x08\x61\x63\x63ounts\x18\x04 \x03(\x0b\x32\x1c.firecrest.status.v1.Account\"+\n\x0fPosixIdentified\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"(\n\x07\x41\x63\x63ount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x02 \x01(\x08\x32\xe5\x06\n\rStatusService\x12\x7f\n\x0bGetLiveness\x12\'.firecrest.status.v1.GetLivenessRequest\x1a(.firecrest.status.v1.GetLivenessResponse\"\x1d\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/status/liveness\x12~\n\x0bListSystems\x12\'.firecrest.status.v1.ListSystemsRequest\x1a(.firecrest.status.v1.ListSystemsResponse\"\x1c\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/status/systems\x12\x84\x01\n\tListNodes\x12%.firecrest.status.v1.ListNodesRequest\x1a&.firecrest.status.v1.ListNodesResponse\"(\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/status/{system_name}/nodes\x12\x98\x01\n\x0eListPartitions\x12*.firecrest.status.v1.ListPartitionsRequest\x1a+.firecrest.status.v1.ListPartitionsResponse\"-\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\"\x12 /status/{system_name}/partitions\x12\xa0\x01\n\x10ListReservations\x12,.firecrest.status.v1.ListReservationsRequest\x1a-.firecrest.status.v1.ListReservationsResponse\"/\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02$\x12\"/status/{system_name}/reservations\x12\x8d\x01\n\x0bGetUserInfo\x12\'.firecrest.status.v1.GetUserInfoRequest\x1a(.firecrest.status.v1.GetUserInfoResponse\"+\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02 \x12\x1e/status/{system_name}/userinfoB?Z=firecrest-gateway/clients/go/gen/firecrest/status/v1;statusv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,49 +64,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HPCCLUSTER']._serialized_start=456
   _globals['_HPCCLUSTER']._serialized_end=840
   _globals['_SSHCLIENTPOOL']._serialized_start=843
-  _globals['_SSHCLIENTPOOL']._serialized_end=998
-  _globals['_SSHTIMEOUTS']._serialized_start=1000
-  _globals['_SSHTIMEOUTS']._serialized_end=1117
-  _globals['_SCHEDULER']._serialized_start=1119
-  _globals['_SCHEDULER']._serialized_end=1241
-  _globals['_SERVICEHEALTH']._serialized_start=1243
-  _globals['_SERVICEHEALTH']._serialized_end=1367
-  _globals['_PROBINGSERVICES']._serialized_start=1370
-  _globals['_PROBINGSERVICES']._serialized_end=1567
-  _globals['_PROBINGSERVICES_SERVICESENTRY']._serialized_start=1483
-  _globals['_PROBINGSERVICES_SERVICESENTRY']._serialized_end=1567
-  _globals['_PROBINGSERVICE']._serialized_start=1569
-  _globals['_PROBINGSERVICE']._serialized_end=1619
-  _globals['_FILESYSTEM']._serialized_start=1621
-  _globals['_FILESYSTEM']._serialized_end=1692
-  _globals['_DATAOPERATION']._serialized_start=1695
-  _globals['_DATAOPERATION']._serialized_end=1887
-  _globals['_LISTNODESREQUEST']._serialized_start=1889
-  _globals['_LISTNODESREQUEST']._serialized_end=1928
-  _globals['_LISTNODESRESPONSE']._serialized_start=1930
-  _globals['_LISTNODESRESPONSE']._serialized_end=1991
-  _globals['_NODE']._serialized_start=1994
-  _globals['_NODE']._serialized_end=2281
-  _globals['_LISTPARTITIONSREQUEST']._serialized_start=2283
-  _globals['_LISTPARTITIONSREQUEST']._serialized_end=2348
-  _globals['_LISTPARTITIONSRESPONSE']._serialized_start=2350
-  _globals['_LISTPARTITIONSRESPONSE']._serialized_end=2426
-  _globals['_PARTITION']._serialized_start=2428
-  _globals['_PARTITION']._serialized_end=2507
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=2509
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=2555
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=2557
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=2639
-  _globals['_RESERVATION']._serialized_start=2641
-  _globals['_RESERVATION']._serialized_end=2758
-  _globals['_GETUSERINFOREQUEST']._serialized_start=2760
-  _globals['_GETUSERINFOREQUEST']._serialized_end=2801
-  _globals['_GETUSERINFORESPONSE']._serialized_start=2804
-  _globals['_GETUSERINFORESPONSE']._serialized_end=3032
-  _globals['_POSIXIDENTIFIED']._serialized_start=3034
-  _globals['_POSIXIDENTIFIED']._serialized_end=3077
-  _globals['_ACCOUNT']._serialized_start=3079
-  _globals['_ACCOUNT']._serialized_end=3119
-  _globals['_STATUSSERVICE']._serialized_start=3122
-  _globals['_STATUSSERVICE']._serialized_end=3991
+  _globals['_SSHCLIENTPOOL']._serialized_end=1038
+  _globals['_SSHTIMEOUTS']._serialized_start=1040
+  _globals['_SSHTIMEOUTS']._serialized_end=1157
+  _globals['_SCHEDULER']._serialized_start=1160
+  _globals['_SCHEDULER']._serialized_end=1320
+  _globals['_SERVICEHEALTH']._serialized_start=1322
+  _globals['_SERVICEHEALTH']._serialized_end=1446
+  _globals['_PROBINGSERVICES']._serialized_start=1449
+  _globals['_PROBINGSERVICES']._serialized_end=1646
+  _globals['_PROBINGSERVICES_SERVICESENTRY']._serialized_start=1562
+  _globals['_PROBINGSERVICES_SERVICESENTRY']._serialized_end=1646
+  _globals['_PROBINGSERVICE']._serialized_start=1648
+  _globals['_PROBINGSERVICE']._serialized_end=1698
+  _globals['_FILESYSTEM']._serialized_start=1700
+  _globals['_FILESYSTEM']._serialized_end=1771
+  _globals['_DATAOPERATION']._serialized_start=1774
+  _globals['_DATAOPERATION']._serialized_end=1966
+  _globals['_LISTNODESREQUEST']._serialized_start=1968
+  _globals['_LISTNODESREQUEST']._serialized_end=2007
+  _globals['_LISTNODESRESPONSE']._serialized_start=2009
+  _globals['_LISTNODESRESPONSE']._serialized_end=2070
+  _globals['_NODE']._serialized_start=2073
+  _globals['_NODE']._serialized_end=2360
+  _globals['_LISTPARTITIONSREQUEST']._serialized_start=2362
+  _globals['_LISTPARTITIONSREQUEST']._serialized_end=2427
+  _globals['_LISTPARTITIONSRESPONSE']._serialized_start=2429
+  _globals['_LISTPARTITIONSRESPONSE']._serialized_end=2505
+  _globals['_PARTITION']._serialized_start=2507
+  _globals['_PARTITION']._serialized_end=2592
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=2594
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=2640
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=2642
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=2724
+  _globals['_RESERVATION']._serialized_start=2726
+  _globals['_RESERVATION']._serialized_end=2843
+  _globals['_GETUSERINFOREQUEST']._serialized_start=2845
+  _globals['_GETUSERINFOREQUEST']._serialized_end=2886
+  _globals['_GETUSERINFORESPONSE']._serialized_start=2889
+  _globals['_GETUSERINFORESPONSE']._serialized_end=3117
+  _globals['_POSIXIDENTIFIED']._serialized_start=3119
+  _globals['_POSIXIDENTIFIED']._serialized_end=3162
+  _globals['_ACCOUNT']._serialized_start=3164
+  _globals['_ACCOUNT']._serialized_end=3204
+  _globals['_STATUSSERVICE']._serialized_start=3207
+  _globals['_STATUSSERVICE']._serialized_end=4076
 # @@protoc_insertion_point(module_scope)

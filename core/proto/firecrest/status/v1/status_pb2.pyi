@@ -232,8 +232,8 @@ class Partition(_message.Message):
     name: str
     cpus: int
     total_nodes: int
-    partition: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., cpus: _Optional[int] = ..., total_nodes: _Optional[int] = ..., partition: _Optional[_Iterable[str]] = ...) -> None: ...
+    partition: str
+    def __init__(self, name: _Optional[str] = ..., cpus: _Optional[int] = ..., total_nodes: _Optional[int] = ..., partition: _Optional[str] = ...) -> None: ...
 
 class ListReservationsRequest(_message.Message):
     __slots__ = ("system_name",)

@@ -30,7 +30,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66irecrest/tasks/v1/tasks.proto\x12\x12\x66irecrest.tasks.v1\x1a\x1d\x66irecrest/type/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xb1\x03\n\x04Task\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12,\n\x05state\x18\x05 \x01(\x0e\x32\x1d.firecrest.tasks.v1.TaskState\x12\x0c\n\x04\x64one\x18\x06 \x01(\x08\x12\x10\n\x08progress\x18\x07 \x01(\x01\x12\x0e\n\x06system\x18\x08 \x01(\t\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12#\n\x05\x65rror\x18\n \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12)\n\x06result\x18\x0b \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\t\n\x07outcome\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"9\n\x0fGetTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.firecrest.tasks.v1.Task\"\x85\x01\n\x10ListTasksRequest\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.firecrest.tasks.v1.TaskState\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06system\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"U\n\x11ListTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.firecrest.tasks.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"<\n\x12\x43\x61ncelTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.firecrest.tasks.v1.Task\"N\n\x0fWaitTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\":\n\x10WaitTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.firecrest.tasks.v1.Task\"$\n\x11\x44\x65leteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteTaskResponse\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\";\n\x11WatchTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.firecrest.tasks.v1.Task*\xa1\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_QUEUED\x10\x01\x12\x16\n\x12TASK_STATE_RUNNING\x10\x02\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11TASK_STATE_FAILED\x10\x04\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x05\x32\xf2\x05\n\x0cTasksService\x12q\n\x07GetTask\x12\".firecrest.tasks.v1.GetTaskRequest\x1a#.firecrest.tasks.v1.GetTaskResponse\"\x1d\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/tasks/{task_id}\x12m\n\tListTasks\x12$.firecrest.tasks.v1.ListTasksRequest\x1a%.firecrest.tasks.v1.ListTasksResponse\"\x13\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x08\x12\x06/tasks\x12\x84\x01\n\nCancelTask\x12%.firecrest.tasks.v1.CancelTaskRequest\x1a&.firecrest.tasks.v1.CancelTaskResponse\"\'\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x1c\"\x17/tasks/{task_id}:cancel:\x01*\x12|\n\x08WaitTask\x12#.firecrest.tasks.v1.WaitTaskRequest\x1a$.firecrest.tasks.v1.WaitTaskResponse\"%\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x1a\"\x15/tasks/{task_id}:wait:\x01*\x12z\n\nDeleteTask\x12%.firecrest.tasks.v1.DeleteTaskRequest\x1a&.firecrest.tasks.v1.DeleteTaskResponse\"\x1d\x88\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x12*\x10/tasks/{task_id}\x12\x7f\n\tWatchTask\x12$.firecrest.tasks.v1.WatchTaskRequest\x1a%.firecrest.tasks.v1.WatchTaskResponse\"#\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/tasks/{task_id}:watch0\x01\x42=Z;firecrest-gateway/clients/go/gen/firecrest/tasks/v1;tasksv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66irecrest/tasks/v1/tasks.proto\x12\x12\x66irecrest.tasks.v1\x1a\x1d\x66irecrest/type/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xb1\x03\n\x04Task\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12,\n\x05state\x18\x05 \x01(\x0e\x32\x1d.firecrest.tasks.v1.TaskState\x12\x0c\n\x04\x64one\x18\x06 \x01(\x08\x12\x10\n\x08progress\x18\x07 \x01(\x01\x12\x0e\n\x06system\x18\x08 \x01(\t\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12#\n\x05\x65rror\x18\n \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12)\n\x06result\x18\x0b \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\t\n\x07outcome\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"9\n\x0fGetTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.firecrest.tasks.v1.Task\"\xb3\x01\n\x10ListTasksRequest\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.firecrest.tasks.v1.TaskState\x12:\n\x04kind\x18\x02 \x01(\tB,\x92\xb5\x18(^([a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*)?$\x12\x0e\n\x06system\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"U\n\x11ListTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.firecrest.tasks.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"<\n\x12\x43\x61ncelTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.firecrest.tasks.v1.Task\"N\n\x0fWaitTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\":\n\x10WaitTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.firecrest.tasks.v1.Task\"$\n\x11\x44\x65leteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteTaskResponse\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\";\n\x11WatchTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.firecrest.tasks.v1.Task*\xa1\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_QUEUED\x10\x01\x12\x16\n\x12TASK_STATE_RUNNING\x10\x02\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11TASK_STATE_FAILED\x10\x04\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x05\x32\x8e\x06\n\x0cTasksService\x12q\n\x07GetTask\x12\".firecrest.tasks.v1.GetTaskRequest\x1a#.firecrest.tasks.v1.GetTaskResponse\"\x1d\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/tasks/{task_id}\x12m\n\tListTasks\x12$.firecrest.tasks.v1.ListTasksRequest\x1a%.firecrest.tasks.v1.ListTasksResponse\"\x13\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x08\x12\x06/tasks\x12\x84\x01\n\nCancelTask\x12%.firecrest.tasks.v1.CancelTaskRequest\x1a&.firecrest.tasks.v1.CancelTaskResponse\"\'\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x1c\"\x17/tasks/{task_id}:cancel:\x01*\x12|\n\x08WaitTask\x12#.firecrest.tasks.v1.WaitTaskRequest\x1a$.firecrest.tasks.v1.WaitTaskResponse\"%\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x1a\"\x15/tasks/{task_id}:wait:\x01*\x12z\n\nDeleteTask\x12%.firecrest.tasks.v1.DeleteTaskRequest\x1a&.firecrest.tasks.v1.DeleteTaskResponse\"\x1d\x88\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x12*\x10/tasks/{task_id}\x12\x9a\x01\n\tWatchTask\x12$.firecrest.tasks.v1.WatchTaskRequest\x1a%.firecrest.tasks.v1.WatchTaskResponse\">\x88\xb5\x18\xc8\x01\x82\xd3\xe4\x93\x02\x33\x12\x16/tasks/{task_id}:watchZ\x19\x12\x17/tasks/{task_id}:events0\x01\x42=Z;firecrest-gateway/clients/go/gen/firecrest/tasks/v1;tasksv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'firecrest.tasks.v1.tasks_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z;firecrest-gateway/clients/go/gen/firecrest/tasks/v1;tasksv1'
+  _globals['_LISTTASKSREQUEST'].fields_by_name['kind']._loaded_options = None
+  _globals['_LISTTASKSREQUEST'].fields_by_name['kind']._serialized_options = b'\222\265\030(^([a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*)?$'
   _globals['_TASKSSERVICE'].methods_by_name['GetTask']._loaded_options = None
   _globals['_TASKSSERVICE'].methods_by_name['GetTask']._serialized_options = b'\210\265\030\310\001\202\323\344\223\002\022\022\020/tasks/{task_id}'
   _globals['_TASKSSERVICE'].methods_by_name['ListTasks']._loaded_options = None
@@ -49,9 +51,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKSSERVICE'].methods_by_name['DeleteTask']._loaded_options = None
   _globals['_TASKSSERVICE'].methods_by_name['DeleteTask']._serialized_options = b'\210\265\030\314\001\202\323\344\223\002\022*\020/tasks/{task_id}'
   _globals['_TASKSSERVICE'].methods_by_name['WatchTask']._loaded_options = None
-  _globals['_TASKSSERVICE'].methods_by_name['WatchTask']._serialized_options = b'\210\265\030\310\001\202\323\344\223\002\030\022\026/tasks/{task_id}:watch'
-  _globals['_TASKSTATE']._serialized_start=1387
-  _globals['_TASKSTATE']._serialized_end=1548
+  _globals['_TASKSSERVICE'].methods_by_name['WatchTask']._serialized_options = b'\210\265\030\310\001\202\323\344\223\0023\022\026/tasks/{task_id}:watchZ\031\022\027/tasks/{task_id}:events'
+  _globals['_TASKSTATE']._serialized_start=1433
+  _globals['_TASKSTATE']._serialized_end=1594
   _globals['_TASK']._serialized_start=236
   _globals['_TASK']._serialized_end=669
   _globals['_GETTASKREQUEST']._serialized_start=671
@@ -59,25 +61,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTASKRESPONSE']._serialized_start=706
   _globals['_GETTASKRESPONSE']._serialized_end=763
   _globals['_LISTTASKSREQUEST']._serialized_start=766
-  _globals['_LISTTASKSREQUEST']._serialized_end=899
-  _globals['_LISTTASKSRESPONSE']._serialized_start=901
-  _globals['_LISTTASKSRESPONSE']._serialized_end=986
-  _globals['_CANCELTASKREQUEST']._serialized_start=988
-  _globals['_CANCELTASKREQUEST']._serialized_end=1024
-  _globals['_CANCELTASKRESPONSE']._serialized_start=1026
-  _globals['_CANCELTASKRESPONSE']._serialized_end=1086
-  _globals['_WAITTASKREQUEST']._serialized_start=1088
-  _globals['_WAITTASKREQUEST']._serialized_end=1166
-  _globals['_WAITTASKRESPONSE']._serialized_start=1168
-  _globals['_WAITTASKRESPONSE']._serialized_end=1226
-  _globals['_DELETETASKREQUEST']._serialized_start=1228
-  _globals['_DELETETASKREQUEST']._serialized_end=1264
-  _globals['_DELETETASKRESPONSE']._serialized_start=1266
-  _globals['_DELETETASKRESPONSE']._serialized_end=1286
-  _globals['_WATCHTASKREQUEST']._serialized_start=1288
-  _globals['_WATCHTASKREQUEST']._serialized_end=1323
-  _globals['_WATCHTASKRESPONSE']._serialized_start=1325
-  _globals['_WATCHTASKRESPONSE']._serialized_end=1384
-  _globals['_TASKSSERVICE']._serialized_start=1551
-  _globals['_TASKSSERVICE']._serialized_end=2305
+  _globals['_LISTTASKSREQUEST']._serialized_end=945
+  _globals['_LISTTASKSRESPONSE']._serialized_start=947
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1032
+  _globals['_CANCELTASKREQUEST']._serialized_start=1034
+  _globals['_CANCELTASKREQUEST']._serialized_end=1070
+  _globals['_CANCELTASKRESPONSE']._serialized_start=1072
+  _globals['_CANCELTASKRESPONSE']._serialized_end=1132
+  _globals['_WAITTASKREQUEST']._serialized_start=1134
+  _globals['_WAITTASKREQUEST']._serialized_end=1212
+  _globals['_WAITTASKRESPONSE']._serialized_start=1214
+  _globals['_WAITTASKRESPONSE']._serialized_end=1272
+  _globals['_DELETETASKREQUEST']._serialized_start=1274
+  _globals['_DELETETASKREQUEST']._serialized_end=1310
+  _globals['_DELETETASKRESPONSE']._serialized_start=1312
+  _globals['_DELETETASKRESPONSE']._serialized_end=1332
+  _globals['_WATCHTASKREQUEST']._serialized_start=1334
+  _globals['_WATCHTASKREQUEST']._serialized_end=1369
+  _globals['_WATCHTASKRESPONSE']._serialized_start=1371
+  _globals['_WATCHTASKRESPONSE']._serialized_end=1430
+  _globals['_TASKSSERVICE']._serialized_start=1597
+  _globals['_TASKSSERVICE']._serialized_end=2379
 # @@protoc_insertion_point(module_scope)

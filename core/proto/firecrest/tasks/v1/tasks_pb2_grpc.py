@@ -109,6 +109,8 @@ class TasksServiceServicer:
 
     def WatchTask(self, request, context):
         """GET /tasks/{task_id}:watch: streams the task on every change until done.
+        Over REST, :watch answers one JSON array at the end; :events pushes each
+        change as it happens, as Server-Sent Events (text/event-stream).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -37,6 +37,8 @@ FAILED_PRECONDITION: ErrorReason
 INTERNAL: ErrorReason
 SUCCESS_CODE_FIELD_NUMBER: _ClassVar[int]
 success_code: _descriptor.FieldDescriptor
+PATTERN_FIELD_NUMBER: _ClassVar[int]
+pattern: _descriptor.FieldDescriptor
 
 class TransferJobLogs(_message.Message):
     __slots__ = ("output_log", "error_log")
