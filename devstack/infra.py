@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # python3-venv: the streamer's venv for transfer jobs is built from the system's Python
 APT_PACKAGES = [
     "slurm-wlm", "munge", "slurmdbd", "mariadb-server", "openssh-server", "postgresql", "prometheus", "python3-venv",
+    "acl",  # setfacl: lets the gateway user traverse to a checkout under a private directory
 ]
 S3RVER_PACKAGE = "@20minutes/s3rver@^4"
 S3RVER_MODULE = Path("node_modules/@20minutes/s3rver")

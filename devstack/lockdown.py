@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -104,13 +105,20 @@ def _can(user: str, test: str, path: str | Path) -> bool:
 
 
 def check_readable(paths: list[str | Path], user: str) -> None:
-    """Fail early, with a clear message, when the gateway user cannot reach the code it runs
-    (e.g. a checkout under /root, whose mode is 0700)."""
+    """Make sure the gateway user can reach the code it runs. A checkout under a private directory
+    (e.g. /root, mode 0700) gets a traverse-only ACL entry for that one user on each parent that
+    stops it (`setfacl -m u:USER:x`; nobody else gains anything); fail with a clear message when
+    that is not possible."""
     for p in paths:
+        if _can(user, "-r", p):
+            continue
+        for parent in reversed(Path(os.path.abspath(p)).parents):
+            if not _can(user, "-x", parent) and shutil.which("setfacl"):
+                subprocess.run(["setfacl", "-m", f"u:{user}:x", str(parent)], check=False, capture_output=True)
         if not _can(user, "-r", p):
             raise RuntimeError(
                 f"the gateway runs as the system user {user}, which cannot read {p}: make the checkout "
-                f"and its virtualenv readable by it (e.g. chmod o+x on each parent directory)"
+                f"and its virtualenv readable by it (e.g. setfacl -m u:{user}:x on each parent directory)"
             )
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
+from edge.envoy_config import FIRECREST_PACKAGES, NATIVE_ONLY_FIELDS
+
 ROOT = Path(__file__).resolve().parents[1]
 PROTOS = ROOT / "protos"
 PROTO_OUT = Path("core") / "proto"
@@ -356,10 +358,22 @@ class _OpenAPIBuilder:
         m = self.messages[full]
         props = {}
         required = []
+        # FirecREST v2 writes an unknown value as null: fields with presence in its packages are
+        # nullable, as the edge's Lua filter answers them (edge.envoy_config.nullable_schema)
+        firecrest = full.lstrip(".").startswith(FIRECREST_PACKAGES)
         for f in m.field:
             if f.name in skip:
                 continue
-            props[f.json_name] = self.field_schema(f)
+            schema = self.field_schema(f)
+            nullable = (
+                firecrest
+                and f.label != f.LABEL_REPEATED
+                and f.name not in NATIVE_ONLY_FIELDS
+                and (f.proto3_optional or (f.type == f.TYPE_MESSAGE and not f.HasField("oneof_index")))
+            )
+            if nullable:
+                schema = {"allOf": [schema], "nullable": True} if "$ref" in schema else {**schema, "nullable": True}
+            props[f.json_name] = schema
             if is_required(f):
                 required.append(f.json_name)
         # unknown fields are not part of the API (the transcoder refuses some, ignores others)

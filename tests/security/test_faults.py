@@ -46,7 +46,8 @@ def _final_task(client: Api, job_id: str) -> dict[str, Any]:
 
 def _reason(resp: requests.Response) -> str:
     body = assert_firecrest_error(resp, resp.status_code)
-    return str((body.get("data") or {}).get("reason", "")) + " " + body["message"]
+    # the ErrorInfo reason travels in a header (FirecREST's body has no place for it)
+    return resp.headers.get("f7t-error-reason", "") + " " + body["message"]
 
 
 @pytest.fixture
