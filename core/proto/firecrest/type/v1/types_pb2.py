@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x66irecrest/type/v1/types.proto\x12\x11\x66irecrest.type.v1\x1a google/protobuf/descriptor.proto\"8\n\x0fTransferJobLogs\x12\x12\n\noutput_log\x18\x01 \x01(\t\x12\x11\n\terror_log\x18\x02 \x01(\t\"z\n\x0bTransferJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\x19\n\x11working_directory\x18\x03 \x01(\t\x12\x30\n\x04logs\x18\x04 \x01(\x0b\x32\".firecrest.type.v1.TransferJobLogs*\x9f\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x13\n\x0fUNAUTHENTICATED\x10\x01\x12\x15\n\x11PERMISSION_DENIED\x10\x02\x12\x14\n\x10SYSTEM_NOT_FOUND\x10\x03\x12\r\n\tNOT_FOUND\x10\x04\x12\x14\n\x10INVALID_ARGUMENT\x10\x05\x12\x15\n\x11PAYLOAD_TOO_LARGE\x10\x06\x12\x0b\n\x07TIMEOUT\x10\x07\x12\x17\n\x13\x42\x41\x43KEND_UNAVAILABLE\x10\x08\x12\x13\n\x0fSCHEDULER_ERROR\x10\t\x12\x12\n\x0e\x41LREADY_EXISTS\x10\n\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\x0b\x12\x0c\n\x08INTERNAL\x10\x0c:6\n\x0csuccess_code\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x05:0\n\x07pattern\x12\x1d.google.protobuf.FieldOptions\x18\xd2\x86\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x66irecrest/type/v1/types.proto\x12\x11\x66irecrest.type.v1\x1a google/protobuf/descriptor.proto\"8\n\x0fTransferJobLogs\x12\x12\n\noutput_log\x18\x01 \x01(\t\x12\x11\n\terror_log\x18\x02 \x01(\t\"z\n\x0bTransferJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\x19\n\x11working_directory\x18\x03 \x01(\t\x12\x30\n\x04logs\x18\x04 \x01(\x0b\x32\".firecrest.type.v1.TransferJobLogs*\x9f\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x13\n\x0fUNAUTHENTICATED\x10\x01\x12\x15\n\x11PERMISSION_DENIED\x10\x02\x12\x14\n\x10SYSTEM_NOT_FOUND\x10\x03\x12\r\n\tNOT_FOUND\x10\x04\x12\x14\n\x10INVALID_ARGUMENT\x10\x05\x12\x15\n\x11PAYLOAD_TOO_LARGE\x10\x06\x12\x0b\n\x07TIMEOUT\x10\x07\x12\x17\n\x13\x42\x41\x43KEND_UNAVAILABLE\x10\x08\x12\x13\n\x0fSCHEDULER_ERROR\x10\t\x12\x12\n\x0e\x41LREADY_EXISTS\x10\n\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\x0b\x12\x0c\n\x08INTERNAL\x10\x0c:6\n\x0csuccess_code\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x05:0\n\x07pattern\x12\x1d.google.protobuf.FieldOptions\x18\xd2\x86\x03 \x01(\tB;Z9firecrest-gateway/clients/go/gen/firecrest/type/v1;typev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'firecrest.type.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'Z9firecrest-gateway/clients/go/gen/firecrest/type/v1;typev1'
   _globals['_ERRORREASON']._serialized_start=269
   _globals['_ERRORREASON']._serialized_end=556
   _globals['_TRANSFERJOBLOGS']._serialized_start=86
