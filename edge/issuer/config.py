@@ -313,20 +313,28 @@ def _write_private(state_dir: Path, path: Path, config: dict[str, Any], *, repla
 
 
 def add_users(state_dir: Path, users: list[str]) -> bool:
-    """Give users missing from an existing ``state_dir/config.json`` a client and a password (the
-    others keep theirs). True if the file changed: the issuer must then be restarted."""
+    """Give users missing from an existing ``state_dir/config.json`` a client, a password and a
+    profile (the others keep theirs; a user without a profile gets one). True if the file changed: the issuer must then be restarted."""
     path = Path(state_dir) / CONFIG_FILENAME
     config = json.loads(path.read_text())
     known = {c.get("username") for c in config["clients"]}
     missing = [u for u in users if u not in known]
-    if not missing:
+    # a stack made before users had a profile: give them the one a new stack gives them
+    unnamed = [e for e in config["users"] if "name" not in e or "email" not in e]
+    for e in unnamed:
+        e.setdefault("name", e["username"].capitalize())
+        e.setdefault("email", f"{e['username']}@localhost")
+    if not missing and not unnamed:
         return False
     public = [c for c in config["clients"] if not c.get("username")]
     config["clients"] = [c for c in config["clients"] if c.get("username")] + [
         {"client_id": f"{u}-client", "client_secret": secrets.token_urlsafe(32), "username": u, "scope": DEFAULT_SCOPE}
         for u in missing
     ] + public
-    config["users"] += [{"username": u, "password": secrets.token_urlsafe(16)} for u in missing]
+    config["users"] += [
+        {"username": u, "password": secrets.token_urlsafe(16), "name": u.capitalize(), "email": f"{u}@localhost"}
+        for u in missing
+    ]
     parse_config(config)
     tmp = path.with_name(f".{CONFIG_FILENAME}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
