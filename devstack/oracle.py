@@ -31,7 +31,20 @@ from devstack import gateway
 from devstack.layout import Layout, load_layout
 from devstack.services import Service, http_answers, pid_of, start, stop, wait_ready
 
-DEFAULT_SRC = "/work/shared/reference/firecrest-v2-2.5.6"
+# the reference copy in the shared/ folder beside the checkout (where CI puts it too)
+DEFAULT_SRC = str(
+    next(
+        (
+            p
+            for p in (
+                gateway.REPO.parent / "shared/reference/firecrest-v2-2.5.6",
+                Path("/work/shared/reference/firecrest-v2-2.5.6"),
+            )
+            if p.is_dir()
+        ),
+        gateway.REPO.parent / "shared/reference/firecrest-v2-2.5.6",
+    )
+)
 PORT_OFFSET = 97
 CERT_VALIDITY = "+1d"
 CERT_RENEW_AFTER = 12 * 3600  # seconds: re-sign well before the day is over
