@@ -183,7 +183,10 @@ def cmd_down(args: argparse.Namespace) -> int:
     except Exception as exc:  # a broken gateway module must not prevent stopping the infrastructure
         print(f"warning: gateway.services() failed: {exc}", file=sys.stderr)
         gw = []
-    for svc in [*reversed(gw), *reversed(infra.infra_services(layout))]:
+    # FirecREST v2 beside the stack (started by the conformance tests or `python -m devstack.oracle up`)
+    from devstack import oracle
+
+    for svc in [oracle.service(layout), *reversed(gw), *reversed(infra.infra_services(layout))]:
         pid = pid_of(svc)
         if stop(svc, timeout=30):
             _log(f"{svc.name}: stopped (pid {pid})")
