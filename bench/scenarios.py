@@ -43,6 +43,7 @@ import requests
 import yaml
 
 from bench.run import _env, _RawSSH
+from devstack.layout import Layout
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -307,6 +308,8 @@ class Stack:
         for u in users:
             if subprocess.run(["id", u], capture_output=True).returncode != 0:
                 _sh("useradd", "--create-home", "--user-group", "--shell", "/bin/bash", "--password", "*", u)
+            # the gateway acts only for members of the stack's users group (certificate.allowed_groups)
+            _sh("usermod", "--append", "--groups", Layout.users_group, u)
             Path(f"/home/{u}").chmod(0o700)
 
     def core_cpu_s(self) -> float:
@@ -410,7 +413,8 @@ class NoopChain:
 
         edge = EdgeConfig.load(self.stack.dir / "gateway/edge.yaml")
         edge = dataclasses.replace(
-            edge, listen_port=self.port, admin_port=self.admin_port, core_address=f"127.0.0.1:{self.core_port}",
+            edge, listen_port=self.port, admin_port=0, admin_socket=str(self.dir / "admin.sock"), stats_port=0,
+            core_address=f"127.0.0.1:{self.core_port}", core_addresses=[],
             lua_out=str(self.dir / "filter.lua"), access_log=str(self.dir / "envoy-access.log"))
         (self.dir / "envoy.yaml").write_text(render(edge))
         tls = self.stack.core_cfg["tls"]
@@ -477,7 +481,8 @@ class Bench:
     def metadata(self) -> None:
         task_id = self._a_task()
         tok = self.tokens("alice")
-        noop = NoopChain(self.stack, self.stack.base + 95, self.stack.base + 96, self.stack.base + 94)
+        # ports clear of the stack's (envoy_stats is base+94, FirecREST v2 base+97)
+        noop = NoopChain(self.stack, self.stack.base + 95, self.stack.base + 96, self.stack.base + 98)
         d = self.secs(10)
         with noop.running(_recorded(self.stack, tok, task_id)):
             for conns in (1, 100, 500):
@@ -832,7 +837,9 @@ class Bench:
 
 
 def _task_of(body: dict[str, Any]) -> str:
-    return str(body["transferJob"]["workingDirectory"]).rstrip("/").rsplit("/", 1)[1]
+    """The transfer's task id: the name of its private directory, where its logs are (the job's
+    workingDirectory is the user's home, as FirecREST v2 reports it)."""
+    return Path(str(body["transferJob"]["logs"]["outputLog"])).parent.name
 
 
 def _interleaved(fns: dict[str, Callable[[], Any]], n: int, warmup: int = 3) -> dict[str, list[float]]:

@@ -347,6 +347,8 @@ function envoy_on_response(h)
   headers:remove(MESSAGE_HEADER)
   headers:replace("f7t-appversion", "__APP_VERSION__")
   headers:remove("grpc-accept-encoding")
+  -- read before any h:body() call: the headers object is out of scope after it
+  local content_type = headers:get("content-type") or ""
   if tonumber(status) < 400 then
     headers:remove("grpc-status")
     headers:remove("grpc-message")
@@ -360,12 +362,12 @@ function envoy_on_response(h)
     end
     -- Server-Sent Events (a task's :events): pass each event on as it comes. h:trailers() would
     -- hold the whole body back until the stream ends.
-    if string.sub(headers:get("content-type") or "", 1, 17) == "text/event-stream" then
+    if string.sub(content_type, 1, 17) == "text/event-stream" then
       headers:replace("cache-control", "no-cache")
       return
     end
     local fill = code ~= "204" and message_type and SCHEMA[message_type]
-      and string.find(headers:get("content-type") or "", "json", 1, true)
+      and string.find(content_type, "json", 1, true)
     if fill then
       headers:remove("content-length")
       local body = h:body(true)
