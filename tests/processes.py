@@ -25,6 +25,19 @@ from edge.envoy_config import EdgeConfig, render
 REPO = Path(__file__).resolve().parents[1]
 
 
+def process_children() -> dict[int, list[int]]:
+    """Every process's children, from /proc: parent pid -> child pids."""
+    children: dict[int, list[int]] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(p.name))
+    return children
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from tests.helpers import assert_firecrest_error
+from tests.processes import process_children
 
 
 def _bearer(tok: str) -> dict[str, str]:
@@ -141,14 +142,7 @@ def _stack_pids(stack: dict[str, str]) -> dict[int, str]:
             roots[int(f.read_text().split()[0])] = f.stem
         except (ValueError, IndexError):
             continue
-    children: dict[int, list[int]] = {}
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(p.name))
+    children = process_children()
     out = dict(roots)
     todo = list(roots)
     while todo:

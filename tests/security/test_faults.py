@@ -30,7 +30,16 @@ from tests.conftest import Api
 from tests.helpers import assert_firecrest_error
 from tests.integration.test_compute import job_task, submit, wait_for, wait_job
 from tests.integration.test_transfers import complete, put_parts, task_id_of, upload_body, wait_task
-from tests.processes import Proc, _popen, core_config, free_port, start_core, start_envoy, wait_until
+from tests.processes import (
+    Proc,
+    _popen,
+    core_config,
+    free_port,
+    process_children,
+    start_core,
+    start_envoy,
+    wait_until,
+)
 
 TRANSFER = "/filesystem/{system}/transfer"
 
@@ -124,14 +133,7 @@ def test_sigterm_finishes_calls_in_flight_and_a_rolling_restart_loses_none(stack
 
 # ---------------------------------------------------------------- sshd
 def _descendants(pid: int) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(p.name))
+    kids = process_children()
     out, todo = [], [pid]
     while todo:
         for k in kids.get(todo.pop(), []):
