@@ -66,6 +66,22 @@ def profile_up(profile: str) -> dict[str, str]:
 _tokens: dict[str, tuple[str, float]] = {}
 
 
+def client_credentials(stack: dict[str, str], user: str) -> dict[str, Any]:
+    """A new token response for the user from the stack's issuer (client credentials)."""
+    u = user.upper()
+    r = requests.post(
+        stack["F7T_TOKEN_URL"],
+        data={
+            "grant_type": "client_credentials",
+            "client_id": stack[f"F7T_{u}_CLIENT_ID"],
+            "client_secret": stack[f"F7T_{u}_CLIENT_SECRET"],
+        },
+        timeout=10,
+    )
+    r.raise_for_status()
+    return dict(r.json())
+
+
 @pytest.fixture(scope="session")
 def token(stack: dict[str, str]) -> Callable[[str], str]:
     """token('alice') -> a fresh access token from the issuer (client credentials)."""
@@ -74,20 +90,9 @@ def token(stack: dict[str, str]) -> Callable[[str], str]:
         cached = _tokens.get(user)
         if cached and cached[1] > time.time() + 60:
             return cached[0]
-        u = user.upper()
-        r = requests.post(
-            stack["F7T_TOKEN_URL"],
-            data={
-                "grant_type": "client_credentials",
-                "client_id": stack[f"F7T_{u}_CLIENT_ID"],
-                "client_secret": stack[f"F7T_{u}_CLIENT_SECRET"],
-            },
-            timeout=10,
-        )
-        r.raise_for_status()
-        body = r.json()
+        body = client_credentials(stack, user)
         _tokens[user] = (body["access_token"], time.time() + body.get("expires_in", 300))
-        return body["access_token"]
+        return str(body["access_token"])
 
     return get
 

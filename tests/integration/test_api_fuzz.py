@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import client_credentials
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "tests" / "fuzz" / "schemathesis.toml"
 USER = "carol"
@@ -34,17 +36,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the stack runs as roo
 
 
 def fresh_token(stack: dict[str, str]) -> str:
-    r = requests.post(
-        stack["F7T_TOKEN_URL"],
-        data={
-            "grant_type": "client_credentials",
-            "client_id": stack[f"F7T_{USER.upper()}_CLIENT_ID"],
-            "client_secret": stack[f"F7T_{USER.upper()}_CLIENT_SECRET"],
-        },
-        timeout=10,
-    )
-    r.raise_for_status()
-    return str(r.json()["access_token"])
+    return str(client_credentials(stack, USER)["access_token"])
 
 
 def test_every_operation_is_covered_by_a_group(stack):

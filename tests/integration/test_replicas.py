@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import Api, profile_up
 from tests.integration.test_compute import make_workdir
+from tests.integration.test_tasks import wait_task
 from tests.integration.test_transfers import (
     complete,
     put_parts,
@@ -128,17 +129,6 @@ def task_of_job(alice: Api, job_id: str) -> dict[str, Any]:
     return dict(task)
 
 
-def wait_task(alice: Api, tid: str) -> dict[str, Any]:
-    end = time.monotonic() + DEADLINE
-    while True:
-        r = alice.post(f"/tasks/{tid}:wait", json={"timeout": "20s"})
-        assert r.status_code == 200, r.text
-        task = dict(r.json()["task"])
-        if task["done"]:
-            return task
-        assert time.monotonic() < end, f"task {tid} not done: {task}"
-
-
 def epoch(ts: str) -> float:
     from datetime import datetime
 
@@ -171,7 +161,7 @@ def test_a_job_reaches_its_final_state_when_a_replica_is_killed(ha, client, work
 
     # the same submission again (a client retrying after an error): still the one job
     assert submit(alice, job, key) == job_id
-    task = wait_task(alice, tid)
+    task = wait_task(alice, tid, DEADLINE)
     assert task["state"] == "TASK_STATE_FAILED", task
     info = task["error"]["details"][0]["metadata"]
     assert info["exitCode"] == "3" and info["state"] == "FAILED" and info["jobId"] == job_id
@@ -198,7 +188,7 @@ def test_a_transfer_completes_when_a_replica_is_killed_mid_transfer(ha, client, 
         # the data goes to S3 while one core is dead; the job moves it into place
         r = complete(body, put_parts(body, data))
         assert r.status_code == 200, r.text
-        task = wait_task(alice, tid)
+        task = wait_task(alice, tid, DEADLINE)
         assert task["state"] == "TASK_STATE_SUCCEEDED", task
         assert epoch(task["endTime"]) >= died
         assert sha256_of(target) == digest
