@@ -9,7 +9,7 @@ import shlex
 
 import pytest
 
-from core.adapters import files
+from core.adapters import files, scripts
 from core.adapters.ssh import ExecResult
 from core.api.storage import parse_header_params, parse_upload_form
 from core.domain import paths
@@ -213,7 +213,8 @@ def test_caller_values_stay_single_argv_elements(p: str) -> None:
         assert p in argv or f"if={p}" in argv or paths.split_for_archive(p).name in argv, cmd
         if argv[4] == "sh":
             assert argv[5] == "-c" and argv[7] == "sh"
-            assert argv[6] in {files._LS, files._THEN_DESCRIBE, files._COMPRESS_MATCHING, files._UPLOAD}
+            fixed = ("ls.sh", "then_describe.sh", "compress_matching.sh", "upload.sh")
+            assert argv[6] in {scripts.load(name) for name in fixed}
         else:
             # every element equal to a caller value follows "--" or is the value of an option
             # that takes one (tar -f/-C), so it can never be read as an option
