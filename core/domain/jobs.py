@@ -216,7 +216,7 @@ class JobSpec:
                 raise InvalidArgument("job.script contains a NUL character", metadata={"field": "script"})
             if not self.script.startswith("#!"):
                 raise InvalidArgument(
-                    "job.script must start with an interpreter line such as #!/bin/bash (sbatch requires it)",
+                    "job.script must start with an interpreter line such as #!/bin/bash (the batch scheduler requires it)",
                     metadata={"field": "script"},
                 )
         _path("working_directory", self.working_directory, required=True, absolute=True)
@@ -294,13 +294,13 @@ def _path(fieldname: str, value: str, *, required: bool = False, absolute: bool 
         )
 
 
-# GET /compute/{system}/jobs?time_window=...: FirecREST v2's windows, as Slurm start times
-TIME_WINDOWS = {"1h": "now-1hours", "8h": "now-8hours", "24h": "now-24hours", "3d": "now-3days", "7d": "now-7days"}
+# GET /compute/{system}/jobs?time_window=...: FirecREST v2's windows, in seconds
+TIME_WINDOWS = {"1h": 3600, "8h": 8 * 3600, "24h": 86400, "3d": 3 * 86400, "7d": 7 * 86400}
 DEFAULT_TIME_WINDOW = "24h"
 
 
-def time_window_start(window: str) -> str:
-    """The Slurm start time of a listing window ("" is the default, the last 24 hours)."""
+def time_window_seconds(window: str) -> int:
+    """How far back a listing looks, in seconds ("" is the default, the last 24 hours)."""
     start = TIME_WINDOWS.get(window or DEFAULT_TIME_WINDOW)
     if start is None:
         raise InvalidArgument(

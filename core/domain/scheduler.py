@@ -10,7 +10,7 @@ BackendUnavailable (core.domain.errors)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from core.domain.jobs import Job, JobMetadata, JobSpec
@@ -134,9 +134,9 @@ class Scheduler(Protocol):
         """The job with its steps, whoever owns it (the caller checks Job.user), or None."""
         ...
 
-    async def jobs(self, user: str, account: str = "", since: str = "", name: str = "") -> list[Job]:
-        """The user's jobs active since `since` (a time such as "now-1hours"; empty: the last
-        day), optionally of one account and with exactly one name, with their steps."""
+    async def jobs(self, user: str, account: str = "", window: int = 86400, name: str = "") -> list[Job]:
+        """The user's jobs active in the last `window` seconds (and those running now),
+        optionally of one account and with exactly one name, with their steps."""
         ...
 
     async def accounting(self, user: str, job_ids: list[str]) -> dict[str, Job]:

@@ -38,7 +38,7 @@ from core.domain.jobs import (
     expand_output_path,
     job_outcome,
     job_tag,
-    time_window_start,
+    time_window_seconds,
 )
 from core.domain.scheduler import Scheduler
 from core.domain.tasks import Task, TaskError, TaskRepository, TaskState, check_request_id
@@ -134,7 +134,7 @@ class JobService:
                 await self._discard(user, sched, spec, task.id)
                 await self.tasks.forget(task.id)
                 raise
-            log.warning("sbatch for task %s lost its answer (%s) but job %s exists", task.id, e, found)
+            log.warning("the submission of task %s lost its answer (%s) but job %s exists", task.id, e, found)
             # the script's path was in the lost answer (metadata then reads the script from Slurm)
             job_id, script = found, spec.script_path
         except Exception:
@@ -198,9 +198,9 @@ class JobService:
         sched = self._schedulers(system)
         if account and not _TOKEN.match(account):
             raise InvalidArgument(f"invalid account name {account!r}", metadata={"field": "account"})
-        since = time_window_start(time_window)
+        window = time_window_seconds(time_window)
         _text("name", name, 256)
-        jobs = await sched.jobs(user, account, since=since, name=name)
+        jobs = await sched.jobs(user, account, window=window, name=name)
         # the caller's own jobs only, whatever the scheduler lets them see
         return [j for j in jobs if j.user == user and (not name or j.name == name)]
 

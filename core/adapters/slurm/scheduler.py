@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TypeVar
 
 from core.adapters.cluster import Cluster
 from core.adapters.commands import DiscardPrivateDir, RemoteCommand, WritePrivateScript
-from core.adapters.slurm.errors import ControllerUnreachable
-from core.adapters.slurm.parsers import text
+from core.adapters.slurm.errors import ControllerUnreachable, SlurmCommand
 from core.adapters.slurm.jobs import (
-    LIST_WINDOW,
     Accounting,
     AttachJob,
     BatchScript,
@@ -34,6 +33,7 @@ from core.adapters.slurm.jobs import (
     SubmitBatch,
     job_from_controller,
 )
+from core.adapters.slurm.parsers import text
 from core.adapters.slurm.status import Ping, ShowNodes, ShowPartitions, ShowReservations
 from core.adapters.slurm.users import WhoAmI
 from core.domain.errors import BackendUnavailable, GatewayError
@@ -43,13 +43,22 @@ from core.domain.scheduler import DataMoverJob, Node, Partition, Reservation, Us
 T = TypeVar("T")
 
 
-def directives(lines: tuple[str, ...] | list[str], system: str) -> list[str]:
+def check_directives(lines: Sequence[str], system: str) -> tuple[str, ...]:
     """The system's `datatransfer_jobs_directives`: each one `#SBATCH ...` line (ValueError, at
     start, for anything else)."""
     for d in lines:
         if "\n" in d or not d.startswith("#SBATCH"):
-            raise ValueError(f"system {system}: a datatransfer_jobs_directives entry must be one '#SBATCH ...' line: {d!r}")
-    return list(lines)
+            raise ValueError(
+                f"system {system}: a datatransfer_jobs_directives entry must be one '#SBATCH ...' line: {d!r}"
+            )
+    return tuple(lines)
+
+
+def with_directives(script: str, directives: Sequence[str]) -> str:
+    """A data-mover job's script as sbatch gets it: the directives right after its interpreter
+    line (sbatch reads #SBATCH lines only before the first command)."""
+    interpreter, _, body = script.partition("\n")
+    return "\n".join([interpreter, *directives, body])
 
 
 class SlurmScheduler:
@@ -62,7 +71,7 @@ class SlurmScheduler:
         self.timeout = cfg.timeout
         self.ping_after = cfg.ping_after
         self.ping_timeout = cfg.ping_timeout
-        self.directives = directives(cluster.cfg.datatransfer_jobs_directives, cluster.name)
+        self.directives = check_directives(cluster.cfg.datatransfer_jobs_directives, cluster.name)
         # set when a call found the controller unreachable; cleared by the next ping that answers
         self._controller_down = False
 
@@ -70,7 +79,7 @@ class SlurmScheduler:
     async def _run(self, user: str, cmd: RemoteCommand[T]) -> T:
         if cmd.timeout is None:
             cmd.timeout = self.timeout
-        if getattr(cmd, "controller", False):
+        if isinstance(cmd, SlurmCommand) and cmd.controller:
             return await self._run_controller(user, cmd)
         return await self.cluster.run(user, cmd)
 
@@ -89,14 +98,14 @@ class SlurmScheduler:
             metadata={"system": self.name},
         )
 
-    async def _run_controller(self, user: str, cmd: RemoteCommand[T]) -> T:
+    async def _run_controller(self, user: str, cmd: SlurmCommand[T]) -> T:
         if self._controller_down:
             up, words = await self._controller_answers(user)
             if not up:
                 raise self._unreachable(words)
         running = asyncio.ensure_future(self.cluster.run(user, cmd))
         try:
-            while getattr(cmd, "read_only", False) and not running.done():
+            while cmd.read_only and not running.done():
                 done, _ = await asyncio.wait({running}, timeout=self.ping_after)
                 if not done:
                     up, words = await self._controller_answers(user)
@@ -144,12 +153,12 @@ class SlurmScheduler:
         ctl = job_from_controller(kv, acct.cluster if acct else self.name) if kv is not None else None
         return merge_records(acct, ctl)
 
-    async def jobs(self, user: str, account: str = "", since: str = "", name: str = "") -> list[Job]:
+    async def jobs(self, user: str, account: str = "", window: int = 86400, name: str = "") -> list[Job]:
         acct, queue = await asyncio.gather(
             self._run(
                 user,
                 Accounting(
-                    user=user, account=account, cluster=self.name, since=since or LIST_WINDOW, name=name,
+                    user=user, account=account, cluster=self.name, window=window, name=name,
                     allocations_only=False,  # with their steps ("tasks"), as FirecREST v2 lists them
                 ),
             ),
@@ -196,8 +205,7 @@ class SlurmScheduler:
 
     # ---- data-mover jobs ---------------------------------------------------------------------
     async def submit_data_mover(self, user: str, job: DataMoverJob) -> str:
-        interpreter, _, body = job.script.partition("\n")
-        script = "\n".join([interpreter, *self.directives, body])
+        script = with_directives(job.script, self.directives)
         await self._run(user, WritePrivateScript("transfers", job.private_dir, script))
         spec = JobSpec(
             working_directory=job.home,
