@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from core.config import SystemConfig
 from core.domain.errors import GatewayError
@@ -52,7 +53,7 @@ class StatusService:
             probes = self._probes.get(name)
             if probes and self.clock() - probes[0].checked_at < self.max_age:
                 return probes
-            probes = [await self._ssh_probe(name)]
+            probes = [replace(await self._ssh_probe(name), checked_at=self.clock())]
             if user and probes[0].healthy:
                 probes.append(await self._probe_scheduler(name, user))
             elif user:
