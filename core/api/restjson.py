@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from google.api import httpbody_pb2
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
@@ -52,6 +53,7 @@ _FLOATS = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
 
 Render = Callable[[Any], Any]
 _renderers: dict[str, Render] = {}
+_compiling: set[str] = set()
 
 
 def rendered_by_core(method: MethodDescriptor) -> bool:
@@ -88,7 +90,11 @@ def renderer(desc: Descriptor) -> Render:
         elif desc.full_name in _WRAPPERS:
             r = _wrapper(desc)
         else:
-            r = _compile(desc)
+            _compiling.add(desc.full_name)
+            try:
+                r = _compile(desc)
+            finally:
+                _compiling.discard(desc.full_name)
         _renderers[desc.full_name] = r
     return r
 
@@ -148,7 +154,7 @@ def _synthetic(fd: FieldDescriptor) -> bool:
 def _value(fd: FieldDescriptor, expr: str, env: dict[str, Any], name: str) -> str:
     """The expression that renders one value of field fd, given as `expr`."""
     if fd.type == FieldDescriptor.TYPE_MESSAGE:
-        env[name] = _lazy(fd.message_type)
+        env[name] = _nested(fd.message_type)
         return f"{name}({expr})"
     if fd.type == FieldDescriptor.TYPE_ENUM:
         env[name] = {v.number: v.name for v in fd.enum_type.values}
@@ -162,8 +168,11 @@ def _value(fd: FieldDescriptor, expr: str, env: dict[str, Any], name: str) -> st
     return expr
 
 
-def _lazy(desc: Descriptor) -> Render:
-    """A nested type's renderer, compiled on first use (types may refer to each other)."""
+def _nested(desc: Descriptor) -> Render:
+    """A nested type's renderer: compiled now, or, for a type that refers back to one being compiled,
+    on first use."""
+    if desc.full_name not in _compiling:
+        return renderer(desc)
     cell: list[Render] = []
 
     def render(m: Any) -> Any:
@@ -176,8 +185,7 @@ def _lazy(desc: Descriptor) -> Render:
 
 def to_json(message: Any) -> bytes:
     """The message as FirecREST's JSON, UTF-8."""
-    value = renderer(message.DESCRIPTOR)(message)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return orjson.dumps(renderer(message.DESCRIPTOR)(message))
 
 
 def http_body(message: Any) -> bytes:
