@@ -80,3 +80,10 @@ class SlurmCommand(RemoteCommand[T]):
 
     def error(self, result: ExecResult) -> GatewayError:
         return slurm_error(error_text(result))
+
+
+class ControllerQuery(SlurmCommand[T]):
+    """A read-only question to the controller (scontrol show, squeue)."""
+
+    controller = True
+    read_only = True

@@ -24,6 +24,7 @@ from core.adapters.slurm import parsers as p
 from core.adapters.slurm.errors import (
     INVALID_JOB,
     UNREACHABLE,
+    ControllerQuery,
     SlurmCommand,
     error_text,
     reported_error,
@@ -169,11 +170,8 @@ class PrepareAndSubmit(SlurmCommand[tuple[str, str]]):
         return self.submit.parse(result), script
 
 
-class FindTagged(SlurmCommand[str | None]):
+class FindTagged(ControllerQuery[str | None]):
     """The job (known to the controller) whose comment is `tag`."""
-
-    controller = True
-    read_only = True
 
     def __init__(self, user: str, tag: str):
         self.user = user
@@ -286,11 +284,8 @@ _SQUEUE_FORMAT = SEP.join(
 _SQUEUE_N = 16
 
 
-class Queue(SlurmCommand[list[Job]]):
+class Queue(ControllerQuery[list[Job]]):
     """`squeue -t all`: the jobs the controller knows (until MinJobAge after their end)."""
-
-    controller = True
-    read_only = True
 
     def __init__(
         self, *, user: str = "", job_ids: list[str] | None = None, account: str = "", cluster: str = "",
@@ -357,12 +352,9 @@ class Queue(SlurmCommand[list[Job]]):
         return out
 
 
-class ControllerJob(SlurmCommand[dict[str, str] | None]):
+class ControllerJob(ControllerQuery[dict[str, str] | None]):
     """`scontrol -o show job -dd ID`: the controller's record (Key=Value), None once it has
     forgotten the job. Keys after JobName override look-alikes inside the name."""
-
-    controller = True
-    read_only = True
 
     def __init__(self, job_id: str):
         self.job_id = job_id
@@ -415,11 +407,8 @@ def job_from_controller(kv: dict[str, str], cluster: str) -> Job:
     )
 
 
-class BatchScript(SlurmCommand[str | None]):
+class BatchScript(ControllerQuery[str | None]):
     """`scontrol write batch_script ID -`: the job's script (None when not available)."""
-
-    controller = True
-    read_only = True
 
     max_output = 8 * 1024 * 1024
 

@@ -3,21 +3,10 @@ show`, read-only questions to the controller) and the controller's ping."""
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from core.adapters.slurm import parsers as p
-from core.adapters.slurm.errors import SlurmCommand
+from core.adapters.slurm.errors import ControllerQuery, SlurmCommand
 from core.adapters.ssh import ExecResult
 from core.domain.scheduler import Node, Partition, Reservation
-
-T = TypeVar("T")
-
-
-class ControllerQuery(SlurmCommand[T]):
-    """A read-only question to the controller."""
-
-    controller = True
-    read_only = True
 
 
 def _records(result: ExecResult, key: str) -> list[dict[str, str]]:
