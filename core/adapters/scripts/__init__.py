@@ -15,8 +15,15 @@ from importlib import resources
 
 @cache
 def load(name: str) -> str:
-    """The text of one script of this package (e.g. "ls.sh")."""
-    return resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
+    """The code of one script of this package (e.g. "ls.sh"): the file without its leading block
+    of comments (shebang, what the script does, shellcheck directives), which would otherwise
+    travel with every SSH command and fill the audit log."""
+    text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    start = 0
+    while start < len(lines) and (lines[start].startswith("#") or not lines[start].strip()):
+        start += 1
+    return "".join(lines[start:])
 
 
 def argv(name: str, *args: str) -> list[str]:
