@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(list(diff)[:40]), file=sys.stderr)
             print(f"{args.out} is not current: run `python -m edge.configref`", file=sys.stderr)
             return 1
+        print(f"{args.out.name} is up to date")
         return 0
     args.out.write_text(text)
     return 0
