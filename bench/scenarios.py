@@ -436,7 +436,9 @@ class NoopChain:
 
 
 def _recorded(stack: Stack, token: str, task_id: str) -> dict[str, bytes]:
-    """The core's real answers (through Envoy, native gRPC) for the no-op back end to repeat."""
+    """The core's real answers (through Envoy, native gRPC) for the no-op back end to repeat, as the
+    core sends them to a REST caller (FirecREST's JSON in an HttpBody: core/api/restjson.py)."""
+    from core.api.restjson import http_body
     from core.proto.firecrest.status.v1 import status_pb2, status_pb2_grpc
     from core.proto.firecrest.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
@@ -445,8 +447,8 @@ def _recorded(stack: Stack, token: str, task_id: str) -> dict[str, bytes]:
     systems = status_pb2_grpc.StatusServiceStub(ch).ListSystems(status_pb2.ListSystemsRequest(), metadata=md)
     task = tasks_pb2_grpc.TasksServiceStub(ch).GetTask(tasks_pb2.GetTaskRequest(task_id=task_id), metadata=md)
     return {
-        "/firecrest.status.v1.StatusService/ListSystems": systems.SerializeToString(),
-        "/firecrest.tasks.v1.TasksService/GetTask": task.SerializeToString(),
+        "/firecrest.status.v1.StatusService/ListSystems": http_body(systems),
+        "/firecrest.tasks.v1.TasksService/GetTask": http_body(task),
     }
 
 

@@ -17,7 +17,6 @@ import re
 import sys
 from pathlib import Path
 from string import Template
-from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -25,6 +24,8 @@ from google.protobuf import descriptor_pb2
 from pydantic import Field, field_validator, model_validator
 
 from core.settings import ConfigError, Settings, validate
+
+from core.api.restjson import HTTP_BODY
 
 REPO = Path(__file__).resolve().parents[1]
 # the template: in the source tree, else where the wheel installs it (data-files)
@@ -421,73 +422,38 @@ def _docs_routes(cfg: EdgeConfig) -> str:
     return "".join(routes)
 
 
-# the packages whose JSON is FirecREST v2's (Tasks and Certificate are ours: proto3 JSON as is)
-FIRECREST_PACKAGES = ("firecrest.status.", "firecrest.compute.", "firecrest.storage.", "firecrest.type.")
-# our additions for native callers (AIP-158 paging), `optional` so they are absent, not null, in REST JSON
-NATIVE_ONLY_FIELDS = frozenset({"next_page_token"})
-
-
-def nullable_schema(descriptor: Path) -> str:
-    """The Lua filter's table of the JSON keys that are null when absent, per message (see filter.lua).
-
-    A key is nullable when its field has presence (`optional` scalars, singular messages): FirecREST
-    v2 writes those as null when unknown, and the transcoder leaves them out. Only messages with a
-    nullable key somewhere below them are listed, so other responses pass through untouched.
-    """
-    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
-    messages: dict[str, descriptor_pb2.DescriptorProto] = {}
-
-    def collect(prefix: str, msgs: Any) -> None:
-        for m in msgs:
-            name = f"{prefix}.{m.name}"
-            messages[name] = m
-            collect(name, m.nested_type)
-
+def envoy_descriptor(src: Path, dst: Path) -> None:
+    """Write the descriptor set Envoy's transcoder gets: the contract, with the output of every method
+    whose REST response the core writes itself (a unary response other than HttpBody) declared as
+    google.api.HttpBody, so the transcoder passes the core's FirecREST-shaped JSON through
+    (core.api.restjson; its `rendered_by_core` is the same rule)."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(src.read_bytes())
+    if not any(f.name == "google/api/httpbody.proto" for f in fds.file):
+        raise ValueError(f"{src} lacks google/api/httpbody.proto (regenerate it: python -m edge.protogen)")
     for f in fds.file:
-        collect(f.package, f.message_type)
-    is_map = {n for n, m in messages.items() if m.options.map_entry}
-    label_repeated = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
-    type_message = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+        for svc in f.service:
+            for m in svc.method:
+                if not m.server_streaming and m.output_type != "." + HTTP_BODY:
+                    m.output_type = "." + HTTP_BODY
+                    if "google/api/httpbody.proto" not in f.dependency:
+                        f.dependency.append("google/api/httpbody.proto")
+    # Envoy builds the files in order: each after the files it imports
+    by_name = {f.name: f for f in fds.file}
+    ordered: list[descriptor_pb2.FileDescriptorProto] = []
+    done: set[str] = set()
 
-    def fields(name: str) -> list[tuple[str, bool, str | None, bool]]:
-        out = []
-        for fd in messages[name].field:
-            nested = fd.type_name.lstrip(".") if fd.type == type_message else None
-            repeated = fd.label == label_repeated
-            if nested in is_map or fd.name in NATIVE_ONLY_FIELDS or (
-                fd.HasField("oneof_index") and not fd.proto3_optional
-            ):
-                continue
-            nullable = not repeated and (fd.proto3_optional or nested is not None)
-            out.append((fd.json_name, nullable, nested, repeated))
-        return out
+    def place(name: str) -> None:
+        if name in done or name not in by_name:
+            return
+        done.add(name)
+        for dep in by_name[name].dependency:
+            place(dep)
+        ordered.append(by_name[name])
 
-    needed: dict[str, bool] = {}
-
-    def needs(name: str, seen: frozenset[str] = frozenset()) -> bool:
-        if name in needed:
-            return needed[name]
-        if name in seen or name not in messages or not name.startswith(FIRECREST_PACKAGES):
-            return False
-        result = False
-        for _, nullable, nested, _ in fields(name):
-            if nullable or (nested is not None and needs(nested, seen | {name})):
-                result = True
-        needed[name] = result
-        return result
-
-    rows = []
-    for name in sorted(messages):
-        if not needs(name):
-            continue
-        entries = []
-        for key, nullable, nested, repeated in fields(name):
-            walk = nested if nested is not None and needs(nested) else None
-            if nullable or walk:
-                entries.append(f'["{key}"]={{{str(nullable).lower()},{json.dumps(walk) if walk else "false"},'
-                               f'{str(repeated).lower()}}}')
-        rows.append(f'  ["{name}"]={{{",".join(entries)}}},')
-    return "{\n" + "\n".join(rows) + "\n}"
+    for f in list(fds.file):
+        place(f.name)
+    out = descriptor_pb2.FileDescriptorSet(file=ordered)
+    dst.write_bytes(out.SerializeToString())
 
 
 def render(cfg: EdgeConfig) -> str:
@@ -497,8 +463,10 @@ def render(cfg: EdgeConfig) -> str:
     lua = lua.replace("__APP_VERSION__", cfg.app_version)
     routes, methods = _lua_routes(Path(cfg.openapi))
     lua = lua.replace("__ROUTES__", routes).replace("__API_METHODS__", methods)
-    lua = lua.replace("__NULLABLE_SCHEMA__", nullable_schema(Path(cfg.descriptor)))
     Path(cfg.lua_out).write_text(lua)
+    # Envoy's descriptor set is written beside the Lua filter (see envoy_descriptor)
+    transcoder_descriptor = Path(cfg.lua_out).with_name("descriptor-envoy.pb")
+    envoy_descriptor(Path(cfg.descriptor), transcoder_descriptor)
     u = urlsplit(cfg.jwks_uri)
     jwks_host = u.hostname or ""
     portal_routes, portal_jwt_rules = _portal_routes(cfg.portal_dir, cfg.portal_config, cfg.portal_connect_origins)
@@ -532,7 +500,7 @@ def render(cfg: EdgeConfig) -> str:
         jwks_uri=cfg.jwks_uri,
         identity_header=cfg.identity_header.lower(),
         username_claim=cfg.username_claim,
-        descriptor=cfg.descriptor,
+        descriptor=str(transcoder_descriptor),
         services=", ".join(cfg.services),
         max_body=cfg.max_body,
         core_endpoints="\n".join(endpoints),

@@ -23,7 +23,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
-from edge.envoy_config import FIRECREST_PACKAGES, NATIVE_ONLY_FIELDS
+from core.api.restjson import FIRECREST_PACKAGES, NATIVE_ONLY_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOS = ROOT / "protos"
@@ -359,7 +359,7 @@ class _OpenAPIBuilder:
         props = {}
         required = []
         # FirecREST v2 writes an unknown value as null: fields with presence in its packages are
-        # nullable, as the edge's Lua filter answers them (edge.envoy_config.nullable_schema)
+        # nullable, as the core writes them for REST callers (core.api.restjson)
         firecrest = full.lstrip(".").startswith(FIRECREST_PACKAGES)
         for f in m.field:
             if f.name in skip:
@@ -373,6 +373,8 @@ class _OpenAPIBuilder:
             )
             if nullable:
                 schema = {"allOf": [schema], "nullable": True} if "$ref" in schema else {**schema, "nullable": True}
+            if f.options.deprecated:  # FirecREST v2's undocumented aliases (storage.proto `path`)
+                schema = {**schema, "deprecated": True, "description": "Alias of sourcePath (FirecREST v2 takes it)"}
             props[f.json_name] = schema
             if is_required(f):
                 required.append(f.json_name)
