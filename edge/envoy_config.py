@@ -23,9 +23,8 @@ import yaml
 from google.protobuf import descriptor_pb2
 from pydantic import Field, field_validator, model_validator
 
-from core.settings import ConfigError, Settings, validate
-
 from core.api.restjson import HTTP_BODY
+from core.settings import ConfigError, Settings, validate
 
 REPO = Path(__file__).resolve().parents[1]
 # the template: in the source tree, else where the wheel installs it (data-files)
