@@ -42,7 +42,7 @@ import grpc
 import requests
 import yaml
 
-from bench.run import _env, _RawSSH
+from bench.run import _env, _RawSSH, s3_bucket, s3_client
 from devstack.layout import Layout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -646,7 +646,7 @@ class Bench:
 
     # ---- 4. staged transfer ------------------------------------------------------------------
     def transfer(self) -> None:
-        from minio import Minio
+        from boto3.s3.transfer import TransferConfig
 
         size = self.args.transfer_size
         env = self.stack.env
@@ -656,26 +656,29 @@ class Bench:
         if not payload.exists() or payload.stat().st_size != size:
             with payload.open("wb") as f:
                 subprocess.run(["head", "-c", str(size), "/dev/urandom"], stdout=f, check=True)
-        mc = Minio(env["F7T_S3_URL"].split("//", 1)[1], env["F7T_S3_ACCESS_KEY"], env["F7T_S3_SECRET_KEY"],
-                   secure=False)
+        mc = s3_client(env)
         bucket = "f7t-bench-raw"
-        if not mc.bucket_exists(bucket):
-            mc.make_bucket(bucket)
+        s3_bucket(mc, bucket)
         key = uuid.uuid4().hex
         part = int(self.stack.core_cfg["s3"].get("multipart_part_size", 64 * 1024 * 1024))
+        # one part after the other, in one thread (as a transfer job's curl loop does)
+        sequential = TransferConfig(
+            multipart_threshold=max(part, 5 * 1024 * 1024), multipart_chunksize=max(part, 5 * 1024 * 1024),
+            use_threads=False,
+        )
         t0 = time.perf_counter()
-        mc.fput_object(bucket, key, str(payload), part_size=max(part, 5 * 1024 * 1024))
+        mc.upload_file(str(payload), bucket, key, Config=sequential)
         raw_put = time.perf_counter() - t0
         t0 = time.perf_counter()
-        mc.fget_object(bucket, key, str(work / "raw-get.bin"))
+        mc.download_file(bucket, key, str(work / "raw-get.bin"), Config=sequential)
         raw_get_file = time.perf_counter() - t0
         t0 = time.perf_counter()
-        resp = mc.get_object(bucket, key)
-        for _ in resp.stream(1024 * 1024):
+        body = mc.get_object(Bucket=bucket, Key=key)["Body"]
+        for _ in body.iter_chunks(1024 * 1024):
             pass
-        resp.close()
+        body.close()
         raw_get = time.perf_counter() - t0
-        mc.remove_object(bucket, key)
+        mc.delete_object(Bucket=bucket, Key=key)
         (work / "raw-get.bin").unlink()
 
         base = f"{self.stack.url}/filesystem/{self.stack.system}/transfer"
