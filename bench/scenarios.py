@@ -157,7 +157,7 @@ class Tokens:
         from edge.issuer.server import IssuerState
 
         cfg = load_config(stack_dir / "gateway/issuer/config.json")
-        self._state = IssuerState(dataclasses.replace(cfg, token_lifetime=4 * 3600))
+        self._state = IssuerState(cfg.model_copy(update={"token_lifetime": 4 * 3600}))
         self._cache: dict[str, str] = {}
 
     def __call__(self, user: str) -> str:
@@ -412,10 +412,10 @@ class NoopChain:
         from edge.envoy_config import EdgeConfig, render
 
         edge = EdgeConfig.load(self.stack.dir / "gateway/edge.yaml")
-        edge = dataclasses.replace(
-            edge, listen_port=self.port, admin_port=0, admin_socket=str(self.dir / "admin.sock"), stats_port=0,
+        edge = edge.model_copy(update=dict(
+            listen_port=self.port, admin_port=0, admin_socket=str(self.dir / "admin.sock"), stats_port=0,
             core_address=f"127.0.0.1:{self.core_port}", core_addresses=[],
-            lua_out=str(self.dir / "filter.lua"), access_log=str(self.dir / "envoy-access.log"))
+            lua_out=str(self.dir / "filter.lua"), access_log=str(self.dir / "envoy-access.log")))
         (self.dir / "envoy.yaml").write_text(render(edge))
         tls = self.stack.core_cfg["tls"]
         argv = [sys.executable, "-m", "bench.noop", "--listen", f"127.0.0.1:{self.core_port}",

@@ -20,7 +20,7 @@ from core.adapters.slurm import SlurmScheduler
 from core.adapters.ssh import SSHPool
 from core.adapters.taskstore import TaskStore
 from core.adapters.transferjobs import TransferJobs
-from core.config import Config, TaskStoreConfig
+from core.config import Config, ConfigError, TaskStoreConfig
 from core.domain.certificates import UserKey
 from core.domain.errors import SystemNotFound
 from core.domain.files import FileSystem
@@ -81,10 +81,11 @@ class Gateway:
 
     def __init__(self, config: Config):
         self.config = config
-        for s in config.systems:
+        for i, s in enumerate(config.systems):
             if s.scheduler.type not in SCHEDULER_TYPES:
-                raise ValueError(
-                    f"system {s.name}: scheduler.type {s.scheduler.type!r} is not one of {sorted(SCHEDULER_TYPES)}"
+                raise ConfigError(
+                    f"systems[{i}].scheduler.type: {s.scheduler.type!r} is not one of "
+                    f"{sorted(SCHEDULER_TYPES)}"
                 )
         self.executor = ThreadPoolExecutor(max_workers=config.worker_threads, thread_name_prefix="ssh")
         self.ca = CertificateAuthority(
@@ -116,12 +117,26 @@ class Gateway:
         self.status = StatusService(config.systems, self.schedulers, lambda name: self.clusters(name).probe())
         self.certificates = CertificateService(self.ca, self.accounts, configs)
         self.files = FileService(self.filesystems, configs)
-        self.jobs = JobService(self.schedulers, self.task_store, self.filesystems)
+        self.jobs = JobService(
+            self.schedulers,
+            self.task_store,
+            self.filesystems,
+            poll_interval=config.jobs.poll_interval,
+            max_poll_interval=config.jobs.max_poll_interval,
+            idle_interval=config.jobs.idle_interval,
+            submit_grace=config.jobs.submit_grace,
+            lost_after=config.jobs.lost_after,
+            partial_grace=config.jobs.partial_grace,
+            cancel_wait=config.jobs.cancel_wait,
+        )
         self.transfers = TransferService(
             self.transfer_systems,
             self.staging,
             self.task_store,
             janitor_interval=config.s3.janitor_interval if config.s3 else 60.0,
+            poll_interval=config.transfers.poll_interval,
+            lost_after=config.transfers.lost_after,
+            orphan_grace=config.transfers.orphan_grace,
         )
         # the Tasks API's cancel stops the work behind a task through the canceller of its kind
         # (kinds without one are just marked cancelled)

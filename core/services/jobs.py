@@ -71,6 +71,8 @@ class JobService:
         lost_after: float = 3600.0,
         partial_grace: float = 600.0,
         submit_grace: float = 180.0,
+        idle_interval: float = 30.0,
+        cancel_wait: float = 10.0,
         min_pass_gap: float = 1.0,
         clock: Callable[[], float] = time.time,
     ):
@@ -85,6 +87,7 @@ class JobService:
         # a task still without a job this long after its creation lost its submitter (with
         # several replicas, another core may be running sbatch for a younger one right now)
         self.submit_grace = submit_grace
+        self.cancel_wait = cancel_wait
         self._submitting: set[str] = set()
         self._cancel_requested: set[str] = set()
         self._hurried: dict[str, int] = {}  # task id -> cancel_task calls waiting for its end
@@ -92,7 +95,7 @@ class JobService:
         # every submission and cancel wakes the tracker; in a burst of them, one pass (a task
         # listing and an sacct of every unfinished job) per min_pass_gap is enough
         self.tracker = TaskTracker(
-            "job", self.poll_once, busy_interval=poll_interval, idle_interval=30.0, clock=clock,
+            "job", self.poll_once, busy_interval=poll_interval, idle_interval=idle_interval, clock=clock,
             min_pass_gap=min(min_pass_gap, poll_interval),
         )
 
@@ -275,9 +278,10 @@ class JobService:
             )
         await self._schedulers(system).attach(user, job_id, command)
 
-    async def cancel_task(self, task: Task, wait: float = 10.0) -> Task:
-        """The canceller of job tasks: cancel the job, then wait (at most `wait` seconds) until
-        the tracker records its end, so that the answer shows the job's final state."""
+    async def cancel_task(self, task: Task, wait: float | None = None) -> Task:
+        """The canceller of job tasks: cancel the job, then wait (at most `wait` seconds, default
+        cancel_wait) until the tracker records its end, so that the answer shows the job's final
+        state."""
         job_id = str(task.metadata.get("jobId") or "")
         if not job_id:
             if task.id in self._submitting:
@@ -301,7 +305,7 @@ class JobService:
         try:
             await self._poll_group(task.owner, task.system, force=True)  # a pending job ends at once
             self.wake(task.owner, task.system)
-            return await self.tasks.wait(task.owner, task.id, wait)
+            return await self.tasks.wait(task.owner, task.id, self.cancel_wait if wait is None else wait)
         except NotFound:  # forgotten meanwhile (its retention ended)
             return task
         finally:

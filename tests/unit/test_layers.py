@@ -76,7 +76,7 @@ SLURM_WORDS = re.compile(r"\b(sbatch|squeue|sacct|sacctmgr|scontrol|scancel|srun
 def test_slurm_lives_in_one_package() -> None:
     """Only the wiring (which chooses a system's scheduler) imports core.adapters.slurm, and no
     code outside it runs a Slurm client or writes a directive: a second scheduler is one more
-    package beside it."""
+    package beside it. (The configuration's descriptions of Slurm's settings are not code.)"""
     slurm = CORE / "adapters" / "slurm"
     importers, speakers = [], []
     for f in sorted(CORE.rglob("*.py")):
@@ -85,6 +85,6 @@ def test_slurm_lives_in_one_package() -> None:
         name = str(f.relative_to(CORE))
         if name != "wiring.py" and any(m.startswith("core.adapters.slurm") for m in imports(f)):
             importers.append(name)
-        if any(SLURM_WORDS.search(s) for s in _code_strings(f)):
+        if name != "config.py" and any(SLURM_WORDS.search(s) for s in _code_strings(f)):
             speakers.append(name)
     assert importers == [] and speakers == []

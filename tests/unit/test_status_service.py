@@ -38,7 +38,7 @@ class Controller:
 
 
 def _service(now: list[float], login: Login, sched: Controller) -> StatusService:
-    cfg = SystemConfig("cluster", SSHConfig("localhost"))
+    cfg = SystemConfig(name="cluster", ssh=SSHConfig(host="localhost"))
     return StatusService(
         [cfg], Systems({"cluster": sched}), lambda _: login.probe(), max_age=5.0, clock=lambda: now[0]
     )

@@ -19,10 +19,13 @@ if [ -n "$sp" ]; then
   script=$sp
 else
   umask 077
-  mkdir -p -- "$HOME/.firecrest/jobs" || exit 5
-  chmod 700 -- "$HOME/.firecrest" "$HOME/.firecrest/jobs" || exit 5
-  mkdir -- "$HOME/.firecrest/jobs/$d" || exit 5
-  script=$HOME/.firecrest/jobs/$d/job.sh
+  jobs=$HOME/.firecrest/jobs
+  # one mkdir once ~/.firecrest/jobs exists (each process costs the login node a fork and exec);
+  # the first time, the parents are made private too
+  if ! mkdir -- "$jobs/$d" 2>/dev/null; then
+    { mkdir -p -- "$jobs" && chmod 700 -- "$HOME/.firecrest" "$jobs" && mkdir -- "$jobs/$d"; } || exit 5
+  fi
+  script=$jobs/$d/job.sh
   cat > "$script" || exit 5
 fi
 printf '%s\n' "$script"

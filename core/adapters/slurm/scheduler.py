@@ -36,6 +36,7 @@ from core.adapters.slurm.jobs import (
 from core.adapters.slurm.parsers import text
 from core.adapters.slurm.status import Ping, ShowNodes, ShowPartitions, ShowReservations
 from core.adapters.slurm.users import WhoAmI
+from core.config import ConfigError
 from core.domain.errors import BackendUnavailable, GatewayError
 from core.domain.jobs import FINAL_JOB_STATES, Job, JobMetadata, JobSpec, merge_records
 from core.domain.scheduler import DataMoverJob, Node, Partition, Reservation, UserInfo
@@ -44,12 +45,12 @@ T = TypeVar("T")
 
 
 def check_directives(lines: Sequence[str], system: str) -> tuple[str, ...]:
-    """The system's `datatransfer_jobs_directives`: each one `#SBATCH ...` line (ValueError, at
+    """The system's `datatransfer_jobs_directives`: each one `#SBATCH ...` line (ConfigError, at
     start, for anything else)."""
     for d in lines:
         if "\n" in d or not d.startswith("#SBATCH"):
-            raise ValueError(
-                f"system {system}: a datatransfer_jobs_directives entry must be one '#SBATCH ...' line: {d!r}"
+            raise ConfigError(
+                f"systems[{system}].datatransfer_jobs_directives: {d!r} is not one '#SBATCH ...' line"
             )
     return tuple(lines)
 
