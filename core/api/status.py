@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import grpc
 
 from core.api.context import caller
+from core.domain.systems import Probe
 from core.proto.firecrest.status.v1 import status_pb2 as pb
 from core.proto.firecrest.status.v1 import status_pb2_grpc
 from core.services.status import StatusService
@@ -20,6 +21,7 @@ def _iso(t: float) -> str:
 class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     def __init__(self, status: StatusService):
         self.status = status
+        self._systems: tuple[list[list[Probe]], pb.ListSystemsResponse] | None = None
 
     async def GetLiveness(self, request: pb.GetLivenessRequest, context: grpc.aio.ServicerContext) -> pb.GetLivenessResponse:
         runs = {}
@@ -30,9 +32,14 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
 
     async def ListSystems(self, request: pb.ListSystemsRequest, context: grpc.aio.ServicerContext) -> pb.ListSystemsResponse:
         user = caller()
+        probes_now = [await self.status.health(cfg.name, user) for cfg in self.status.systems]
+        cached = self._systems
+        # the answer changes only with the probes (at most every few seconds): the same message
+        # object again (whose REST body the interceptor also keeps, core/api/context.py)
+        if cached is not None and all(a is b for a, b in zip(cached[0], probes_now, strict=True)):
+            return cached[1]
         systems = []
-        for cfg in self.status.systems:
-            probes = await self.status.health(cfg.name, user)
+        for cfg, probes in zip(self.status.systems, probes_now, strict=True):
             systems.append(
                 pb.HPCCluster(
                     name=cfg.name,
@@ -74,7 +81,9 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
                     last_health_check=_iso(probes[0].checked_at) if probes else "",
                 )
             )
-        return pb.ListSystemsResponse(systems=systems)
+        resp = pb.ListSystemsResponse(systems=systems)
+        self._systems = (probes_now, resp)
+        return resp
 
     async def ListNodes(self, request: pb.ListNodesRequest, context: grpc.aio.ServicerContext) -> pb.ListNodesResponse:
         nodes = await self.status.nodes(caller(), request.system_name)
