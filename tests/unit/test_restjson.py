@@ -76,6 +76,7 @@ def test_doubles_enums_maps_and_well_known_types_print_as_the_transcoder_prints_
     out = rendered(tasks_pb2.GetTaskResponse(task=task))
     assert out == proto3(tasks_pb2.GetTaskResponse(task=task))  # ours: no nulls, proto3 as is
     assert out["task"]["progress"] == 1 and isinstance(out["task"]["progress"], int)
+    assert out["task"]["metadata"] == {"n": 3} and isinstance(out["task"]["metadata"]["n"], int)
     assert out["task"]["createTime"] == "2025-12-02T10:40:00Z"
     assert out["task"]["error"]["details"][0]["reason"] == "NOT_FOUND"
     assert "endTime" not in out["task"] and "result" not in out["task"]
