@@ -151,6 +151,8 @@ class Config:
     task_store: TaskStoreConfig = field(default_factory=TaskStoreConfig)
     s3: S3Config | None = None
     worker_threads: int = 32
+    # SSH commands that may wait for one of the worker_threads; more are refused at once (503)
+    max_queued_commands: int = 1024
     app_version: str = "2.5.6"
     # finished tasks (and the gateway's directories for them in users' homes) are purged after this
     task_retention: float = 30 * 86400.0
@@ -241,6 +243,7 @@ def from_dict(d: dict[str, Any]) -> Config:
         task_store=_task_store(d),
         s3=S3Config(**d["s3"]) if d.get("s3") else None,
         worker_threads=int(d.get("worker_threads", 32)),
+        max_queued_commands=int(d.get("max_queued_commands", 1024)),
         app_version=str(d.get("app_version", "2.5.6")),
         task_retention=float(d.get("task_retention", 30 * 86400.0)),
         task_purge_interval=float(d.get("task_purge_interval", 3600.0)),

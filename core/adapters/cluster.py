@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from core.adapters import files, posix, slurm
 from core.adapters.commands import RemoteCommand
@@ -17,6 +19,17 @@ from core.domain.errors import BackendUnavailable
 from core.observability import Metrics, audit
 
 T = TypeVar("T")
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """A shared future's exception is its callers' to handle; when they have all gone (cancelled
+    calls), it must not be logged as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _answered_up(ping: asyncio.Future[bool]) -> bool:
+    return ping.done() and not ping.cancelled() and ping.exception() is None and ping.result()
 
 
 @dataclass
@@ -40,6 +53,11 @@ class Cluster:
         self._probe_lock = asyncio.Lock()
         # set when a call found the controller unreachable; cleared by the next ping that answers
         self._controller_down = False
+        # the ping in flight (or the last one, with when it was sent): callers share it
+        self._ping: asyncio.Future[bool] | None = None
+        self._ping_sent = 0.0
+        # the uid/gid lookup in flight: concurrent listings wait for it instead of repeating it
+        self._naming: asyncio.Future[None] | None = None
         self.metrics: Metrics | None = None  # set by the wiring
 
     @property
@@ -52,7 +70,21 @@ class Cluster:
         return await self._run(user, cmd)
 
     async def controller_answers(self, user: str) -> bool:
-        """`scontrol ping` as the user (fast, whether the controller is up or down)."""
+        """`scontrol ping` (fast, whether the controller is up or down). One ping at a time per
+        system: callers that ask while one is in flight share its answer (it is about the
+        controller, not the user who ran it), and an "up" is reused for ping_after seconds (a
+        "down" never: the next call checks again). Without that, every read waiting its turn
+        under load queued a ping of its own (a third of the SSH commands of the mixed benchmark)."""
+        now = time.monotonic()
+        ping = self._ping
+        fresh_up = ping is not None and _answered_up(ping) and now - self._ping_sent < self.cfg.scheduler.ping_after
+        if ping is None or (ping.done() and not fresh_up):
+            ping = self._ping = asyncio.ensure_future(self._ping_as(user))
+            self._ping_sent = now
+            ping.add_done_callback(_retrieve)
+        return await asyncio.shield(ping)
+
+    async def _ping_as(self, user: str) -> bool:
         ping = slurm.ControllerUp()
         ping.timeout = self.cfg.scheduler.ping_timeout
         up = await self._run(user, ping)
@@ -72,8 +104,18 @@ class Cluster:
         scancel) always runs to its end, so its outcome is never unknown."""
         if self._controller_down and not await self.controller_answers(user):
             raise self._unreachable()
-        running = asyncio.ensure_future(self._run(user, cmd))
+        loop = asyncio.get_running_loop()
+        sent = asyncio.Event()
+        running = asyncio.ensure_future(self._run(user, cmd, on_sent=lambda: loop.call_soon_threadsafe(sent.set)))
         try:
+            if cmd.read_only:
+                # the watch starts once the command runs on the login node: its wait for a free
+                # thread or SSH channel here says nothing about the controller
+                started = asyncio.ensure_future(sent.wait())
+                try:
+                    await asyncio.wait({running, started}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    started.cancel()
             while cmd.read_only and not running.done():
                 done, _ = await asyncio.wait({running}, timeout=self.cfg.scheduler.ping_after)
                 if not done and not await self.controller_answers(user):
@@ -92,7 +134,7 @@ class Cluster:
         exc = running.exception() if not running.cancelled() else None
         return isinstance(exc, BackendUnavailable) and "scheduler" in exc.message and "not reachable" in exc.message
 
-    async def _run(self, user: str, cmd: RemoteCommand[T]) -> T:
+    async def _run(self, user: str, cmd: RemoteCommand[T], on_sent: Callable[[], object] | None = None) -> T:
         shown = cmd.command()
         command = "env " + self._env_prefix + shown if self._env_prefix else shown
         t0 = time.monotonic()
@@ -100,7 +142,7 @@ class Cluster:
         error = ""
         try:
             res = await self.pool.run(
-                user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output
+                user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output, on_sent=on_sent
             )
         except Exception as e:
             error = type(e).__name__
@@ -125,9 +167,21 @@ class Cluster:
         uids = {e.user for e in entries}
         gids = {e.group for e in entries}
         lookup = self.id_names.unknown(uids, gids)
+        pending = self._naming
+        if lookup is not None and pending is not None and not pending.done():
+            # another listing is naming ids (after a start or the cache's expiry, hundreds of
+            # listings at once would each run the same getent): wait for it, then ask again
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
+            lookup = self.id_names.unknown(uids, gids)
         if lookup is not None:
-            self.id_names.learn(lookup, await self.run(user, lookup))
+            naming = self._naming = asyncio.ensure_future(self._learn_names(user, lookup))
+            naming.add_done_callback(_retrieve)
+            await asyncio.shield(naming)
         return self.id_names.named(entries, uids, gids)
+
+    async def _learn_names(self, user: str, lookup: files.LookupIds) -> None:
+        self.id_names.learn(lookup, await self.run(user, lookup))
 
     # ---- status ----------------------------------------------------------------------------
     async def nodes(self, user: str) -> list[slurm.Node]:
