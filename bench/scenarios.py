@@ -248,15 +248,19 @@ def tree_cpu_s(root: int) -> float:
 
 
 class CpuMeter:
-    """CPU per call of the gateway's parts over a measured stretch: the core, Envoy, and sshd with
-    everything it ran (the commands on the "login node")."""
+    """CPU per call of the gateway's parts over a measured stretch: the core, Envoy, sshd with
+    everything it ran (the commands on the "login node"), and Slurm's daemons with the accounting
+    database (slurmctld, slurmdbd, MariaDB: what squeue, sacct and sbatch cost behind sshd)."""
+
+    SLURM = ("slurmctld", "slurmdbd", "mariadb")
 
     def __init__(self, stack: Stack):
         self.pids = {"core": stack.core_pid(), "envoy": stack.pid_of("envoy"), "sshd": stack.pid_of("sshd")}
+        self.slurm = [stack.pid_of(s) for s in self.SLURM]
 
     def _now(self) -> dict[str, float]:
         return {"core": cpu_s(self.pids["core"]), "envoy": cpu_s(self.pids["envoy"]),
-                "sshd": tree_cpu_s(self.pids["sshd"])}
+                "sshd": tree_cpu_s(self.pids["sshd"]), "slurm": sum(cpu_s(p) for p in self.slurm)}
 
     @contextmanager
     def measure(self, out: dict[str, float]) -> Iterator[None]:
@@ -783,8 +787,14 @@ class Bench:
             "local i = 0\n"
             "request = function()\n  i = i + 1\n  return wrk.format(nil, paths[(i % #paths) + 1])\nend\n"
         )
+        # the job list is the caller's jobs of the last day (sacct): its size is this run's workload
+        r = self.alice.get(f"{self.stack.url}{paths[1]}", timeout=120)
+        r.raise_for_status()
+        listed_jobs = len(r.json().get("jobs") or [])
         time.sleep(5)
         idle = self.stack.core_rss_mb()
+        meter = CpuMeter(self.stack)
+        cpu: dict[str, float] = {}
         rss: list[float] = []
         stop = threading.Event()
 
@@ -796,7 +806,8 @@ class Bench:
         th.start()
         d = self.secs(120)
         try:
-            w = wrk(self.stack.url + paths[0], self.tokens("alice"), 500, d, script)
+            with meter.measure(cpu):
+                w = wrk(self.stack.url + paths[0], self.tokens("alice"), 500, d, script)
         finally:
             stop.set()
             th.join()
@@ -805,7 +816,8 @@ class Bench:
         row(scenario=f"mixed 500 clients, {d} s", metric="throughput", unit="req/s", better="higher",
             ours=w["rps"], target="0 errors", met=w["errors"] == 0,
             note=f"p50 {w['p50'] * 1e3:.0f} ms, p99 {w['p99'] * 1e3:.0f} ms, errors {w['errors']:.0f} "
-            f"(wrk timeouts {w['timeouts']:.0f}, non-2xx {w['non2xx']:.0f})")
+            f"(wrk timeouts {w['timeouts']:.0f}, non-2xx {w['non2xx']:.0f}); job list of {listed_jobs} jobs; "
+            + CpuMeter.per_call(cpu, w["rps"] * d))
         row(scenario=f"mixed 500 clients, {d} s", metric="p99 latency", unit="ms", better="lower",
             ours=w["p99"] * 1e3, note=f"p50 {w['p50'] * 1e3:.0f} ms")
         row(scenario="core memory (RSS)", metric="idle", unit="MB", better="lower", ours=idle,

@@ -16,10 +16,11 @@ Conventions:
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from core.adapters.cluster import Cluster
 from core.adapters.commands import DiscardPrivateDir, RemoteCommand, parse_key_values
@@ -95,11 +96,17 @@ def _has_error(result: ExecResult) -> bool:
 
 
 # ---------------------------------------------------------------- value parsing
+_INT = re.compile(r"-?\d+")
+_DURATION = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(?:(\d+):)?(\d+)(?:\.\d+)?")
+_STEP_ID = re.compile(r"(\d+)\.(\S+)")
+
 def _int(v: str | None) -> int | None:
     if v is None:
         return None
     v = v.strip()
-    if not v or not re.fullmatch(r"-?\d+", v):
+    if v.isascii() and v.isdigit():  # the common case, without the regex
+        return int(v)
+    if not v or not _INT.fullmatch(v):
         return None
     return int(v)
 
@@ -109,12 +116,13 @@ def _epoch(v: str | None) -> int | None:
     return n if n and n > 0 else None
 
 
+@functools.lru_cache(maxsize=4096)  # a listing repeats the same few values ("00:00:00") thousands of times
 def duration(v: str | None) -> int | None:
     """Slurm durations ("[D-]HH:MM:SS", "MM:SS", "SS", with optional fraction) in seconds."""
     if not v:
         return None
     v = v.strip()
-    m = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(?:(\d+):)?(\d+)(?:\.\d+)?", v)
+    m = _DURATION.fullmatch(v)
     if not m:
         return None
     days, a, b, c = m.groups()
@@ -141,11 +149,18 @@ def _null(v: str | None) -> str:
     return "" if v in ("(null)", "N/A", "None", "Unknown") else v
 
 
+@functools.lru_cache(maxsize=4096)  # JobStatus is immutable: equal rows share one
 def _status(state: str, reason: str, exit_code: str) -> JobStatus:
     """An exit code only for a job (or step) in a final state: Slurm prints 0:0 while running."""
     word = job_state(state)
     code, sig = parse_exit_code(exit_code) if word in FINAL_JOB_STATES else (None, None)
     return JobStatus(word, reason.strip() or None, code, sig)
+
+
+@functools.lru_cache(maxsize=4096)
+def _step_status(status: JobStatus) -> JobStatus:
+    """A step has no reason of its own (FirecREST v2: null)."""
+    return JobStatus(status.state, None, status.exit_code, status.interrupt_signal)
 
 
 def _split(line: str, n: int) -> list[str] | None:
@@ -368,7 +383,9 @@ class Accounting(RemoteCommand[list[Job]]):
             raise slurm_error(slurm_error_text(result))
 
     def parse(self, result: ExecResult) -> list[Job]:
-        jobs: dict[str, Job] = {}
+        # thousands of rows for a busy user: each job is built once, with its steps, at the end
+        wanted = set(self.job_ids) if self.job_ids else None
+        jobs: dict[str, dict[str, Any]] = {}
         steps: dict[str, list[JobStep]] = {}
         for line in result.out.splitlines():
             cols = _split(line, _SACCT_N)
@@ -386,30 +403,28 @@ class Accounting(RemoteCommand[list[Job]]):
                 suspended=duration(suspended),
                 limit=_limit_seconds(limit),
             )
-            if re.fullmatch(r"\d+", raw_id):
-                if self.job_ids and raw_id not in self.job_ids:
+            if raw_id.isascii() and raw_id.isdigit():
+                if wanted is not None and raw_id not in wanted:
                     continue
-                jobs[raw_id] = Job(
-                    job_id=raw_id,
-                    name=name,
-                    status=status,
-                    time=time,
-                    user=user,
-                    account=account,
-                    allocation_nodes=_int(nnodes) or 0,
-                    cluster=cluster or self.cluster,
-                    group=group,
-                    nodes=_null(nodelist) if nodelist != "None assigned" else "",
-                    partition=partition,
-                    priority=_int(priority),
-                    working_directory=workdir,
-                    source="accounting",
-                )
-            elif m := re.fullmatch(r"(\d+)\.(\S+)", raw_id):
-                # a step has no reason of its own (FirecREST v2: null)
-                step_status = replace(status, state_reason=None)
-                steps.setdefault(m.group(1), []).append(JobStep(raw_id, name, step_status, time))
-        return [replace(job, steps=tuple(steps.get(job_id, ()))) for job_id, job in jobs.items()]
+                jobs[raw_id] = {
+                    "job_id": raw_id,
+                    "name": name,
+                    "status": status,
+                    "time": time,
+                    "user": user,
+                    "account": account,
+                    "allocation_nodes": _int(nnodes) or 0,
+                    "cluster": cluster or self.cluster,
+                    "group": group,
+                    "nodes": _null(nodelist) if nodelist != "None assigned" else "",
+                    "partition": partition,
+                    "priority": _int(priority),
+                    "working_directory": workdir,
+                    "source": "accounting",
+                }
+            elif m := _STEP_ID.fullmatch(raw_id):
+                steps.setdefault(m.group(1), []).append(JobStep(raw_id, name, _step_status(status), time))
+        return [Job(**job, steps=tuple(steps.get(job_id, ()))) for job_id, job in jobs.items()]
 
 
 _SQUEUE_FORMAT = SEP.join(
