@@ -182,19 +182,36 @@ def bench_sbatch(env: dict[str, str], n: int) -> None:
 
 
 # ---------------------------------------------------------------- s3: raw PUT vs presigned staged upload
-def bench_s3(env: dict[str, str], n: int) -> None:
-    from minio import Minio
+def s3_client(env: dict[str, str]) -> Any:
+    """boto3's S3 client of the stack's store, as the core configures its own (SigV4, path style)."""
+    import boto3
+    from botocore.config import Config
 
-    creds = {k: env[k] for k in ("F7T_S3_URL", "F7T_S3_ACCESS_KEY", "F7T_S3_SECRET_KEY")}
-    mc = Minio(creds["F7T_S3_URL"].split("//", 1)[1], creds["F7T_S3_ACCESS_KEY"], creds["F7T_S3_SECRET_KEY"],
-               secure=False)
+    return boto3.session.Session().client(
+        "s3", endpoint_url=env["F7T_S3_URL"], aws_access_key_id=env["F7T_S3_ACCESS_KEY"],
+        aws_secret_access_key=env["F7T_S3_SECRET_KEY"], region_name=env.get("F7T_S3_REGION", "us-east-1"),
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                      request_checksum_calculation="when_required"),
+    )
+
+
+def s3_bucket(mc: Any, bucket: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        mc.head_bucket(Bucket=bucket)
+    except ClientError:
+        mc.create_bucket(Bucket=bucket)
+
+
+def bench_s3(env: dict[str, str], n: int) -> None:
+    mc = s3_client(env)
     bucket = "bench-raw"
-    if not mc.bucket_exists(bucket):
-        mc.make_bucket(bucket)
+    s3_bucket(mc, bucket)
     data = os.urandom(8 * 1024 * 1024)
 
     def raw_put() -> None:
-        mc.put_object(bucket, uuid.uuid4().hex, io.BytesIO(data), len(data))
+        mc.put_object(Bucket=bucket, Key=uuid.uuid4().hex, Body=data)
 
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {_token(env)}"
@@ -229,8 +246,9 @@ def bench_s3(env: dict[str, str], n: int) -> None:
             time.sleep(1)
     finally:
         s.delete(f"{ops}/rm", params={"path": workdir}, timeout=60)
-        for obj in mc.list_objects(bucket):
-            mc.remove_object(bucket, obj.object_name)
+        for page in mc.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                mc.delete_object(Bucket=bucket, Key=obj["Key"])
 
 
 BENCHES = {"edge": bench_edge, "ssh": bench_ssh, "sbatch": bench_sbatch, "s3": bench_s3}

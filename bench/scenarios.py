@@ -45,7 +45,7 @@ import grpc
 import requests
 import yaml
 
-from bench.run import _env, _RawSSH
+from bench.run import _env, _RawSSH, s3_bucket, s3_client
 from devstack import oracle
 from devstack.layout import Layout, load_layout
 
@@ -162,7 +162,7 @@ class Tokens:
         from edge.issuer.server import IssuerState
 
         cfg = load_config(stack_dir / "gateway/issuer/config.json")
-        self._state = IssuerState(dataclasses.replace(cfg, token_lifetime=4 * 3600))
+        self._state = IssuerState(cfg.model_copy(update={"token_lifetime": 4 * 3600}))
         self._cache: dict[str, str] = {}
 
     def __call__(self, user: str) -> str:
@@ -401,10 +401,10 @@ class NoopChain:
         from edge.envoy_config import EdgeConfig, render
 
         edge = EdgeConfig.load(self.stack.dir / "gateway/edge.yaml")
-        edge = dataclasses.replace(
-            edge, listen_port=self.port, admin_port=0, admin_socket=str(self.dir / "admin.sock"), stats_port=0,
+        edge = edge.model_copy(update=dict(
+            listen_port=self.port, admin_port=0, admin_socket=str(self.dir / "admin.sock"), stats_port=0,
             core_address=f"127.0.0.1:{self.core_port}", core_addresses=[],
-            lua_out=str(self.dir / "filter.lua"), access_log=str(self.dir / "envoy-access.log"))
+            lua_out=str(self.dir / "filter.lua"), access_log=str(self.dir / "envoy-access.log")))
         (self.dir / "envoy.yaml").write_text(render(edge))
         tls = self.stack.core_cfg["tls"]
         argv = [sys.executable, "-m", "bench.noop", "--listen", f"127.0.0.1:{self.core_port}",
@@ -425,7 +425,9 @@ class NoopChain:
 
 
 def _recorded(stack: Stack, token: str, task_id: str) -> dict[str, bytes]:
-    """The core's real answers (through Envoy, native gRPC) for the no-op back end to repeat."""
+    """The core's real answers (through Envoy, native gRPC) for the no-op back end to repeat, as the
+    core sends them to a REST caller (FirecREST's JSON in an HttpBody: core/api/restjson.py)."""
+    from core.api.restjson import http_body
     from core.proto.firecrest.status.v1 import status_pb2, status_pb2_grpc
     from core.proto.firecrest.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
@@ -434,8 +436,8 @@ def _recorded(stack: Stack, token: str, task_id: str) -> dict[str, bytes]:
     systems = status_pb2_grpc.StatusServiceStub(ch).ListSystems(status_pb2.ListSystemsRequest(), metadata=md)
     task = tasks_pb2_grpc.TasksServiceStub(ch).GetTask(tasks_pb2.GetTaskRequest(task_id=task_id), metadata=md)
     return {
-        "/firecrest.status.v1.StatusService/ListSystems": systems.SerializeToString(),
-        "/firecrest.tasks.v1.TasksService/GetTask": task.SerializeToString(),
+        "/firecrest.status.v1.StatusService/ListSystems": http_body(systems),
+        "/firecrest.tasks.v1.TasksService/GetTask": http_body(task),
     }
 
 
@@ -633,7 +635,7 @@ class Bench:
 
     # ---- 4. staged transfer ------------------------------------------------------------------
     def transfer(self) -> None:
-        from minio import Minio
+        from boto3.s3.transfer import TransferConfig
 
         size = self.args.transfer_size
         env = self.stack.env
@@ -643,26 +645,29 @@ class Bench:
         if not payload.exists() or payload.stat().st_size != size:
             with payload.open("wb") as f:
                 subprocess.run(["head", "-c", str(size), "/dev/urandom"], stdout=f, check=True)
-        mc = Minio(env["F7T_S3_URL"].split("//", 1)[1], env["F7T_S3_ACCESS_KEY"], env["F7T_S3_SECRET_KEY"],
-                   secure=False)
+        mc = s3_client(env)
         bucket = "f7t-bench-raw"
-        if not mc.bucket_exists(bucket):
-            mc.make_bucket(bucket)
+        s3_bucket(mc, bucket)
         key = uuid.uuid4().hex
         part = int(self.stack.core_cfg["s3"].get("multipart_part_size", 64 * 1024 * 1024))
+        # one part after the other, in one thread (as a transfer job's curl loop does)
+        sequential = TransferConfig(
+            multipart_threshold=max(part, 5 * 1024 * 1024), multipart_chunksize=max(part, 5 * 1024 * 1024),
+            use_threads=False,
+        )
         t0 = time.perf_counter()
-        mc.fput_object(bucket, key, str(payload), part_size=max(part, 5 * 1024 * 1024))
+        mc.upload_file(str(payload), bucket, key, Config=sequential)
         raw_put = time.perf_counter() - t0
         t0 = time.perf_counter()
-        mc.fget_object(bucket, key, str(work / "raw-get.bin"))
+        mc.download_file(bucket, key, str(work / "raw-get.bin"), Config=sequential)
         raw_get_file = time.perf_counter() - t0
         t0 = time.perf_counter()
-        resp = mc.get_object(bucket, key)
-        for _ in resp.stream(1024 * 1024):
+        body = mc.get_object(Bucket=bucket, Key=key)["Body"]
+        for _ in body.iter_chunks(1024 * 1024):
             pass
-        resp.close()
+        body.close()
         raw_get = time.perf_counter() - t0
-        mc.remove_object(bucket, key)
+        mc.delete_object(Bucket=bucket, Key=key)
         (work / "raw-get.bin").unlink()
 
         base = f"{self.stack.url}/filesystem/{self.stack.system}/transfer"

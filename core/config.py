@@ -1,119 +1,189 @@
-"""One typed configuration object for the core, read from a YAML file (path in F7T_CONFIG).
+"""One typed configuration object for the core, read from a YAML file (--config or F7T_CONFIG).
 
 Everything that differs between the local stack and a real centre lives here: systems, SSH
-hosts and host keys, the SSH CA, the scheduler, the S3 endpoint, the task store and the ports.
+hosts and host keys, the SSH CA, the scheduler, the S3 endpoint, the task store, the ports and
+the trackers' timings. Every setting is declared once below, with its type, default and meaning;
+CONFIGURATION.md is generated from these models (`python -m edge.configref`).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import Field, field_validator, model_validator
+
+from core.settings import ConfigError, Settings, validate
+
+__all__ = [
+    "CertificateConfig",
+    "Config",
+    "ConfigError",
+    "FileSystemConfig",
+    "JobsConfig",
+    "MetricsConfig",
+    "S3Config",
+    "SSHConfig",
+    "SchedulerConfig",
+    "StreamerConfig",
+    "SystemConfig",
+    "TLSConfig",
+    "TaskStoreConfig",
+    "TransfersConfig",
+    "from_dict",
+    "load",
+]
 
 
-@dataclass(frozen=True)
-class TLSConfig:
-    """mTLS between Envoy and the core: the core only accepts clients with a cert from client_ca."""
+class TLSConfig(Settings):
+    """mTLS: the server's certificate and key, and the CA that signs the only client certificates
+    it accepts."""
 
-    cert: Path
-    key: Path
-    client_ca: Path
-
-
-@dataclass(frozen=True)
-class SSHConfig:
-    host: str
-    port: int = 22
-    known_hosts: Path | None = None
-    connect_timeout: float = 10.0
-    command_timeout: float = 60.0
-    pool_size: int = 4
-    channels_per_connection: int = 8
+    cert: Path = Field(description="The server's certificate (PEM).")
+    key: Path = Field(description="The server certificate's private key (PEM).")
+    client_ca: Path = Field(description="CA certificate (PEM): only clients with a certificate it signed get in.")
 
 
-@dataclass(frozen=True)
-class FileSystemConfig:
-    path: str
-    data_type: str = "users"
-    default_work_dir: bool = False
+class SSHConfig(Settings):
+    """How the core reaches the system's login node: SSH as each user, with a certificate from the
+    gateway's CA, over a pool of connections per user."""
+
+    host: str = Field(description="The login node's host name or address.")
+    port: int = Field(22, ge=1, le=65535, description="sshd's port.")
+    known_hosts: Path | None = Field(
+        None, description="known_hosts file with the login node's host key; an unknown host key is refused, so "
+                          "without it no connection is made.",
+    )
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect and authenticate.")
+    command_timeout: float = Field(60.0, gt=0, description="Seconds a command may run before the call fails.")
+    pool_size: int = Field(4, ge=1, description="SSH connections kept per user.")
+    channels_per_connection: int = Field(
+        8, ge=1, description="Commands run at the same time on one connection (sshd's MaxSessions bounds it)."
+    )
 
 
-@dataclass(frozen=True)
-class SchedulerConfig:
-    type: str = "slurm"
-    version: str = ""
-    # environment exported before every scheduler command (e.g. SLURM_CONF on a login node
-    # whose sessions do not set it)
-    env: dict[str, str] = field(default_factory=dict)
-    timeout: float = 30.0
-    # a read-only question to the controller still running after this many seconds is checked with
-    # `scontrol ping`; if the controller is down the call ends at once with 503
-    ping_after: float = 1.0
-    ping_timeout: float = 5.0
+class FileSystemConfig(Settings):
+    """A file system of the system: requests for paths outside every listed one are refused."""
+
+    path: str = Field(description="Its mount point (absolute).")
+    data_type: str = Field("users", description="FirecREST v2's dataType: users, store, archive, apps, scratch...")
+    default_work_dir: bool = Field(False, description="Jobs without a working directory run in the user's "
+                                                      "directory here.")
 
 
-@dataclass(frozen=True)
-class StreamerConfig:
+class SchedulerConfig(Settings):
+    """The system's workload manager."""
+
+    type: str = Field("slurm", description="Which scheduler adapter runs the system's jobs (core.wiring."
+                                           "SCHEDULER_TYPES): slurm.")
+    version: str = Field("", description="The scheduler's version, as `GET /status/systems` reports it.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment exported before every scheduler command (e.g. SLURM_CONF on a login node "
+                    "whose sessions do not set it).",
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds a scheduler command may run.")
+    ping_after: float = Field(
+        1.0, gt=0, description="A read-only question to the controller still running this many seconds after it "
+                               "was sent (its wait for a free SSH worker does not count) is checked with `scontrol "
+                               "ping` (one at a time per system, shared by the calls that ask meanwhile; an answer "
+                               "'up' is reused for this long); a controller that is down ends the call with 503 at "
+                               "once, and later calls fail fast until a ping answers.",
+    )
+    ping_timeout: float = Field(5.0, gt=0, description="Seconds `scontrol ping` may take.")
+
+
+class StreamerConfig(Settings):
     """Transfer method "streamer" (FirecREST v2's firecrest-streamer): a job runs the streamer's
     server next to the file and the client connects to it directly with the coordinates the
-    gateway hands out (a port range, the addresses the node is reached at, a one-time secret).
+    gateway hands out (a port range, the addresses the node is reached at, a one-time secret)."""
 
-    `python` is an interpreter on the compute nodes that has the `firecrest-streamer` package (the
-    version pyfirecrest's client uses); nothing is installed at run time."""
+    python: str = Field(description="A Python on the compute nodes that has `websockets` (the streamer "
+                                    "server's one dependency); nothing is installed at run time.")
+    host: str = Field("localhost", description="The interface the server listens on.")
+    public_ips: tuple[str, ...] = Field(("localhost",), description="The addresses clients reach the node at.")
+    port_range: tuple[int, int] = Field((50000, 50100), description="The ports the server may listen on "
+                                                                    "(first, last).")
+    wait_timeout: int = Field(86400, gt=0, description="Seconds the server waits for its client.")
+    inbound_transfer_limit: int = Field(5 * 1024**3, gt=0, description="Largest upload, in bytes (5 GiB).")
+    ready_timeout: float = Field(
+        30.0, ge=0, description="Seconds the answer to a streamer transfer waits for the server to listen (e.g. "
+                                "while its job is queued)."
+    )
 
-    python: str
-    host: str = "localhost"  # the interface the server listens on
-    public_ips: tuple[str, ...] = ("localhost",)  # where clients reach the node
-    port_range: tuple[int, int] = (50000, 50100)
-    wait_timeout: int = 86400  # seconds the server waits for its client
-    inbound_transfer_limit: int = 5 * 1024**3
-    ready_timeout: float = 30.0  # seconds the answer waits for the server to listen
-
-
-@dataclass(frozen=True)
-class SystemConfig:
-    name: str
-    ssh: SSHConfig
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    filesystems: tuple[FileSystemConfig, ...] = ()
-    datatransfer_jobs_directives: tuple[str, ...] = ()
-    max_ops_file_size: int = 5 * 1024 * 1024
-    streamer: StreamerConfig | None = None
-
-
-@dataclass(frozen=True)
-class S3Config:
-    endpoint: str  # host:port
-    access_key: str
-    secret_key: str
-    secure: bool = False
-    region: str = "us-east-1"
-    bucket: str = "firecrest-staging"
-    url_expiry: int = 3600
-    multipart_part_size: int = 1024 * 1024 * 1024
-    max_part_count: int = 10000
-    # host:port written into presigned URLs (what clients and transfer jobs reach), when it differs
-    # from `endpoint` (what the core reaches); the store must accept that Host
-    public_endpoint: str = ""
-    public_secure: bool | None = None
-    # seconds between two passes of the staging janitor (orphans, expired downloads, stale uploads)
-    janitor_interval: float = 60.0
+    @field_validator("port_range")
+    @classmethod
+    def _ports(cls, v: tuple[int, int]) -> tuple[int, int]:
+        low, high = v
+        if not 0 < low <= high < 65536:
+            raise ValueError(f"{list(v)} is not a range of ports (first <= last, 1..65535)")
+        return v
 
 
-@dataclass(frozen=True)
-class TaskStoreConfig:
-    """Where tasks live. `sqlite` (default): one file, one core (`path`). `postgres`: one database
-    shared by every core replica (`dsn`, a libpq connection string, or `dsn_file` holding it)."""
+class SystemConfig(Settings):
+    """One HPC system behind the gateway (FirecREST's `system` in every path)."""
 
-    type: str = "sqlite"
-    path: Path = Path("/var/lib/firecrest/tasks.db")
-    dsn: str = ""
-    dsn_file: Path | None = None
-    # seconds between two re-reads of a task by its waiters (notifications usually wake them first)
-    poll_interval: float = 2.0
+    name: str = Field(min_length=1, description="The system's name in the API's paths (compared "
+                                                "case-insensitively).")
+    ssh: SSHConfig = Field(description="How the core reaches the login node.")
+    scheduler: SchedulerConfig = Field(SchedulerConfig(), description="The workload manager.")
+    filesystems: tuple[FileSystemConfig, ...] = Field((), description="The file systems users may reach.")
+    datatransfer_jobs_directives: tuple[str, ...] = Field(
+        (), description="Extra `#SBATCH` lines of the data-mover jobs behind staged transfers (e.g. a partition)."
+    )
+    max_ops_file_size: int = Field(
+        5 * 1024 * 1024, gt=0, description="Largest file, in bytes, for direct upload, download and view (5 MiB); "
+                                           "larger ones go through the transfer endpoints.",
+    )
+    streamer: StreamerConfig | None = Field(None, description="The streamer transfer method; null: not offered.")
+
+
+class S3Config(Settings):
+    """The S3 staging store of large transfers (presigned URLs, multipart uploads)."""
+
+    endpoint: str = Field(description="host:port the core reaches the store at.")
+    access_key: str = Field(description="The gateway's access key.")
+    secret_key: str = Field(repr=False, description="The gateway's secret key.")
+    secure: bool = Field(False, description="HTTPS to `endpoint`.")
+    region: str = Field("us-east-1", description="The store's region (part of every signature).")
+    bucket: str = Field("firecrest-staging", description="The staging bucket (created when missing).")
+    url_expiry: int = Field(3600, gt=0, description="Seconds a presigned URL is valid.")
+    multipart_part_size: int = Field(1024**3, gt=0, description="Bytes per part of a multipart upload (1 GiB).")
+    max_part_count: int = Field(10000, ge=1, le=10000, description="Most parts of one upload (S3 allows 10000).")
+    public_endpoint: str = Field(
+        "", description="host:port written into presigned URLs (what clients and transfer jobs reach) when it "
+                        "differs from `endpoint`; the store must accept that Host. Empty: `endpoint`.",
+    )
+    public_secure: bool | None = Field(None, description="HTTPS in presigned URLs; null: as `secure`.")
+    janitor_interval: float = Field(
+        60.0, gt=0, description="Seconds between two passes of the staging janitor (orphans, expired downloads, "
+                                "stale uploads), and between two looks at transfer tasks when none is running.",
+    )
+
+
+class TaskStoreConfig(Settings):
+    """Where tasks (every job and transfer) live: `sqlite`, one file for one core; `postgres`, one
+    database shared by every core replica."""
+
+    type: Literal["sqlite", "postgres"] = Field("sqlite", description="sqlite (embedded, one core) or postgres "
+                                                                      "(N core replicas).")
+    path: Path = Field(Path("/var/lib/firecrest/tasks.db"), description="sqlite: the database file (older "
+                                                                        "configs: top-level `task_db`).")
+    dsn: str = Field("", repr=False, description="postgres: a libpq connection string.")
+    dsn_file: Path | None = Field(None, description="postgres: a file holding the connection string (instead "
+                                                    "of `dsn`, which then stays out of the config).")
+    poll_interval: float = Field(
+        2.0, gt=0, description="Seconds between two re-reads of a task by its waiters (notifications usually wake "
+                               "them first).",
+    )
+
+    @model_validator(mode="after")
+    def _postgres_needs_a_dsn(self) -> TaskStoreConfig:
+        if self.type == "postgres" and not (self.dsn or self.dsn_file):
+            raise ValueError("type postgres needs dsn or dsn_file")
+        return self
 
     def connection_string(self) -> str:
         if self.dsn_file is not None:
@@ -121,45 +191,128 @@ class TaskStoreConfig:
         return self.dsn
 
 
-@dataclass(frozen=True)
-class CertificateConfig:
-    ca_key: Path
-    lifetime: int = 600  # seconds a per-user certificate is valid
-    key_id_prefix: str = "firecrest"
-    # the accounts the gateway acts for (certificates, every SSH-backed call): members of one of
-    # these Unix groups (any account when empty) whose uid is in this range (any uid but 0 when None)
-    allowed_groups: tuple[str, ...] = ()
-    allowed_uids: tuple[int, int] | None = (1000, 60000)
+class CertificateConfig(Settings):
+    """The SSH user CA: the core signs a short-lived certificate per user with it, which the login
+    nodes' sshd trusts (TrustedUserCAKeys)."""
+
+    ca_key: Path = Field(description="The CA's private key (OpenSSH format).")
+    lifetime: int = Field(600, gt=0, description="Seconds a per-user certificate is valid.")
+    key_id_prefix: str = Field("firecrest", description="Start of each certificate's key id (sshd logs it).")
+    allowed_groups: tuple[str, ...] = Field(
+        (), description="The accounts the gateway acts for (certificates, every SSH-backed call) are members of "
+                        "one of these Unix groups; empty: any account.",
+    )
+    allowed_uids: tuple[int, int] | None = Field(
+        (1000, 60000), description="...and have a uid in this range (first, last); null: any uid but 0.",
+    )
 
 
-@dataclass(frozen=True)
-class MetricsConfig:
-    """Prometheus metrics on `listen` (host:port). With `tls`, HTTPS that only answers a client
-    certificate from tls.client_ca (the scraper's), so other local users cannot read it."""
+class MetricsConfig(Settings):
+    """Prometheus metrics. With `tls`, HTTPS that only answers a client certificate from
+    tls.client_ca (the scraper's), so other local users cannot read them."""
 
-    listen: str
-    tls: TLSConfig | None = None
+    listen: str = Field(description="host:port of the metrics endpoint.")
+    tls: TLSConfig | None = Field(None, description="HTTPS with client certificates; null: plain HTTP.")
 
 
-@dataclass(frozen=True)
-class Config:
-    listen: str
-    identity_header: str
-    certificate: CertificateConfig
-    systems: tuple[SystemConfig, ...]
-    tls: TLSConfig | None = None
-    task_store: TaskStoreConfig = field(default_factory=TaskStoreConfig)
-    s3: S3Config | None = None
-    worker_threads: int = 32
-    # SSH commands that may wait for one of the worker_threads; more are refused at once (503)
-    max_queued_commands: int = 1024
-    app_version: str = "2.5.6"
-    # finished tasks (and the gateway's directories for them in users' homes) are purged after this
-    task_retention: float = 30 * 86400.0
-    task_purge_interval: float = 3600.0
-    # on SIGTERM, seconds the calls in flight get to finish before the core exits
-    shutdown_grace: float = 30.0
-    metrics: MetricsConfig | None = None
+class JobsConfig(Settings):
+    """How the core follows job tasks to their final state (every replica follows every unfinished
+    job)."""
+
+    poll_interval: float = Field(2.0, gt=0, description="Seconds between two looks at a user's young jobs "
+                                                        "(also the least time between two tracker passes).")
+    max_poll_interval: float = Field(
+        30.0, gt=0, description="At most this many seconds between two looks at a user's jobs (older jobs are "
+                                "looked at less often: a tenth of their age).",
+    )
+    idle_interval: float = Field(
+        30.0, gt=0, description="Seconds between two looks for unfinished job tasks when the tracker has none "
+                                "(a submission wakes it at once).",
+    )
+    submit_grace: float = Field(
+        180.0, gt=0, description="A job task still without a job this many seconds after its creation lost its "
+                                 "submitter (a core that died during sbatch): it is settled by the job's tag "
+                                 "(the job exists) or fails. Longer than any sbatch may take.",
+    )
+    lost_after: float = Field(
+        3600.0, gt=0, description="A submitted job the scheduler's accounting still does not know this many "
+                                  "seconds after submission fails its task.",
+    )
+    partial_grace: float = Field(
+        600.0, ge=0, description="Seconds to wait for a job's own accounting record when only a partial one is "
+                                 "known, before using it.",
+    )
+    cancel_wait: float = Field(
+        10.0, ge=0, description="Seconds a task cancel (`POST /tasks/{id}:cancel`) waits for the job to end "
+                                "before answering with the task as it is.",
+    )
+
+
+class TransfersConfig(Settings):
+    """How the core follows transfer tasks (data-mover jobs) and cleans the staging store."""
+
+    poll_interval: float = Field(2.0, gt=0, description="Seconds between two looks at running transfers.")
+    lost_after: float = Field(
+        3600.0, gt=0, description="A transfer job the scheduler still does not know this many seconds after "
+                                  "submission fails its task.",
+    )
+    orphan_grace: float = Field(
+        600.0, ge=0, description="Staged objects without a transfer task are removed by the janitor once they "
+                                 "are this many seconds old.",
+    )
+
+
+class Config(Settings):
+    """The systems behind the gateway and how the core reaches them (SSH, the user CA, the scheduler),
+    where tasks live, the S3 staging store, the core's own listener and metrics, and the timings of
+    its trackers."""
+
+    listen: str = Field("127.0.0.1:28490", description="host:port of the core's gRPC server (Envoy's "
+                                                       "`core_address`).")
+    identity_header: str = Field(
+        "x-f7t-user", description="The header Envoy puts the caller's username in (the edge's "
+                                  "`identity_header`); lower-cased.",
+    )
+    certificate: CertificateConfig = Field(description="The SSH user CA and whom the gateway acts for.")
+    systems: tuple[SystemConfig, ...] = Field(description="The HPC systems behind the gateway.")
+    tls: TLSConfig | None = Field(None, description="mTLS between Envoy and the core (`client_ca` signs Envoy's "
+                                                    "client certificate); null: plaintext, with a warning.")
+    task_store: TaskStoreConfig = Field(TaskStoreConfig(), description="Where tasks live.")
+    s3: S3Config | None = Field(None, description="The staging store of large transfers; null: staged transfers "
+                                                  "are refused.")
+    worker_threads: int = Field(32, ge=1, description="Threads running blocking SSH and S3 calls.")
+    max_queued_commands: int = Field(
+        1024, ge=1, description="SSH commands that may wait for one of the worker_threads; a command beyond "
+                                "that is refused at once (503, 'the gateway is busy').",
+    )
+    app_version: str = Field("2.5.6", description="The FirecREST v2 version the core reports.")
+    task_retention: float = Field(
+        30 * 86400.0, gt=0, description="Seconds finished tasks are kept (30 days); then they and the gateway's "
+                                        "directories for them in users' homes are purged.",
+    )
+    task_purge_interval: float = Field(3600.0, gt=0, description="Seconds between two purges of old tasks.")
+    shutdown_grace: float = Field(
+        30.0, ge=0, description="On SIGTERM, seconds the calls in flight get to finish before the core exits.",
+    )
+    metrics: MetricsConfig | None = Field(None, description="Prometheus metrics; null: none.")
+    jobs: JobsConfig = Field(JobsConfig(), description="Following job tasks.")
+    transfers: TransfersConfig = Field(TransfersConfig(), description="Following transfer tasks.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_spellings(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "task_db" in data:  # the older spelling of the SQLite file
+            data = dict(data)
+            path = data.pop("task_db")
+            store = dict(data.get("task_store") or {})
+            store.setdefault("path", path)
+            data["task_store"] = store
+        return data
+
+    @field_validator("identity_header")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower()
 
     def system(self, name: str) -> SystemConfig | None:
         for s in self.systems:
@@ -168,103 +321,20 @@ class Config:
         return None
 
 
-def _path(v: Any) -> Path | None:
-    return Path(v) if v else None
-
-
-def _task_store(d: dict[str, Any]) -> TaskStoreConfig:
-    ts = dict(d.get("task_store") or {})
-    if "task_db" in d and "path" not in ts:  # the older spelling of the SQLite file
-        ts["path"] = d["task_db"]
-    if "path" in ts:
-        ts["path"] = Path(ts["path"])
-    if ts.get("dsn_file"):
-        ts["dsn_file"] = Path(ts["dsn_file"])
-    cfg = TaskStoreConfig(**ts)
-    if cfg.type not in ("sqlite", "postgres"):
-        raise ValueError(f"task_store.type must be sqlite or postgres, not {cfg.type!r}")
-    if cfg.type == "postgres" and not (cfg.dsn or cfg.dsn_file):
-        raise ValueError("task_store.type postgres needs task_store.dsn or task_store.dsn_file")
-    return cfg
-
-
-def _uid_range(v: Any) -> tuple[int, int] | None:
-    if v is None:
-        return None
-    lo, hi = (int(x) for x in v)
-    return lo, hi
-
-
-def _streamer(d: dict[str, Any] | None) -> StreamerConfig | None:
-    if not d:
-        return None
-    d = dict(d)
-    if "public_ips" in d:
-        d["public_ips"] = tuple(d["public_ips"])
-    if "port_range" in d:
-        low, high = (int(p) for p in d["port_range"])
-        if not 0 < low <= high < 65536:
-            raise ValueError(f"streamer.port_range {d['port_range']!r} is not a range of ports")
-        d["port_range"] = (low, high)
-    return StreamerConfig(**d)
-
-
-def from_dict(d: dict[str, Any]) -> Config:
-    systems = []
-    for s in d["systems"]:
-        ssh = dict(s["ssh"])
-        if ssh.get("known_hosts"):
-            ssh["known_hosts"] = Path(ssh["known_hosts"])
-        systems.append(
-            SystemConfig(
-                name=s["name"],
-                ssh=SSHConfig(**ssh),
-                scheduler=SchedulerConfig(**s.get("scheduler", {})),
-                filesystems=tuple(FileSystemConfig(**f) for f in s.get("filesystems", [])),
-                datatransfer_jobs_directives=tuple(s.get("datatransfer_jobs_directives", [])),
-                max_ops_file_size=int(s.get("max_ops_file_size", 5 * 1024 * 1024)),
-                streamer=_streamer(s.get("streamer")),
-            )
-        )
-    tls = d.get("tls")
-    cert = d["certificate"]
-    return Config(
-        listen=d.get("listen", "127.0.0.1:28490"),
-        identity_header=d.get("identity_header", "x-f7t-user").lower(),
-        certificate=CertificateConfig(
-            ca_key=Path(cert["ca_key"]),
-            lifetime=int(cert.get("lifetime", 600)),
-            key_id_prefix=cert.get("key_id_prefix", "firecrest"),
-            allowed_groups=tuple(cert.get("allowed_groups", ())),
-            allowed_uids=_uid_range(cert.get("allowed_uids", [1000, 60000])),
-        ),
-        systems=tuple(systems),
-        tls=TLSConfig(Path(tls["cert"]), Path(tls["key"]), Path(tls["client_ca"])) if tls else None,
-        task_store=_task_store(d),
-        s3=S3Config(**d["s3"]) if d.get("s3") else None,
-        worker_threads=int(d.get("worker_threads", 32)),
-        max_queued_commands=int(d.get("max_queued_commands", 1024)),
-        app_version=str(d.get("app_version", "2.5.6")),
-        task_retention=float(d.get("task_retention", 30 * 86400.0)),
-        task_purge_interval=float(d.get("task_purge_interval", 3600.0)),
-        shutdown_grace=float(d.get("shutdown_grace", 30.0)),
-        metrics=_metrics(d.get("metrics")),
-    )
-
-
-def _metrics(m: dict[str, Any] | None) -> MetricsConfig | None:
-    if not m:
-        return None
-    tls = m.get("tls")
-    return MetricsConfig(
-        listen=m["listen"],
-        tls=TLSConfig(Path(tls["cert"]), Path(tls["key"]), Path(tls["client_ca"])) if tls else None,
-    )
+def from_dict(d: Any, where: str = "core config") -> Config:
+    """The configuration from parsed YAML; ConfigError names every bad key."""
+    return validate(Config, d, where)
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:
     p = path or os.environ.get("F7T_CONFIG")
     if not p:
-        raise SystemExit("no configuration: pass --config or set F7T_CONFIG")
-    with open(p, encoding="utf-8") as f:
-        return from_dict(yaml.safe_load(f))
+        raise ConfigError("no configuration: pass --config or set F7T_CONFIG")
+    try:
+        with open(p, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read the configuration: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    return from_dict(data, str(p))

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import signal
+import sys
 from collections.abc import Iterable
 
 import grpc
@@ -162,9 +164,18 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="firecrest-core")
     p.add_argument("--config", help="YAML configuration (default: $F7T_CONFIG)")
     args = p.parse_args(argv)
+    try:
+        cfg = config_mod.load(args.config)
+    except config_mod.ConfigError as e:  # the keys at fault, never a traceback
+        print(f"firecrest-core: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     configure_logging(logging.INFO)  # JSON lines: request id, user, and one audit line per SSH command
     logging.getLogger("paramiko").setLevel(logging.WARNING)  # one INFO line per SSH login is noise
-    asyncio.run(serve(config_mod.load(args.config)))
+    try:
+        asyncio.run(serve(cfg))
+    except config_mod.ConfigError as e:  # a setting only the wiring can judge (scheduler.type)
+        print(f"firecrest-core: {args.config or os.environ.get('F7T_CONFIG')}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

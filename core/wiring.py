@@ -18,7 +18,7 @@ from core.adapters.s3 import Staging
 from core.adapters.ssh import CommandWorkers, SSHPool
 from core.adapters.taskstore import TaskStore
 from core.adapters.transferjobs import SlurmTransferSystem
-from core.config import Config, TaskStoreConfig
+from core.config import Config, ConfigError, TaskStoreConfig
 from core.domain.errors import SystemNotFound
 from core.domain.jobs import JOB_KIND
 from core.domain.tasks import Task, TaskRepository
@@ -67,6 +67,12 @@ def task_store(cfg: TaskStoreConfig) -> TaskRepository:
 class Gateway:
     def __init__(self, config: Config):
         self.config = config
+        for i, s in enumerate(config.systems):
+            if s.scheduler.type not in SCHEDULER_TYPES:
+                raise ConfigError(
+                    f"systems[{i}].scheduler.type: {s.scheduler.type!r} is not one of "
+                    f"{sorted(SCHEDULER_TYPES)}"
+                )
         self.executor = CommandWorkers(config.worker_threads, config.max_queued_commands)
         self.ca = CertificateAuthority(
             config.certificate.ca_key, config.certificate.lifetime, config.certificate.key_id_prefix
@@ -85,14 +91,19 @@ class Gateway:
         # tasks (SQLite or PostgreSQL) and jobs; task_cancellers stop the work behind a task of a kind (the
         # Tasks API's cancel calls it; kinds without one are just marked cancelled)
         self.tasks = task_store(config.task_store)
-        for s in config.systems:
-            if s.scheduler.type not in SCHEDULER_TYPES:
-                raise ValueError(
-                    f"system {s.name}: scheduler.type {s.scheduler.type!r} is not one of {sorted(SCHEDULER_TYPES)}"
-                )
         kinds = {s.name.lower(): SCHEDULER_TYPES[s.scheduler.type] for s in config.systems}
         self.schedulers = {name: kinds[name][0](c) for name, c in self.clusters.items()}
-        self.jobs = JobService(self.scheduler, self.tasks)
+        self.jobs = JobService(
+            self.scheduler,
+            self.tasks,
+            poll_interval=config.jobs.poll_interval,
+            max_poll_interval=config.jobs.max_poll_interval,
+            idle_interval=config.jobs.idle_interval,
+            submit_grace=config.jobs.submit_grace,
+            lost_after=config.jobs.lost_after,
+            partial_grace=config.jobs.partial_grace,
+            cancel_wait=config.jobs.cancel_wait,
+        )
         self.task_cancellers: dict[str, Callable[[Task], Awaitable[Task]]] = {JOB_KIND: self.jobs.cancel_task}
         # long-running coroutines of a serving core (start_background runs each once)
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = [self.jobs.track]
@@ -107,6 +118,9 @@ class Gateway:
             self.staging,
             self.tasks,
             janitor_interval=config.s3.janitor_interval if config.s3 else 60.0,
+            poll_interval=config.transfers.poll_interval,
+            lost_after=config.transfers.lost_after,
+            orphan_grace=config.transfers.orphan_grace,
         )
         self.task_cancellers.update({kind: self.transfers.cancel_task for kind in TRANSFER_KINDS})
         self.background.append(self.transfers.track)

@@ -400,6 +400,16 @@ def ensure_streamer(layout: Layout) -> Path:
     return _streamer_python(layout)
 
 
+def code_digest(*dirs: str) -> str:
+    """A digest of the Python and shell sources under these directories of the checkout."""
+    h = hashlib.sha256()
+    for d in dirs:
+        for f in sorted((REPO / d).rglob("*")):
+            if f.suffix in (".py", ".sh") and "__pycache__" not in f.parts:
+                h.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def prepare(layout: Layout, prof: Profile | None = None, log: Callable[[str], None] = print) -> set[str]:
     """Write the gateway's configs and build the portal; return the services whose config changed."""
     prof = prof or profile()
@@ -415,6 +425,7 @@ def prepare(layout: Layout, prof: Profile | None = None, log: Callable[[str], No
     if prof.task_store == "postgres":
         postgres.ensure_cluster(layout, None)
     changed = set()
+    code = code_digest("core")
     if before and (d / "issuer" / "config.json").read_text() != before:  # e.g. the portal's client added
         changed.add("issuer")
     if add_users(d / "issuer", list(layout.users)):  # a user added to the stack since it was made
@@ -425,7 +436,8 @@ def prepare(layout: Layout, prof: Profile | None = None, log: Callable[[str], No
         _write_if_changed(d / "portal-config.json", json.dumps(_portal_config(layout, issuer), indent=2) + "\n")
     for i in range(1, prof.replicas + 1):
         name = prof.core_name(i)
-        cfg = yaml.safe_dump(_core_config(layout, prof, i), sort_keys=False)
+        # the code's digest too: `up` after a change to the core's code restarts the cores
+        cfg = yaml.safe_dump(_core_config(layout, prof, i), sort_keys=False) + f"# code sha256 {code}\n"
         if _write_if_changed(pd / f"{name.removeprefix(prof.prefix)}.yaml", cfg):
             changed.add(name)
     edge = _edge_config(layout, issuer, prof)

@@ -2,10 +2,10 @@
 
 Everything a deployment decides lives in the edge config (YAML): where Envoy listens, the OIDC
 issuer, audiences, JWKS URI (http or https) and username claim, the identity header, the core's
-address and the mTLS files. The local stack builds it in devstack/gateway.py; a centre writes its
-own and runs
+address and the mTLS files: `EdgeConfig` below declares every setting (CONFIGURATION.md lists
+them). The local stack builds it in devstack/gateway.py; a centre writes its own and runs
 
-    python -m edge.envoy_config edge.yaml --out /etc/firecrest/envoy.yaml
+    firecrest-envoy-config edge.yaml --out /etc/firecrest/envoy.yaml   (or python -m edge.envoy_config)
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import hashlib
 import json
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 from google.protobuf import descriptor_pb2
+from pydantic import Field, field_validator, model_validator
+
+from core.api.restjson import HTTP_BODY
+from core.settings import ConfigError, Settings, validate
 
 REPO = Path(__file__).resolve().parents[1]
 # the template: in the source tree, else where the wheel installs it (data-files)
@@ -51,68 +53,153 @@ SERVICES = (
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
-@dataclass
-class EdgeConfig:
-    issuer: str
-    audiences: list[str]
-    jwks_uri: str
-    core_address: str  # host:port (one core), or the first of core_addresses
-    core_sni: str
-    client_cert: str
-    client_key: str
-    core_ca: str
-    lua_out: str  # where the rendered Lua filter is written
-    access_log: str = "/dev/stdout"
-    listen_address: str = "0.0.0.0"
-    listen_port: int = 8000
-    # Envoy's admin interface (it can change log levels and stop Envoy): on a Unix socket that only
-    # Envoy's user opens (mode 0600) when admin_socket is set; else on 127.0.0.1:admin_port when
-    # that is set (any local user reaches it: for a host of its own only); else off
-    admin_socket: str = ""
-    admin_port: int = 0
-    # a loopback port serving only GET /stats/prometheus from the admin socket (for a Prometheus
-    # server); 0 = off
-    stats_port: int = 0
-    # rate limits, requests per second with a burst, each 0 = off: per client address (before
-    # the token is checked, so a flood of bad tokens is refused cheaply) and per user (after)
-    rate_limit_per_address: int = 0
-    rate_limit_address_burst: int = 0
-    rate_limit_per_user: int = 0
-    rate_limit_user_burst: int = 0
-    rate_limit_max_clients: int = 10000  # buckets kept (least recently used ones are dropped)
-    username_claim: str = "preferred_username"
-    identity_header: str = "x-f7t-user"
-    # FirecREST v2's version clients see (f7t-appversion): pyfirecrest sends `name` and
-    # `time_window` on job listings only to 2.6.0 and later, which this gateway serves
-    app_version: str = "2.6.0"
-    max_body: int = 64 * 1024 * 1024
-    jwks_ca_bundle: str = SYSTEM_CA_BUNDLE
-    # TLS on the listener (HTTPS and gRPC over TLS, ALPN h2 + http/1.1); empty: plaintext, for a
-    # deployment that terminates TLS in front of Envoy, or the local stack on loopback
-    tls_cert: str = ""
-    tls_key: str = ""
-    # browser origins allowed to call the gateway (CORS, REST and gRPC-Web); empty: none
-    cors_allowed_origins: list[str] = field(default_factory=list)
-    # the web portal: its built files (index.html, app.js, app.css) and its config.json, served
-    # without a token under /portal/; empty: no portal
-    portal_dir: str = ""
-    portal_config: str = ""
-    # origins the portal's scripts may connect to besides its own (Content-Security-Policy
-    # connect-src): the OIDC provider's, the S3 staging store's presigned URLs
-    portal_connect_origins: list[str] = field(default_factory=list)
-    # N core replicas behind Envoy (round robin, gRPC health checks); empty: core_address alone
-    core_addresses: list[str] = field(default_factory=list)
-    health_check_interval: float = 2.0
-    descriptor: str = str(DESCRIPTOR)
-    # served without a token: the OpenAPI document at /openapi.json and, when docs_dir names an
-    # installed swagger-ui-dist (npm), a docs page at /docs/ that renders it (no CDN)
-    openapi: str = str(OPENAPI)
-    docs_dir: str = ""
-    services: list[str] = field(default_factory=lambda: list(SERVICES))
+def _check_origin(o: str) -> None:
+    u = urlsplit(o)
+    if u.scheme not in ("http", "https") or not u.netloc or u.path or o != f"{u.scheme}://{u.netloc}" or any(
+            c in o for c in " ;,'\"\n"):
+        raise ValueError(f"origin {o!r} must be scheme://host[:port]")
+
+
+def _check_host_port(addr: str) -> None:
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"core address {addr!r} must be host:port")
+
+
+class EdgeConfig(Settings):
+    """Envoy's listener, the OIDC provider whose tokens it accepts, the cores behind it, rate limits,
+    and what it serves without a token (the OpenAPI document, the docs page, the portal)."""
+
+    issuer: str = Field(description="The OIDC provider's issuer URL (tokens' `iss`).")
+    audiences: list[str] = Field(min_length=1, description="Accepted token audiences (`aud`); a token for "
+                                                           "another service is refused.")
+    jwks_uri: str = Field(description="The provider's JWKS URL (http or https), where Envoy fetches the signing "
+                                      "keys.")
+    core_address: str = Field(description="host:port of the core (with `core_addresses`: the first one).")
+    core_sni: str = Field(description="The TLS server name of the cores' certificate.")
+    client_cert: str = Field(description="Envoy's client certificate towards the cores (PEM, mTLS).")
+    client_key: str = Field(description="Its private key (PEM).")
+    core_ca: str = Field(description="The CA certificate (PEM) that signed the cores' certificates.")
+    lua_out: str = Field(description="Where the rendered Lua filter is written (Envoy loads it from there).")
+    access_log: str = Field("/dev/stdout", description="Envoy's access log file (no query strings, no headers).")
+    listen_address: str = Field("0.0.0.0", description="The address of Envoy's listener (REST and gRPC).")
+    listen_port: int = Field(8000, ge=1, le=65535, description="The port of Envoy's listener.")
+    admin_socket: str = Field(
+        "", description="Envoy's admin interface (it can change log levels and stop Envoy) on this Unix socket, "
+                        "mode 0600 (only Envoy's user opens it). Empty: see `admin_port`.",
+    )
+    admin_port: int = Field(
+        0, ge=0, le=65535, description="Without `admin_socket`: the admin interface on 127.0.0.1 at this port (any "
+                                       "local user reaches it: for a host of its own only). 0: no admin interface.",
+    )
+    stats_port: int = Field(
+        0, ge=0, le=65535, description="A loopback port serving only `GET /stats/prometheus` from the admin socket "
+                                       "(needs `admin_socket`). 0: off.",
+    )
+    rate_limit_per_address: int = Field(
+        0, ge=0, description="Requests per second per client address, checked before the token (a flood of bad "
+                             "tokens is refused cheaply, 429). 0: off.",
+    )
+    rate_limit_address_burst: int = Field(0, ge=0, description="The burst per client address (at least the rate).")
+    rate_limit_per_user: int = Field(0, ge=0, description="Requests per second per user, after the token. 0: off.")
+    rate_limit_user_burst: int = Field(0, ge=0, description="The burst per user (at least the rate).")
+    rate_limit_max_clients: int = Field(
+        10000, ge=1, description="Rate-limit buckets kept (the least recently used ones are dropped)."
+    )
+    username_claim: str = Field("preferred_username", description="The token claim that holds the username on the "
+                                                                  "cluster.")
+    identity_header: str = Field(
+        "x-f7t-user", description="The header Envoy writes the username into for the core (the core's "
+                                  "`identity_header`); removed from every incoming request first.",
+    )
+    app_version: str = Field(
+        "2.6.0", description="FirecREST v2's version clients see (`f7t-appversion`): pyfirecrest sends `name` and "
+                             "`time_window` on job listings only to 2.6.0 and later.",
+    )
+    max_body: int = Field(64 * 1024 * 1024, gt=0, description="Largest request body, in bytes (64 MiB).")
+    jwks_ca_bundle: str = Field(SYSTEM_CA_BUNDLE, description="CA bundle that checks an https `jwks_uri`.")
+    tls_cert: str = Field(
+        "", description="TLS on the listener (HTTPS and gRPC over TLS, ALPN h2 and http/1.1): the certificate "
+                        "chain (PEM). Empty: plaintext, for a deployment that terminates TLS in front of Envoy.",
+    )
+    tls_key: str = Field("", description="The listener certificate's private key (PEM); with `tls_cert`.")
+    cors_allowed_origins: list[str] = Field(
+        default_factory=list, description="Browser origins (scheme://host[:port]) allowed to call the gateway "
+                                          "(CORS, REST and gRPC-Web); empty: none.",
+    )
+    portal_dir: str = Field("", description="The web portal's built files (index.html, app.js, app.css), served "
+                                            "without a token under /portal/; empty: no portal.")
+    portal_config: str = Field("", description="The portal's config.json (served as /portal/config.json).")
+    portal_connect_origins: list[str] = Field(
+        default_factory=list, description="Origins the portal's scripts may connect to besides its own "
+                                          "(Content-Security-Policy connect-src): the OIDC provider's, the S3 "
+                                          "staging store's presigned URLs.",
+    )
+    core_addresses: list[str] = Field(
+        default_factory=list, description="host:port of each core replica (round robin over those passing their "
+                                          "gRPC health check); empty: `core_address` alone.",
+    )
+    health_check_interval: float = Field(2.0, gt=0, description="Seconds between two gRPC health checks of a core.")
+    descriptor: str = Field(str(DESCRIPTOR), description="The protos' descriptor set (for transcoding).",
+                            json_schema_extra={"doc_default": "edge/descriptor.pb, installed with the package"})
+    openapi: str = Field(str(OPENAPI), description="The OpenAPI document served without a token at /openapi.json.",
+                         json_schema_extra={"doc_default": "edge/openapi.json, installed with the package"})
+    docs_dir: str = Field("", description="An installed swagger-ui-dist (npm): a docs page at /docs/ renders the "
+                                          "OpenAPI document with it (no CDN); empty: no docs page.")
+    services: list[str] = Field(default_factory=lambda: list(SERVICES),
+                                description="The gRPC services Envoy transcodes and routes to the cores.")
+
+    @field_validator("identity_header", "username_claim")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not v.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"{v!r} must be a plain header/claim name")
+        return v
+
+    @field_validator("jwks_uri")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        u = urlsplit(v)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"{v!r} must be an http(s) URL")
+        return v
+
+    @field_validator("cors_allowed_origins", "portal_connect_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for o in v:
+            _check_origin(o)
+        return v
+
+    @field_validator("core_address")
+    @classmethod
+    def _core_address(cls, v: str) -> str:
+        _check_host_port(v)
+        return v
+
+    @field_validator("core_addresses")
+    @classmethod
+    def _core_addresses(cls, v: list[str]) -> list[str]:
+        for a in v:
+            _check_host_port(a)
+        return v
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> EdgeConfig:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
 
     @classmethod
     def load(cls, path: str | Path) -> EdgeConfig:
-        return cls(**yaml.safe_load(Path(path).read_text()))
+        """The edge config in a YAML file; ConfigError names every bad key."""
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the configuration: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        return validate(cls, data, str(path))
 
 
 def _jwks_tls(host: str, bundle: str) -> str:
@@ -153,8 +240,6 @@ PORTAL_FILES = (("", "index.html", "text/html; charset=utf-8"),
 def _cors_policy(origins: list[str]) -> str:
     if not origins:
         return ""
-    for o in origins:
-        _check_origin(o)
     matchers = ", ".join(f"{{exact: {json.dumps(o)}}}" for o in origins)
     return (
         "\n              typed_per_filter_config:\n"
@@ -166,13 +251,6 @@ def _cors_policy(origins: list[str]) -> str:
         f'                  expose_headers: "{CORS_EXPOSE_HEADERS}"\n'
         '                  max_age: "600"'
     )
-
-
-def _check_origin(o: str) -> None:
-    u = urlsplit(o)
-    if u.scheme not in ("http", "https") or not u.netloc or u.path or o != f"{u.scheme}://{u.netloc}" or any(
-            c in o for c in " ;,'\"\n"):
-        raise ValueError(f"origin {o!r} must be scheme://host[:port]")
 
 
 def _portal_routes(portal_dir: str, portal_config: str, connect: list[str]) -> tuple[str, str]:
@@ -343,99 +421,57 @@ def _docs_routes(cfg: EdgeConfig) -> str:
     return "".join(routes)
 
 
-# the packages whose JSON is FirecREST v2's (Tasks and Certificate are ours: proto3 JSON as is)
-FIRECREST_PACKAGES = ("firecrest.status.", "firecrest.compute.", "firecrest.storage.", "firecrest.type.")
-# our additions for native callers (AIP-158 paging), `optional` so they are absent, not null, in REST JSON
-NATIVE_ONLY_FIELDS = frozenset({"next_page_token"})
-
-
-def nullable_schema(descriptor: Path) -> str:
-    """The Lua filter's table of the JSON keys that are null when absent, per message (see filter.lua).
-
-    A key is nullable when its field has presence (`optional` scalars, singular messages): FirecREST
-    v2 writes those as null when unknown, and the transcoder leaves them out. Only messages with a
-    nullable key somewhere below them are listed, so other responses pass through untouched.
-    """
-    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
-    messages: dict[str, descriptor_pb2.DescriptorProto] = {}
-
-    def collect(prefix: str, msgs: Any) -> None:
-        for m in msgs:
-            name = f"{prefix}.{m.name}"
-            messages[name] = m
-            collect(name, m.nested_type)
-
+def envoy_descriptor(src: Path, dst: Path) -> None:
+    """Write the descriptor set Envoy's transcoder gets: the contract, with the output of every method
+    whose REST response the core writes itself (a unary response other than HttpBody) declared as
+    google.api.HttpBody, so the transcoder passes the core's FirecREST-shaped JSON through
+    (core.api.restjson; its `rendered_by_core` is the same rule)."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(src.read_bytes())
+    if not any(f.name == "google/api/httpbody.proto" for f in fds.file):
+        raise ValueError(f"{src} lacks google/api/httpbody.proto (regenerate it: python -m edge.protogen)")
     for f in fds.file:
-        collect(f.package, f.message_type)
-    is_map = {n for n, m in messages.items() if m.options.map_entry}
-    label_repeated = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
-    type_message = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+        for svc in f.service:
+            for m in svc.method:
+                if not m.server_streaming and m.output_type != "." + HTTP_BODY:
+                    m.output_type = "." + HTTP_BODY
+                    if "google/api/httpbody.proto" not in f.dependency:
+                        f.dependency.append("google/api/httpbody.proto")
+    # Envoy builds the files in order: each after the files it imports
+    by_name = {f.name: f for f in fds.file}
+    ordered: list[descriptor_pb2.FileDescriptorProto] = []
+    done: set[str] = set()
 
-    def fields(name: str) -> list[tuple[str, bool, str | None, bool]]:
-        out = []
-        for fd in messages[name].field:
-            nested = fd.type_name.lstrip(".") if fd.type == type_message else None
-            repeated = fd.label == label_repeated
-            if nested in is_map or fd.name in NATIVE_ONLY_FIELDS or (
-                fd.HasField("oneof_index") and not fd.proto3_optional
-            ):
-                continue
-            nullable = not repeated and (fd.proto3_optional or nested is not None)
-            out.append((fd.json_name, nullable, nested, repeated))
-        return out
+    def place(name: str) -> None:
+        if name in done or name not in by_name:
+            return
+        done.add(name)
+        for dep in by_name[name].dependency:
+            place(dep)
+        ordered.append(by_name[name])
 
-    needed: dict[str, bool] = {}
-
-    def needs(name: str, seen: frozenset[str] = frozenset()) -> bool:
-        if name in needed:
-            return needed[name]
-        if name in seen or name not in messages or not name.startswith(FIRECREST_PACKAGES):
-            return False
-        result = False
-        for _, nullable, nested, _ in fields(name):
-            if nullable or (nested is not None and needs(nested, seen | {name})):
-                result = True
-        needed[name] = result
-        return result
-
-    rows = []
-    for name in sorted(messages):
-        if not needs(name):
-            continue
-        entries = []
-        for key, nullable, nested, repeated in fields(name):
-            walk = nested if nested is not None and needs(nested) else None
-            if nullable or walk:
-                entries.append(f'["{key}"]={{{str(nullable).lower()},{json.dumps(walk) if walk else "false"},'
-                               f'{str(repeated).lower()}}}')
-        rows.append(f'  ["{name}"]={{{",".join(entries)}}},')
-    return "{\n" + "\n".join(rows) + "\n}"
+    for f in list(fds.file):
+        place(f.name)
+    out = descriptor_pb2.FileDescriptorSet(file=ordered)
+    dst.write_bytes(out.SerializeToString())
 
 
 def render(cfg: EdgeConfig) -> str:
-    """Write the Lua filter to cfg.lua_out and return Envoy's YAML."""
-    for name, value in (("identity_header", cfg.identity_header), ("username_claim", cfg.username_claim)):
-        if not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
-            raise ValueError(f"{name} {value!r} must be a plain header/claim name")
+    """Write the Lua filter to cfg.lua_out and return Envoy's YAML (cfg's values were checked when it
+    was made; what is checked here are the files it names)."""
     lua = LUA.read_text().replace("__IDENTITY_HEADER__", cfg.identity_header.lower())
     lua = lua.replace("__APP_VERSION__", cfg.app_version)
     routes, methods = _lua_routes(Path(cfg.openapi))
     lua = lua.replace("__ROUTES__", routes).replace("__API_METHODS__", methods)
-    lua = lua.replace("__NULLABLE_SCHEMA__", nullable_schema(Path(cfg.descriptor)))
     Path(cfg.lua_out).write_text(lua)
+    # Envoy's descriptor set is written beside the Lua filter (see envoy_descriptor)
+    transcoder_descriptor = Path(cfg.lua_out).with_name("descriptor-envoy.pb")
+    envoy_descriptor(Path(cfg.descriptor), transcoder_descriptor)
     u = urlsplit(cfg.jwks_uri)
-    if u.scheme not in ("http", "https") or not u.hostname:
-        raise ValueError(f"jwks_uri {cfg.jwks_uri!r} must be an http(s) URL")
-    if bool(cfg.tls_cert) != bool(cfg.tls_key):
-        raise ValueError("tls_cert and tls_key go together")
-    for origin in cfg.portal_connect_origins:
-        _check_origin(origin)
+    jwks_host = u.hostname or ""
     portal_routes, portal_jwt_rules = _portal_routes(cfg.portal_dir, cfg.portal_config, cfg.portal_connect_origins)
     endpoints = []
     for addr in cfg.core_addresses or [cfg.core_address]:
         host, _, port = addr.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"core address {addr!r} must be host:port")
         endpoints.append(
             f"        - endpoint: {{address: {{socket_address: {{address: {host}, port_value: {int(port)}}}}}}}"
         )
@@ -463,7 +499,7 @@ def render(cfg: EdgeConfig) -> str:
         jwks_uri=cfg.jwks_uri,
         identity_header=cfg.identity_header.lower(),
         username_claim=cfg.username_claim,
-        descriptor=cfg.descriptor,
+        descriptor=str(transcoder_descriptor),
         services=", ".join(cfg.services),
         max_body=cfg.max_body,
         core_endpoints="\n".join(endpoints),
@@ -472,9 +508,9 @@ def render(cfg: EdgeConfig) -> str:
         client_cert=cfg.client_cert,
         client_key=cfg.client_key,
         core_ca=cfg.core_ca,
-        jwks_host=u.hostname,
+        jwks_host=jwks_host,
         jwks_port=u.port or (443 if u.scheme == "https" else 80),
-        jwks_tls=_jwks_tls(u.hostname, cfg.jwks_ca_bundle) if u.scheme == "https" else "",
+        jwks_tls=_jwks_tls(jwks_host, cfg.jwks_ca_bundle) if u.scheme == "https" else "",
         downstream_tls=_downstream_tls(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert else "",
         docs_routes=_docs_routes(cfg),
         stats_listener=stats[0],
@@ -483,11 +519,15 @@ def render(cfg: EdgeConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m edge.envoy_config")
+    p = argparse.ArgumentParser(prog="firecrest-envoy-config")
     p.add_argument("config", help="edge config (YAML)")
     p.add_argument("--out", help="write Envoy's YAML here (default: stdout)")
     args = p.parse_args(argv)
-    text = render(EdgeConfig.load(args.config))
+    try:
+        text = render(EdgeConfig.load(args.config))
+    except ValueError as e:  # ConfigError: the keys at fault; else a file the config names
+        print(f"firecrest-envoy-config: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     if args.out:
         Path(args.out).write_text(text)
     else:

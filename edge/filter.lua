@@ -8,7 +8,7 @@ local IDENTITY_HEADER = "__IDENTITY_HEADER__"
 local SUCCESS_HEADER = "x-f7t-http-status"
 local REASON_HEADER = "x-f7t-reason"
 local USER_HEADER = "x-f7t-caller"
-local MESSAGE_HEADER = "x-f7t-message"
+local REST_HEADER = "x-f7t-rest" -- marks an HTTP/JSON call for the core (core/api/restjson.py)
 local REASON_OUT_HEADER = "f7t-error-reason" -- the ErrorInfo reason, for REST callers
 
 local function percent_decode(s)
@@ -18,113 +18,9 @@ end
 -- reasons whose HTTP status differs from Envoy's gRPC->HTTP mapping
 local REASON_STATUS = { PAYLOAD_TOO_LARGE = "413", TIMEOUT = "408" }
 
----------------------------------------------------------------- a small, strict JSON codec
--- null decodes to json.null (so a key with a null value survives), an array keeps a marker (so an
--- empty one stays []), a number keeps its text (so it is written back exactly as it came).
-local json = { null = setmetatable({}, { __tostring = function() return "null" end }) }
-local ARRAY = {}
-local NUMBER = {}
-
-local function skip(s, i)
-  local _, e = string.find(s, "^[ \n\r\t]*", i)
-  return e + 1
-end
-
-local escapes = { ['"'] = '"', ['\\'] = '\\', ['/'] = '/', b = '\b', f = '\f', n = '\n', r = '\r', t = '\t' }
-
-local function utf8char(cp)
-  if cp < 0x80 then return string.char(cp) end
-  if cp < 0x800 then return string.char(0xC0 + math.floor(cp / 0x40), 0x80 + cp % 0x40) end
-  if cp < 0x10000 then
-    return string.char(0xE0 + math.floor(cp / 0x1000), 0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
-  end
-  return string.char(0xF0 + math.floor(cp / 0x40000), 0x80 + math.floor(cp / 0x1000) % 0x40,
-    0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
-end
-
-local decode_value
-
-local function decode_string(s, i)
-  local out, j = {}, i + 1
-  while true do
-    local k = string.find(s, '["\\]', j)
-    if not k then error("unterminated string") end
-    if k > j then out[#out + 1] = string.sub(s, j, k - 1) end
-    j = k
-    local c = string.sub(s, j, j)
-    if c == '"' then return table.concat(out), j + 1 end
-    local n = string.sub(s, j + 1, j + 1)
-    if n == "u" then
-      local cp = tonumber(string.sub(s, j + 2, j + 5), 16)
-      if not cp then error("bad \\u escape") end
-      j = j + 6
-      if cp >= 0xD800 and cp <= 0xDBFF and string.sub(s, j, j + 1) == "\\u" then
-        local lo = tonumber(string.sub(s, j + 2, j + 5), 16)
-        if lo and lo >= 0xDC00 and lo <= 0xDFFF then
-          cp = 0x10000 + (cp - 0xD800) * 0x400 + (lo - 0xDC00)
-          j = j + 6
-        end
-      end
-      out[#out + 1] = utf8char(cp)
-    else
-      local e = escapes[n]
-      if not e then error("bad escape") end
-      out[#out + 1] = e
-      j = j + 2
-    end
-  end
-end
-
-decode_value = function(s, i)
-  i = skip(s, i)
-  local c = string.sub(s, i, i)
-  if c == "{" then
-    local obj = {}
-    i = skip(s, i + 1)
-    if string.sub(s, i, i) == "}" then return obj, i + 1 end
-    while true do
-      if string.sub(s, i, i) ~= '"' then error("expected key") end
-      local k
-      k, i = decode_string(s, i)
-      i = skip(s, i)
-      if string.sub(s, i, i) ~= ":" then error("expected colon") end
-      obj[k], i = decode_value(s, i + 1)
-      i = skip(s, i)
-      local d = string.sub(s, i, i)
-      if d == "}" then return obj, i + 1 end
-      if d ~= "," then error("expected comma") end
-      i = skip(s, i + 1)
-    end
-  elseif c == "[" then
-    local arr = setmetatable({}, ARRAY)
-    i = skip(s, i + 1)
-    if string.sub(s, i, i) == "]" then return arr, i + 1 end
-    while true do
-      arr[#arr + 1], i = decode_value(s, i)
-      i = skip(s, i)
-      local d = string.sub(s, i, i)
-      if d == "]" then return arr, i + 1 end
-      if d ~= "," then error("expected comma") end
-      i = i + 1
-    end
-  elseif c == '"' then
-    return decode_string(s, i)
-  elseif string.sub(s, i, i + 3) == "true" then return true, i + 4
-  elseif string.sub(s, i, i + 4) == "false" then return false, i + 5
-  elseif string.sub(s, i, i + 3) == "null" then return json.null, i + 4
-  else
-    local num = string.match(s, "^-?%d+%.?%d*[eE]?[-+]?%d*", i)
-    if not num or num == "" then error("unexpected character") end
-    return setmetatable({ raw = num }, NUMBER), i + #num
-  end
-end
-
-function json.decode(s)
-  local v, i = decode_value(s, 1)
-  if skip(s, i) <= #s then error("trailing data") end
-  return v
-end
-
+---------------------------------------------------------------- JSON text
+-- No JSON codec here: the core writes every response body (core/api/restjson.py). The filter only
+-- writes error bodies and reads one string out of the small ones Envoy writes itself.
 local function encode_string(s)
   s = string.gsub(s, '[%c"\\]', function(c)
     local m = { ['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t' }
@@ -133,89 +29,51 @@ local function encode_string(s)
   return '"' .. s .. '"'
 end
 
-local function encode_value(v, out)
-  local t = type(v)
-  if t == "string" then
-    out[#out + 1] = encode_string(v)
-  elseif t == "boolean" then
-    out[#out + 1] = v and "true" or "false"
-  elseif t == "number" then
-    out[#out + 1] = string.format("%.17g", v)
-  elseif v == json.null or v == nil then
-    out[#out + 1] = "null"
-  else
-    local mt = getmetatable(v)
-    if mt == NUMBER then
-      out[#out + 1] = v.raw
-    elseif mt == ARRAY then
-      out[#out + 1] = "["
-      for k, e in ipairs(v) do
-        if k > 1 then out[#out + 1] = "," end
-        encode_value(e, out)
-      end
-      out[#out + 1] = "]"
+local escapes = { ['"'] = '"', ['\\'] = '\\', ['/'] = '/', b = '\b', f = '\f', n = '\n', r = '\r', t = '\t' }
+
+local function utf8char(cp)
+  if cp < 0x80 then return string.char(cp) end
+  if cp < 0x800 then return string.char(0xC0 + math.floor(cp / 0x40), 0x80 + cp % 0x40) end
+  return string.char(0xE0 + math.floor(cp / 0x1000), 0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+end
+
+-- the value of the first "key":"..." string member in a JSON text (nil when there is none)
+local function string_member(raw, key)
+  local _, e = string.find(raw, '"' .. key .. '"%s*:%s*"')
+  if not e then return nil end
+  local out, j = {}, e + 1
+  while true do
+    local k = string.find(raw, '["\\]', j)
+    if not k then return nil end
+    if k > j then out[#out + 1] = string.sub(raw, j, k - 1) end
+    if string.sub(raw, k, k) == '"' then return table.concat(out) end
+    local n = string.sub(raw, k + 1, k + 1)
+    if n == "u" then
+      local cp = tonumber(string.sub(raw, k + 2, k + 5), 16)
+      if not cp then return nil end
+      out[#out + 1] = utf8char(cp)
+      j = k + 6
     else
-      out[#out + 1] = "{"
-      local first = true
-      for k, e in pairs(v) do
-        if not first then out[#out + 1] = "," end
-        first = false
-        out[#out + 1] = encode_string(k)
-        out[#out + 1] = ":"
-        encode_value(e, out)
-      end
-      out[#out + 1] = "}"
+      out[#out + 1] = escapes[n] or n
+      j = k + 2
     end
   end
 end
 
-function json.encode(v)
-  local out = {}
-  encode_value(v, out)
-  return table.concat(out)
-end
-
 -- FirecREST v2's error body: {"errorType","message","causedBy","data","user"}, data null as it
 -- sends it (the machine-readable reason travels in the f7t-error-reason header instead)
-function json.encode_error(message, user)
+local function error_body(message, user)
   local u = user and encode_string(user) or "null"
   return '{"errorType":"error","message":' .. encode_string(message) .. ',"causedBy":null,"data":null'
     .. ',"user":' .. u .. "}"
 end
 
----------------------------------------------------------------- nulls where FirecREST has them
--- FirecREST v2 writes every field of its models, null when unknown; the transcoder leaves out a
--- field that is not set. SCHEMA (generated from the descriptor set by edge/envoy_config.py) lists,
--- per response message, the JSON keys that are null when absent (`optional` scalars and message
--- fields) and the nested messages to walk: {key = {nullable, nested message or false, repeated}}.
-local SCHEMA = __NULLABLE_SCHEMA__
-
-local function fill_nulls(obj, tname)
-  local spec = SCHEMA[tname]
-  if not spec or type(obj) ~= "table" or getmetatable(obj) ~= nil then return end
-  for key, f in pairs(spec) do
-    local v = obj[key]
-    if v == nil then
-      if f[1] then obj[key] = json.null end
-    elseif f[2] and type(v) == "table" then
-      if f[3] then
-        for _, e in ipairs(v) do fill_nulls(e, f[2]) end
-      else
-        fill_nulls(v, f[2])
-      end
-    end
-  end
-end
-
 ---------------------------------------------------------------- field names as the caller wrote them
-local function collect_camel_keys(v, out)
-  if type(v) ~= "table" or getmetatable(v) == NUMBER or v == json.null then return end
-  for k, e in pairs(v) do
-    -- the keys that name a field in one of its two spellings (camelCase or snake_case)
-    if type(k) == "string" and (string.find(k, "%l%u") or string.find(k, "_")) and #out < 64 then
-      out[#out + 1] = k
-    end
-    collect_camel_keys(e, out)
+-- the keys a JSON request body names a field by, in one of its two spellings (camelCase or snake_case):
+-- a scan for "key": (a string value that happens to look like one only adds a name to the list)
+local function collect_camel_keys(raw, out)
+  for k in string.gmatch(raw, '"([%w_]+)"%s*:') do
+    if (string.find(k, "%l%u") or string.find(k, "_")) and #out < 64 then out[#out + 1] = k end
   end
 end
 
@@ -292,40 +150,24 @@ function envoy_on_request(h)
   local native = string.sub(ct, 1, 16) == "application/grpc" and string.sub(ct, 1, 21) ~= "application/grpc-web"
   h:streamInfo():dynamicMetadata():set("f7t", "native", native and "1" or "0")
   h:streamInfo():dynamicMetadata():set("f7t", "token", headers:get("authorization") and "1" or "0")
-  -- FirecREST accepts `path` as an alias of `sourcePath` in filesystem request bodies and
-  -- pyfirecrest sends it (chmod, chown, transfer/upload...). The contract keeps the spec's one
-  -- name: copy the alias over here, or the transcoder would drop it as an unknown field.
+  -- an HTTP/JSON call (the transcoder turns it into gRPC): the core answers it in FirecREST's JSON
+  headers:remove(REST_HEADER)
+  if string.sub(ct, 1, 16) ~= "application/grpc" then headers:add(REST_HEADER, "1") end
   local full_path = headers:get(":path") or ""
-  local p = string.gsub(full_path, "%?.*$", "")
   local m = headers:get(":method")
   -- query parameters count as written too (?time_window=... names time_window in an error)
   local written = {}
   for k in string.gmatch(string.match(full_path, "%?(.*)$") or "", "([^&=]+)=?[^&]*") do
     if (string.find(k, "%l%u") or string.find(k, "_")) and #written < 32 then written[#written + 1] = k end
   end
-  if #written > 0 then
-    h:streamInfo():dynamicMetadata():set("f7t", "camel", " " .. table.concat(written, " ") .. " ")
-  end
   if not native and (m == "POST" or m == "PUT") and string.find(ct, "json", 1, true) then
-    headers:remove("content-length")
     local body = h:body()
     if body and body:length() > 0 and body:length() < 65536 then
-      local raw = body:getBytes(0, body:length())
-      local ok, req = pcall(json.decode, raw)
-      if ok and type(req) == "table" then
-        -- the camelCase keys the caller wrote, so error messages name fields as they were written
-        local camel = written
-        collect_camel_keys(req, camel)
-        h:streamInfo():dynamicMetadata():set("f7t", "camel", " " .. table.concat(camel, " ") .. " ")
-      end
-      if ok and type(req) == "table" and type(req.path) == "string" and string.find(p, "^/filesystem/")
-          and (req.sourcePath == nil or req.sourcePath == json.null)
-          and (req.source_path == nil or req.source_path == json.null) then
-        local at = string.find(raw, "{", 1, true)
-        body:setBytes(string.sub(raw, 1, at) .. '"sourcePath":' .. encode_string(req.path) .. ","
-          .. string.sub(raw, at + 1))
-      end
+      collect_camel_keys(body:getBytes(0, body:length()), written)
     end
+  end
+  if #written > 0 then
+    h:streamInfo():dynamicMetadata():set("f7t", "camel", " " .. table.concat(written, " ") .. " ")
   end
 end
 
@@ -342,9 +184,7 @@ function envoy_on_response(h)
   local headers = h:headers()
   local status = headers:get(":status") or "200"
   local code = headers:get(SUCCESS_HEADER)
-  local message_type = headers:get(MESSAGE_HEADER)
   headers:remove(SUCCESS_HEADER)
-  headers:remove(MESSAGE_HEADER)
   headers:replace("f7t-appversion", "__APP_VERSION__")
   headers:remove("grpc-accept-encoding")
   -- read before any h:body() call: the headers object is out of scope after it
@@ -365,17 +205,6 @@ function envoy_on_response(h)
     if string.sub(content_type, 1, 17) == "text/event-stream" then
       headers:replace("cache-control", "no-cache")
       return
-    end
-    local fill = code ~= "204" and message_type and SCHEMA[message_type]
-      and string.find(content_type, "json", 1, true)
-    if fill then
-      headers:remove("content-length")
-      local body = h:body(true)
-      local ok, doc = pcall(json.decode, body:getBytes(0, body:length()))
-      if ok then
-        fill_nulls(doc, message_type)
-        body:setBytes(json.encode(doc))
-      end
     end
     -- over HTTP/2 the transcoder passes the gRPC trailers on: a REST client has no use for them
     local trailers = h:trailers()
@@ -404,28 +233,21 @@ function envoy_on_response(h)
   if not message or message == "" then
     -- no gRPC status: a body from the transcoder (google.rpc.Status JSON) or plain text
     local raw = body:length() > 0 and body:getBytes(0, body:length()) or ""
-    local ok, parsed = pcall(json.decode, raw)
-    if ok and type(parsed) == "table" then
-      if parsed.errorType ~= nil then -- already FirecREST-shaped (local reply mapper)
-        if status == "401" then -- jwt_authn's reasons, in FirecREST v2's words
-          local text = (md and md["token"] == "1") and "Access token is invalid." or "Not authenticated"
-          if parsed.message == "Jwt is expired" then text = "Access token expired" end
-          body:setBytes(json.encode_error(text, nil))
-        elseif status == "400" and type(parsed.message) == "string" then -- the transcoder's
-          body:setBytes(json.encode_error(caller_terms(parsed.message, md and md["camel"]), nil))
-        end
-        return
+    if string.find(raw, '"errorType"', 1, true) then -- already FirecREST-shaped (local reply mapper)
+      local text = string_member(raw, "message")
+      if status == "401" then -- jwt_authn's reasons, in FirecREST v2's words
+        local words = (md and md["token"] == "1") and "Access token is invalid." or "Not authenticated"
+        if text == "Jwt is expired" then words = "Access token expired" end
+        body:setBytes(error_body(words, nil))
+      elseif status == "400" and text then -- the transcoder's
+        body:setBytes(error_body(caller_terms(text, md and md["camel"]), nil))
       end
-      if type(parsed.user) == "string" then user = parsed.user end
-      if type(parsed.message) == "string" then message = parsed.message end
-      if type(parsed.details) == "table" then
-        for _, d in ipairs(parsed.details) do
-          if type(d) == "table" and type(d.reason) == "string" then
-            reason = d.reason
-            if type(d.metadata) == "table" then metadata = d.metadata end
-          end
-        end
-      end
+      return
+    elseif string.sub(raw, 1, 1) == "{" then -- google.rpc.Status, as the transcoder writes it
+      message = string_member(raw, "message") or message
+      reason = string_member(raw, "reason") or reason
+      local field = string_member(raw, "field")
+      if field then metadata = { field = field } end
     elseif raw ~= "" and #raw < 1024 and string.find(raw, "^[%w%p ]+$") then
       message = raw
     end
@@ -444,5 +266,5 @@ function envoy_on_response(h)
       end
     end
   end
-  body:setBytes(json.encode_error(message, user))
+  body:setBytes(error_body(message, user))
 end

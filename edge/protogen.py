@@ -19,11 +19,11 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from edge.envoy_config import FIRECREST_PACKAGES, NATIVE_ONLY_FIELDS
+from core.api.restjson import FIRECREST_PACKAGES, NATIVE_ONLY_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOS = ROOT / "protos"
@@ -32,15 +32,13 @@ DESCRIPTOR = Path("edge") / "descriptor.pb"
 OPENAPI = Path("edge") / "openapi.json"
 DEPS_DIR = ROOT / "build" / "proto-deps"
 
-# Custom MethodOptions extension declared in firecrest/type/v1/types.proto.
-SUCCESS_CODE_FIELD = 50001
-# firecrest.type.v1.pattern on FieldOptions: a regular expression a string value must match.
-PATTERN_FIELD = 50002
-# google.api.http extension number on MethodOptions.
-HTTP_FIELD = 72295728
-# google.api.field_behavior extension number on FieldOptions, and its REQUIRED value.
-FIELD_BEHAVIOR_FIELD = 1052
-FIELD_BEHAVIOR_REQUIRED = 2
+# The contract's custom options, by their full names (ContractOptions reads them):
+# the HTTP binding of a method (MethodOptions), its HTTP success code (firecrest/type/v1/types.proto),
+SUCCESS_CODE = "firecrest.type.v1.success_code"
+HTTP = "google.api.http"
+# a regular expression a string field's value must match, and REQUIRED fields (FieldOptions)
+PATTERN = "firecrest.type.v1.pattern"
+FIELD_BEHAVIOR = "google.api.field_behavior"
 # Methods a caller may use without a token (Envoy's jwt_authn lets them through).
 PUBLIC_METHODS = frozenset({"firecrest.status.v1.StatusService.GetLiveness"})
 # A server-streaming method's additional bindings ending in this verb answer Server-Sent Events
@@ -137,74 +135,50 @@ def generate(out_root: Path) -> None:
 # --------------------------------------------------------------------------- descriptor helpers
 
 
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
-        shift += 7
+class MethodOptions(NamedTuple):
+    http: Any | None  # google.api.HttpRule, None without a binding
+    success_code: int | None  # None when the option is not set
 
 
-def raw_fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
-    """Minimal wire-format walker: yields (field number, wire type, value)."""
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        num, wt = key >> 3, key & 7
-        val: Any
-        if wt == 0:
-            val, i = _varint(buf, i)
-        elif wt == 1:
-            val, i = buf[i : i + 8], i + 8
-        elif wt == 2:
-            n, i = _varint(buf, i)
-            val, i = buf[i : i + n], i + n
-        elif wt == 5:
-            val, i = buf[i : i + 4], i + 4
-        else:
-            raise ValueError(f"unsupported wire type {wt}")
-        yield num, wt, val
+class ContractOptions:
+    """The custom options of a descriptor set's methods and fields, read with protobuf's
+    Extensions API. The options are parsed against a descriptor pool made of the set itself, so
+    the extensions are the ones of the contract being read (not those of stubs generated earlier,
+    which `--check` must not trust), whatever else the process has imported."""
 
+    def __init__(self, fds: descriptor_pb2.FileDescriptorSet) -> None:
+        pool = descriptor_pool.DescriptorPool()
+        for f in fds.file:  # protoc --include_imports writes dependencies first
+            pool.Add(f)
+        self._method_options = message_factory.GetMessageClass(
+            pool.FindMessageTypeByName("google.protobuf.MethodOptions")
+        )
+        self._field_options = message_factory.GetMessageClass(
+            pool.FindMessageTypeByName("google.protobuf.FieldOptions")
+        )
+        self._http = pool.FindExtensionByName(HTTP)
+        self._success_code = pool.FindExtensionByName(SUCCESS_CODE)
+        self._pattern = pool.FindExtensionByName(PATTERN)
+        self._behavior = pool.FindExtensionByName(FIELD_BEHAVIOR)
+        self._required = pool.FindEnumTypeByName("google.api.FieldBehavior").values_by_name["REQUIRED"].number
 
-def method_options(method: descriptor_pb2.MethodDescriptorProto) -> tuple[Any, int]:
-    """(google.api.HttpRule or None, success_code) of a method, read from its raw options."""
-    from google.api import http_pb2
+    def method(self, method: descriptor_pb2.MethodDescriptorProto) -> MethodOptions:
+        opts = self._method_options.FromString(method.options.SerializeToString())
+        return MethodOptions(
+            opts.Extensions[self._http] if opts.HasExtension(self._http) else None,
+            opts.Extensions[self._success_code] if opts.HasExtension(self._success_code) else None,
+        )
 
-    raw = method.options.SerializeToString()
-    rule = None
-    code = 200
-    for num, _wt, val in raw_fields(raw):
-        if num == HTTP_FIELD:
-            rule = http_pb2.HttpRule.FromString(val)
-        elif num == SUCCESS_CODE_FIELD:
-            code = val
-    return rule, code
+    def _field(self, field: descriptor_pb2.FieldDescriptorProto) -> Any:
+        return self._field_options.FromString(field.options.SerializeToString())
 
+    def is_required(self, field: descriptor_pb2.FieldDescriptorProto) -> bool:
+        """Does the field carry (google.api.field_behavior) = REQUIRED?"""
+        return self._required in self._field(field).Extensions[self._behavior]
 
-def is_required(field: descriptor_pb2.FieldDescriptorProto) -> bool:
-    """Does the field carry (google.api.field_behavior) = REQUIRED? (read from its raw options)"""
-    for num, wt, val in raw_fields(field.options.SerializeToString()):
-        if num != FIELD_BEHAVIOR_FIELD:
-            continue
-        if wt == 0 and val == FIELD_BEHAVIOR_REQUIRED:
-            return True
-        if wt == 2:  # packed
-            i = 0
-            while i < len(val):
-                v, i = _varint(val, i)
-                if v == FIELD_BEHAVIOR_REQUIRED:
-                    return True
-    return False
-
-
-def field_pattern(field: descriptor_pb2.FieldDescriptorProto) -> str | None:
-    for num, wt, val in raw_fields(field.options.SerializeToString()):
-        if num == PATTERN_FIELD and wt == 2:
-            return bytes(val).decode()
-    return None
+    def pattern(self, field: descriptor_pb2.FieldDescriptorProto) -> str | None:
+        opts = self._field(field)
+        return opts.Extensions[self._pattern] if opts.HasExtension(self._pattern) else None
 
 
 def rule_binding(rule: Any) -> tuple[str, str]:
@@ -267,7 +241,8 @@ _PATH_VAR = re.compile(r"\{([^}=]+)(=[^}]*)?\}")
 
 
 class _OpenAPIBuilder:
-    def __init__(self, fds: descriptor_pb2.FileDescriptorSet) -> None:
+    def __init__(self, fds: descriptor_pb2.FileDescriptorSet, options: ContractOptions) -> None:
+        self.options = options
         self.messages: dict[str, descriptor_pb2.DescriptorProto] = {}
         self.enums: dict[str, descriptor_pb2.EnumDescriptorProto] = {}
         for f in fds.file:
@@ -345,10 +320,10 @@ class _OpenAPIBuilder:
         else:
             single = dict(_SCALARS[field.type])
             if field.type == field.TYPE_STRING:
-                pattern = field_pattern(field)
+                pattern = self.options.pattern(field)
                 if pattern:
                     single["pattern"] = pattern
-                elif is_required(field):
+                elif self.options.is_required(field):
                     single["minLength"] = 1  # a required value cannot be empty
         if field.label == field.LABEL_REPEATED:
             return {"type": "array", "items": single}
@@ -359,7 +334,7 @@ class _OpenAPIBuilder:
         props = {}
         required = []
         # FirecREST v2 writes an unknown value as null: fields with presence in its packages are
-        # nullable, as the edge's Lua filter answers them (edge.envoy_config.nullable_schema)
+        # nullable, as the core writes them for REST callers (core.api.restjson)
         firecrest = full.lstrip(".").startswith(FIRECREST_PACKAGES)
         for f in m.field:
             if f.name in skip:
@@ -373,8 +348,10 @@ class _OpenAPIBuilder:
             )
             if nullable:
                 schema = {"allOf": [schema], "nullable": True} if "$ref" in schema else {**schema, "nullable": True}
+            if f.options.deprecated:  # FirecREST v2's undocumented aliases (storage.proto `path`)
+                schema = {**schema, "deprecated": True, "description": "Alias of sourcePath (FirecREST v2 takes it)"}
             props[f.json_name] = schema
-            if is_required(f):
+            if self.options.is_required(f):
                 required.append(f.json_name)
         # unknown fields are not part of the API (the transcoder refuses some, ignores others)
         out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
@@ -416,7 +393,8 @@ class _OpenAPIBuilder:
                 schema = self.field_schema(f)
                 if f.type == f.TYPE_MESSAGE and f.type_name not in _WKT:
                     continue  # messages cannot be query parameters
-                params.append({"name": f.json_name, "in": "query", "required": is_required(f), "schema": schema})
+                required = self.options.is_required(f)
+                params.append({"name": f.json_name, "in": "query", "required": required, "schema": schema})
         elif body_field == "*":
             schema = self.message_schema(method.input_type, skip=frozenset(top_vars))
             op["requestBody"] = {
@@ -437,8 +415,9 @@ class _OpenAPIBuilder:
                     continue
                 if f.type == f.TYPE_MESSAGE and f.type_name not in _WKT:
                     continue
+                required = self.options.is_required(f)
                 params.append(
-                    {"name": f.json_name, "in": "query", "required": is_required(f), "schema": self.field_schema(f)}
+                    {"name": f.json_name, "in": "query", "required": required, "schema": self.field_schema(f)}
                 )
         if params:
             op["parameters"] = params
@@ -474,12 +453,14 @@ class _OpenAPIBuilder:
 
 
 def build_openapi(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
-    b = _OpenAPIBuilder(fds)
+    options = ContractOptions(fds)
+    b = _OpenAPIBuilder(fds, options)
     paths: dict[str, dict[str, Any]] = {}
     for package, svc, m in iter_http_methods(fds):
-        rule, code = method_options(m)
+        rule, success_code = options.method(m)
         if rule is None:
             continue
+        code = success_code or 200
         for i, r in enumerate([rule, *rule.additional_bindings]):
             verb, path, op = b.operation(f"{package}.{svc.name}", m, r, code)
             if i:

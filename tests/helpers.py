@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
@@ -27,3 +29,23 @@ def assert_firecrest_error(resp, status: int) -> dict:  # type: ignore[no-untype
     assert isinstance(body["message"], str) and body["message"], body
     assert "Traceback" not in resp.text
     return body
+
+
+def s3_client(stack: dict[str, str], access_key: str | None = None, secret_key: str | None = None) -> Any:
+    """A boto3 S3 client of the stack's store (SigV4, the bucket in the path, as the core uses it)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=stack["F7T_S3_URL"],
+        aws_access_key_id=access_key or stack["F7T_S3_ACCESS_KEY"],
+        aws_secret_access_key=secret_key or stack["F7T_S3_SECRET_KEY"],
+        region_name=stack.get("F7T_S3_REGION", "us-east-1"),
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            retries={"mode": "standard", "max_attempts": 1},
+        ),
+    )

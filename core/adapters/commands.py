@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
+from core.adapters import scripts
 from core.adapters.ssh import ExecResult
 from core.domain.errors import GatewayError, InvalidArgument, NotFound, PermissionDenied
 
@@ -99,7 +100,7 @@ class DiscardPrivateDir(RemoteCommand[None]):
         self.ident = ident
 
     def argv(self) -> list[str]:
-        return ["sh", "-c", 'rm -rf -- "$HOME/.firecrest/$1/$2"', "sh", self.area, self.ident]
+        return scripts.argv("discard_private_dir.sh", self.area, self.ident)
 
     def parse(self, result: ExecResult) -> None:
         return None

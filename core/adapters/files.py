@@ -3,7 +3,7 @@
 Rules every command here follows:
 - caller values are argv elements, never parts of a shell string; paths come after `--` (every tool
   used here supports it) or as `if=`/`--reference=` operands; a shell, where one is needed, runs a
-  fixed script from this module with the caller's values as positional parameters
+  fixed script of core/adapters/scripts/ with the caller's values as positional parameters
   (`sh -c SCRIPT sh arg1 arg2 ...`);
 - paths are used exactly as given (validated absolute by core.domain.paths, never normalised), as
   the calling user over SSH, so the kernel and the user's permissions decide;
@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, TypeVar
 
+from core.adapters import scripts
 from core.adapters.commands import RemoteCommand, classify_error
 from core.adapters.ssh import ExecResult
 from core.domain import paths
@@ -140,11 +141,6 @@ class FileCommand(RemoteCommand[T]):
         return file_error(result)
 
 
-def script(text: str, *args: str) -> list[str]:
-    """A fixed shell script with the caller's values as positional parameters $1, $2, ..."""
-    return ["sh", "-c", text, "sh", *args]
-
-
 def _decode(raw: bytes) -> str:
     """A name or a text from the remote as a JSON-safe string (undecodable bytes as \\xNN)."""
     return raw.decode("utf-8", "backslashreplace")
@@ -188,18 +184,6 @@ def parse_entries(out: bytes) -> list[FileEntry]:
     ]
 
 
-_LS = r"""p=$1 follow=$2 hidden=$3 recursive=$4 fmt_dir=$5 fmt_one=$6
-if [ "$follow" = 1 ]; then how=-L; else how=-P; fi
-if { [ "$follow" = 1 ] || [ ! -L "$p" ]; } && [ -d "$p" ]; then
-  set -- find "$how" "$p" -mindepth 1
-  [ "$recursive" = 1 ] || set -- "$@" -maxdepth 1
-  [ "$hidden" = 1 ] || set -- "$@" -name '.*' -prune -o
-  exec "$@" -printf "$fmt_dir"
-fi
-exec find "$how" "$p" -maxdepth 0 -printf "$fmt_one"
-"""
-
-
 # a listing larger than this is refused (413) instead of growing without bound in memory
 MAX_LISTING = 64 * 1024 * 1024
 
@@ -220,19 +204,10 @@ class ListFiles(FileCommand[list[FileEntry]]):
     def tool_argv(self) -> list[str]:
         # always numeric: without numeric_ids the caller names the ids with IdNames
         flags = ("1" if b else "0" for b in (self.dereference, self.show_hidden, self.recursive))
-        return script(_LS, self.path, *flags, _IDS + _RELATIVE, _IDS + _AS_GIVEN)
+        return scripts.argv("ls.sh", self.path, *flags, _IDS + _RELATIVE, _IDS + _AS_GIVEN)
 
     def parse(self, result: ExecResult) -> list[FileEntry]:
         return sorted(parse_entries(result.stdout), key=lambda e: e.name)
-
-
-# the user and group names of numeric ids, as the login node's user database has them; an id with
-# no name is not printed (and stays a number, as ls -l and find %u show it)
-_GETENT = r"""IFS=,
-[ -z "$1" ] || getent passwd $1
-[ -z "$2" ] || getent group $2
-exit 0
-"""
 
 
 class LookupIds(RemoteCommand[tuple[dict[str, str], dict[str, str]]]):
@@ -243,7 +218,7 @@ class LookupIds(RemoteCommand[tuple[dict[str, str], dict[str, str]]]):
         self.gids = sorted(g for g in gids if g.isdigit())
 
     def argv(self) -> list[str]:
-        return script(_GETENT, ",".join(self.uids), ",".join(self.gids))
+        return scripts.argv("id_names.sh", ",".join(self.uids), ",".join(self.gids))
 
     def check(self, result: ExecResult) -> None:
         return None  # an unknown id, or no getent at all: the ids stay numbers
@@ -297,15 +272,6 @@ class IdNames:
         ]
 
 
-# run a tool, then describe the path it acted on as one ls -l entry ($2: -P the path itself,
-# -H the file a symlink points to)
-_THEN_DESCRIBE = r"""p=$1 how=$2 fmt=$3
-shift 3
-"$@" || exit $?
-exec find "$how" "$p" -maxdepth 0 -printf "$fmt"
-"""
-
-
 class _DescribeAfter(FileCommand[FileEntry]):
     path: str
     follow: ClassVar[bool] = False
@@ -314,9 +280,8 @@ class _DescribeAfter(FileCommand[FileEntry]):
     def tool(self) -> list[str]: ...
 
     def tool_argv(self) -> list[str]:
-        return script(
-            _THEN_DESCRIBE, self.path, "-H" if self.follow else "-P", _NAMES + _AS_GIVEN, *self.tool()
-        )
+        how = "-H" if self.follow else "-P"
+        return scripts.argv("then_describe.sh", self.path, how, _NAMES + _AS_GIVEN, *self.tool())
 
     def parse(self, result: ExecResult) -> FileEntry:
         entries = parse_entries(result.stdout)
@@ -512,17 +477,6 @@ class Remove(_NoOutput):
 
 _COMPRESSION_FLAG = {"none": [], "gzip": ["-z"], "bzip2": ["-j"], "xz": ["-J"]}
 
-# tar the regular files below parent/name whose path (./name/...) matches a find -regex
-_COMPRESS_MATCHING = r"""parent=$1 name=$2 pattern=$3 how=$4
-shift 4
-list=$(mktemp) || exit 1
-trap 'rm -f -- "$list"' EXIT
-trap 'exit 1' HUP INT TERM
-cd -- "$parent" || exit 1
-find "$how" "./$name" -type f -regex "$pattern" -print0 > "$list" || exit 1
-"$@" --null --verbatim-files-from --files-from="$list"
-"""
-
 
 class Compress(_NoOutput):
     """`tar -c -f target -C parent -- name` (member names start with the source's own name)."""
@@ -546,7 +500,8 @@ class Compress(_NoOutput):
         ]
         if self.pattern:
             how = "-L" if self.dereference else "-P"
-            return script(_COMPRESS_MATCHING, self.source.parent, self.source.name, self.pattern, how, *tar)
+            source = self.source
+            return scripts.argv("compress_matching.sh", source.parent, source.name, self.pattern, how, *tar)
         return [*tar, "-C", self.source.parent, "--", self.source.name]
 
 
@@ -572,41 +527,6 @@ class Extract(_NoOutput):
         ]
 
 
-# Receive stdin into a new hidden file next to the target (noclobber: never an existing file),
-# check that every byte arrived, then rename it over the target: readers see the old file or the
-# new one, never a part. A failure (or a signal) removes the temporary file. stdin is always read
-# to the end, so the sender is never left writing into a closed channel.
-_UPLOAD = r"""target=$1 tmp=$2 size=$3
-dir=${target%/*}; dir=${dir:-/}
-if ! why=$(LC_ALL=C ls -d -- "$dir/." 2>&1 >/dev/null); then
-  cat > /dev/null
-  printf "%s: %s (the directory '%s')\n" "$target" "${why##*: }" "$dir" >&2; exit 1
-fi
-if [ ! -w "$dir" ] || [ ! -x "$dir" ]; then
-  cat > /dev/null; printf "%s: Permission denied (cannot write in '%s')\n" "$target" "$dir" >&2; exit 1
-fi
-trap 'rm -f -- "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM
-set -C
-if ! cat > "$tmp"; then cat > /dev/null; exit 1; fi
-set +C
-got=$(stat -c %s -- "$tmp") || exit 1
-if [ "$got" != "$size" ]; then
-  printf 'upload incomplete: %s of %s bytes arrived\n' "$got" "$size" >&2; exit 1
-fi
-if [ -d "$target" ] && [ ! -L "$target" ]; then
-  printf "cannot overwrite '%s': Is a directory\n" "$target" >&2; exit 1
-fi
-if [ -e "$target" ] && [ ! -L "$target" ]; then
-  if [ ! -w "$target" ]; then
-    printf "cannot overwrite '%s': Permission denied\n" "$target" >&2; exit 1
-  fi
-  chmod --reference="$target" -- "$tmp" 2>/dev/null
-fi
-mv -f -T -- "$tmp" "$target"
-"""
-
-
 class Upload(_NoOutput):
     """Write `data` to `target` atomically (a temporary file in the same directory, then mv -T).
     An existing file keeps its permission bits; a symlink at `target` is replaced, not followed."""
@@ -618,4 +538,4 @@ class Upload(_NoOutput):
         self.tmp = paths.join(directory, f".f7t-upload-{uuid.uuid4().hex}")
 
     def tool_argv(self) -> list[str]:
-        return script(_UPLOAD, self.target, self.tmp, str(len(self.stdin or b"")))
+        return scripts.argv("upload.sh", self.target, self.tmp, str(len(self.stdin or b"")))

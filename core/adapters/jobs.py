@@ -3,8 +3,8 @@ as the calling user on one system (the domain's Scheduler port).
 
 Conventions:
 * Every argument is one argv element (RemoteCommand quotes it once); caller input is never
-  pasted into a shell string. The fixed shell snippets below (prepare, discard, attach) take
-  caller input only as positional parameters ("$1", "$2"...).
+  pasted into a shell string. The fixed shell scripts (core/adapters/scripts/prepare_job.sh,
+  attach_job.sh) take caller input only as positional parameters ("$1", "$2"...).
 * Times are read as epoch seconds (SLURM_TIME_FORMAT=%s); exit codes from `sacct -P` text
   (sacct --json reports nonzero exit codes as 0 in 22.05).
 * Columns are separated by the ASCII unit separator; the free-text, user-controlled columns
@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from core.adapters import scripts
 from core.adapters.cluster import Cluster
 from core.adapters.commands import DiscardPrivateDir, RemoteCommand, parse_key_values
 from core.adapters.slurm import UNREACHABLE
@@ -174,32 +175,6 @@ def _ids(job_ids: Iterable[str]) -> str:
 
 
 # ---------------------------------------------------------------- submission
-_PREPARE = r"""
-wd=$1 sp=$2 d=$3
-shift 3
-if ! cd -- "$wd" 2>/dev/null; then
-  err=$(ls -d -- "$wd/." 2>&1 >/dev/null)
-  echo "working directory '$wd' is not usable: ${err:-Permission denied}" >&2; exit 3
-fi
-if [ -n "$sp" ]; then
-  if [ ! -f "$sp" ] || [ ! -r "$sp" ]; then
-    err=$(head -c 0 -- "$sp" 2>&1 >/dev/null)
-    echo "script_path '$sp' is not a readable file: ${err:-not a regular file}" >&2; exit 4
-  fi
-  script=$sp
-else
-  umask 077
-  mkdir -p -- "$HOME/.firecrest/jobs" || exit 5
-  chmod 700 -- "$HOME/.firecrest" "$HOME/.firecrest/jobs" || exit 5
-  mkdir -- "$HOME/.firecrest/jobs/$d" || exit 5
-  script=$HOME/.firecrest/jobs/$d/job.sh
-  cat > "$script" || exit 5
-fi
-printf '%s\n' "$script"
-# with a command after the three arguments (sbatch ...), run it on the script: one SSH exec
-# prepares and submits
-[ $# -eq 0 ] || exec "$@" "$script"
-"""
 
 
 class PrepareJob(RemoteCommand[str]):
@@ -216,7 +191,7 @@ class PrepareJob(RemoteCommand[str]):
         self.stdin = None if script_path else script.encode("utf-8", "surrogatepass")
 
     def argv(self) -> list[str]:
-        return ["sh", "-c", _PREPARE, "sh", self.working_directory, self.script_path, self.private_dir]
+        return scripts.argv("prepare_job.sh", self.working_directory, self.script_path, self.private_dir)
 
     def check(self, result: ExecResult) -> None:
         if result.exit_status in (3, 4):
@@ -619,21 +594,6 @@ class CancelJob(RemoteCommand[None]):
         return None
 
 
-# srun runs detached from the SSH session; if it ends within a few seconds its status and error
-# text are the answer (bad job, step refused), otherwise it keeps running inside the job.
-_ATTACH = r"""
-log=$(mktemp) || exit 70
-setsid srun --overlap --jobid="$1" -- /bin/sh -c "$2" </dev/null >/dev/null 2>"$log" &
-pid=$!
-i=0
-while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 20 ]; do sleep 0.25; i=$((i+1)); done
-if kill -0 "$pid" 2>/dev/null; then rm -f "$log"; exit 0; fi
-wait "$pid"; rc=$?
-cat "$log" >&2; rm -f "$log"
-exit "$rc"
-"""
-
-
 class AttachJob(RemoteCommand[None]):
     """FirecREST's attach: `srun --overlap --jobid=ID` running the caller's command (a shell
     command line, interpreted by /bin/sh inside the job as the user, exactly as given)."""
@@ -645,7 +605,7 @@ class AttachJob(RemoteCommand[None]):
         self.shell_command = command
 
     def argv(self) -> list[str]:
-        return ["sh", "-c", _ATTACH, "sh", self.job_id, self.shell_command]
+        return scripts.argv("attach_job.sh", self.job_id, self.shell_command)
 
     def check(self, result: ExecResult) -> None:
         if result.exit_status == 0:

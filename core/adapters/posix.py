@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.adapters import scripts
 from core.adapters.commands import RemoteCommand
 from core.adapters.ssh import ExecResult
 from core.domain.errors import GatewayError
@@ -23,7 +24,7 @@ class WhoAmI(RemoteCommand[Identity]):
     """The caller's identity as the cluster sees it, plus their Slurm accounts when sacctmgr works."""
 
     def argv(self) -> list[str]:
-        return ["sh", "-c", _WHOAMI]
+        return scripts.argv("whoami.sh")
 
     def parse(self, result: ExecResult) -> Identity:
         lines = result.out.split("\n")
@@ -46,11 +47,3 @@ class WhoAmI(RemoteCommand[Identity]):
                 if acc and acc not in [a for a, _ in ident.accounts]:
                     ident.accounts.append((acc, acc == default))
         return ident
-
-
-# a fixed script (no caller input): id, then the default account and the associations
-_WHOAMI = (
-    "id -u; id -un; id -g; id -gn; id -G; id -Gn; u=$(id -un); "
-    'echo "default=$(sacctmgr -n -P show user "$u" format=defaultaccount 2>/dev/null | head -n1)"; '
-    "sacctmgr -n -P show assoc user=\"$u\" format=account 2>/dev/null | sed 's/^/account=/'; true"
-)

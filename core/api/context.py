@@ -16,6 +16,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from core.api.restjson import HTTP_BODY, REST_HEADER, http_body
 from core.domain.errors import GatewayError, InvalidArgument, NotImplementedYet, Reason, Unauthenticated
 from core.observability import REQUEST_ID_HEADER, Metrics, call_user, request_id
 
@@ -25,7 +26,6 @@ ERROR_DOMAIN = "firecrest.gateway"
 SUCCESS_HEADER = "x-f7t-http-status"
 REASON_HEADER = "x-f7t-reason"
 USER_HEADER = "x-f7t-caller"  # the caller, for the edge's FirecREST-shaped error body ("user")
-MESSAGE_HEADER = "x-f7t-message"  # the response's message type, for the edge's JSON shaping
 
 _caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("f7t_caller", default=None)
 # a POSIX user name, whole (fullmatch: `$` alone would let a trailing newline through)
@@ -68,9 +68,25 @@ def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]
     return deserialize
 
 
+def _rest_body(resp: Any) -> bytes:
+    """A response for an HTTP/JSON caller, serialised: FirecREST's JSON in an HttpBody."""
+    if resp.DESCRIPTOR.full_name == HTTP_BODY:
+        return bytes(resp.SerializeToString())
+    return http_body(resp)
+
+
+def _as_is(data: bytes) -> bytes:
+    return data
+
+
 def _check_request(request: Any) -> None:
     if isinstance(request, _Malformed):
         raise InvalidArgument(f"malformed request: the body does not match the API's types ({request.error})")
+    fields = getattr(getattr(request, "DESCRIPTOR", None), "fields_by_name", {})
+    # FirecREST v2 takes `path` for `sourcePath` in its filesystem bodies (pyfirecrest sends it): the
+    # contract has both (storage.proto), the servicers read source_path
+    if "source_path" in fields and "path" in fields and not request.source_path and request.path:
+        request.source_path = request.path
 
 
 async def _call(fn: Callable[..., Any], arg: Any, context: grpc.aio.ServicerContext, method: str) -> Any:
@@ -166,15 +182,19 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     _check_request(request)
                     resp = await _call(inner, request, context, method)
+                    if rest:
+                        resp = _rest_body(resp)  # here, so that a failure is an error like any other
                 except GatewayError as e:
                     await self._abort(context, e, method)
                 except Exception as e:
                     await self._internal(context, e, method)
-                md: tuple[tuple[str, str], ...] = ((MESSAGE_HEADER, resp.DESCRIPTOR.full_name),)
                 if code != 200:
-                    md = ((SUCCESS_HEADER, str(code)), *md)
-                await context.send_initial_metadata(md)
+                    await context.send_initial_metadata(((SUCCESS_HEADER, str(code)),))
                 return resp
+
+        # an HTTP/JSON call: the response goes out as FirecREST's JSON in an HttpBody (core/api/restjson.py)
+        rest = md.get(REST_HEADER) == "1"
+        serialize = _as_is if rest else handler.response_serializer
 
         if handler.unary_unary:
             inner_uu = handler.unary_unary
@@ -182,18 +202,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             async def uu(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 return await unary_response(inner_uu, request, context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                uu, _safe(handler.request_deserializer), handler.response_serializer
-            )
+            return grpc.unary_unary_rpc_method_handler(uu, _safe(handler.request_deserializer), serialize)
         if handler.stream_unary:
             inner_su = handler.stream_unary
 
             async def su(request_iter: Any, context: grpc.aio.ServicerContext) -> Any:
                 return await unary_response(inner_su, request_iter, context)
 
-            return grpc.stream_unary_rpc_method_handler(
-                su, handler.request_deserializer, handler.response_serializer
-            )
+            return grpc.stream_unary_rpc_method_handler(su, handler.request_deserializer, serialize)
         if handler.unary_stream:
             inner_us = handler.unary_stream
 

@@ -7,9 +7,6 @@ UNIMPLEMENTED (HTTP 501) until they exist.
 
 from __future__ import annotations
 
-import re
-import urllib.parse
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -19,6 +16,7 @@ from core.adapters import files
 from core.adapters.cluster import Cluster
 from core.adapters.commands import RemoteCommand
 from core.api.context import caller
+from core.api.forms import FORM_OVERHEAD, parse_upload_form
 from core.api.transfers import TransferMixin
 from core.domain import paths
 from core.domain.errors import InvalidArgument, PayloadTooLarge
@@ -261,7 +259,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
         cluster = self.gw.cluster(request.system_name)
         limit = cluster.cfg.max_ops_file_size
         path = self._fs_path(request.system_name, request.path)
-        if len(request.body.data) > limit + _FORM_OVERHEAD:
+        if len(request.body.data) > limit + FORM_OVERHEAD:
             raise paths.too_large(len(request.body.data), limit, "upload")
         form = parse_upload_form(request.body.content_type, request.body.data)
         if len(form.content) > limit:
@@ -269,13 +267,6 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
         target = paths.join(path, paths.require_name(form.filename)) if form.filename else path
         await self._run(cluster, files.Upload(target, form.content))
         return pb.UploadResponse()
-
-
-# ---------------------------------------------------------------------- multipart/form-data
-
-# room for the form's boundaries, headers and other small fields around the file
-_FORM_OVERHEAD = 64 * 1024
-_PARAM = re.compile(r';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 
 
 def _slice(request: pb.HeadRequest | pb.TailRequest, skip: bool, skip_name: str) -> paths.Slice:
@@ -286,74 +277,3 @@ def _slice(request: pb.HeadRequest | pb.TailRequest, skip: bool, skip_name: str)
         skip,
         skip_name,
     )
-
-
-@dataclass(frozen=True)
-class FormFile:
-    filename: str | None
-    content: bytes
-
-
-def parse_header_params(value: str) -> tuple[str, dict[str, str]]:
-    """'form-data; name="file"; filename="a b.txt"' -> ('form-data', {...}); quoted values are
-    unescaped, RFC 5987 `name*=UTF-8''...` values decoded and preferred."""
-    main, _, rest = value.partition(";")
-    params: dict[str, str] = {}
-    extended: dict[str, str] = {}
-    for m in _PARAM.finditer(";" + rest):
-        key, raw = m.group(1).lower(), m.group(2).strip()
-        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
-            # as email.utils.unquote (what FirecREST's python-multipart uses): only \\ and \"
-            raw = raw[1:-1].replace("\\\\", "\\").replace('\\"', '"')
-        if key.endswith("*"):
-            charset, _, encoded = raw.partition("'")
-            _, _, encoded = encoded.partition("'")
-            try:
-                extended[key[:-1]] = urllib.parse.unquote(
-                    encoded, encoding=charset or "utf-8", errors="strict"
-                )
-            except (LookupError, UnicodeDecodeError) as e:
-                raise InvalidArgument(f"cannot decode the form parameter {key}: {e}") from e
-        else:
-            params[key] = raw
-    params.update(extended)
-    return main.strip().lower(), params
-
-
-def parse_upload_form(content_type: str, body: bytes, field: str = "file") -> FormFile:
-    """The part named `field` of a multipart/form-data body (RFC 7578), exactly as sent."""
-    mime, params = parse_header_params(content_type)
-    if mime != "multipart/form-data":
-        raise InvalidArgument(f"the upload must be multipart/form-data, not {content_type or 'empty'!r}")
-    boundary = params.get("boundary", "")
-    if not 1 <= len(boundary) <= 200:
-        raise InvalidArgument("the multipart/form-data content type has no valid boundary")
-    delimiter = b"\r\n--" + boundary.encode("latin-1", "replace")
-    chunks = (b"\r\n" + body).split(delimiter)
-    if len(chunks) < 2 or not chunks[-1].startswith(b"--"):
-        raise InvalidArgument("malformed multipart/form-data body (no closing boundary)")
-    for chunk in chunks[1:-1]:
-        eol = chunk.find(b"\r\n")
-        if eol < 0 or chunk[:eol].strip(b" \t"):
-            raise InvalidArgument("malformed multipart/form-data body (bad boundary line)")
-        if chunk.startswith(b"\r\n", eol + 2):
-            raw_headers, content = b"", chunk[eol + 4 :]
-        else:
-            end = chunk.find(b"\r\n\r\n", eol + 2)
-            if end < 0:
-                raise InvalidArgument("malformed multipart/form-data body (part without headers' end)")
-            raw_headers, content = chunk[eol + 2 : end], chunk[end + 4 :]
-        try:
-            header_lines = raw_headers.decode("utf-8").split("\r\n")
-        except UnicodeDecodeError as e:
-            raise InvalidArgument("malformed multipart/form-data part headers (not UTF-8)") from e
-        disposition = ""
-        for line in header_lines:
-            name, sep, value = line.partition(":")
-            if sep and name.strip().lower() == "content-disposition":
-                disposition = value.strip()
-        kind, dparams = parse_header_params(disposition)
-        if kind == "form-data" and dparams.get("name") == field:
-            filename = dparams.get("filename")
-            return FormFile(filename if filename else None, content)
-    raise InvalidArgument(f"the multipart/form-data body has no `{field}` field")

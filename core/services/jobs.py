@@ -64,6 +64,8 @@ class JobService:
         lost_after: float = 3600.0,
         partial_grace: float = 600.0,
         submit_grace: float = 180.0,
+        idle_interval: float = 30.0,
+        cancel_wait: float = 10.0,
         min_pass_gap: float = 1.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -79,13 +81,14 @@ class JobService:
         # a task still without a job this long after its creation lost its submitter (with
         # several replicas, another core may be running sbatch for a younger one right now)
         self.submit_grace = submit_grace
+        self.cancel_wait = cancel_wait
         self._submitting: set[str] = set()
         self._cancel_requested: set[str] = set()
         self._follow: dict[tuple[str, str], _Follow] = {}
         # every submission and cancel wakes the tracker; in a burst of them, one pass (a task
         # listing and an sacct of every unfinished job) per min_pass_gap is enough
         self.tracker = TaskTracker(
-            "job", self.poll_once, busy_interval=poll_interval, idle_interval=30.0, clock=clock,
+            "job", self.poll_once, busy_interval=poll_interval, idle_interval=idle_interval, clock=clock,
             min_pass_gap=min(min_pass_gap, poll_interval),
         )
 
@@ -260,9 +263,9 @@ class JobService:
             )
         await self._schedulers(system).attach(user, job_id, command)
 
-    async def cancel_task(self, task: Task, wait: float = 10.0) -> Task:
-        """The canceller of job tasks: scancel the job, then give the scheduler a moment so the
-        answer shows the job's final state."""
+    async def cancel_task(self, task: Task, wait: float | None = None) -> Task:
+        """The canceller of job tasks: scancel the job, then give the scheduler a moment (`wait`,
+        default cancel_wait seconds) so the answer shows the job's final state."""
         job_id = str(task.metadata.get("jobId") or "")
         if not job_id:
             if task.id in self._submitting:
@@ -280,7 +283,7 @@ class JobService:
         # NotFound: the controller has forgotten the job, so it ended; the tracker records how
         with contextlib.suppress(NotFound):
             await sched.cancel(task.owner, job_id)
-        deadline = self.clock() + wait
+        deadline = self.clock() + (self.cancel_wait if wait is None else wait)
         while self.clock() < deadline:
             await self._sleep(1.0)
             await self._poll_group(task.owner, task.system, force=True)

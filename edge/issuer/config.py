@@ -1,15 +1,19 @@
-"""Issuer configuration: JSON schema, loading/validation, and ``make_config`` for the stack tool."""
+"""Issuer configuration: its settings (pydantic models; CONFIGURATION.md lists them), loading and
+validation, and ``make_config`` for the stack tool."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from pydantic import Field, PositiveInt, StringConstraints, ValidationInfo, field_validator, model_validator
+
+from core.settings import ConfigError, Settings, validate
 from edge.issuer.keys import load_or_create_key
 
 CONFIG_FILENAME = "config.json"
@@ -25,49 +29,132 @@ PORTAL_CLIENT_ID = "f7t-portal"
 STANDARD_SCOPES = ("openid", "profile", "email", "offline_access")
 
 
-class ConfigError(ValueError):
-    """The issuer configuration is missing or malformed."""
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
-@dataclass(frozen=True)
-class Client:
-    client_id: str
-    client_secret: str | None  # None: public client (authorization_code + PKCE only)
-    username: str | None  # identity of client_credentials tokens; None: no client_credentials
-    scope: str
-    # where codes may be sent and where logout may return; empty: the issuer-wide lists
-    redirect_uris: tuple[str, ...] = ()
-    post_logout_redirect_uris: tuple[str, ...] = ()
-    # origins whose browser scripts may call the token and userinfo endpoints (CORS)
-    web_origins: tuple[str, ...] = ()
-    token_lifetime: int | None = None  # access-token lifetime for this client; None: issuer-wide
+class Client(Settings):
+    """A client registered at the issuer."""
 
-    @property
-    def public(self) -> bool:
-        return self.client_secret is None
+    client_id: str = Field(min_length=1, description="The client's id.")
+    client_secret: str | None = Field(
+        None, repr=False, description="A confidential client's secret; a public client (`public: true`) has none.")
+    public: bool = Field(False, description="A public client (a browser or CLI): authorization code with PKCE "
+                                            "only, no secret.")
+    username: str | None = Field(
+        None, description="The user that client_credentials tokens of this client are for; null: the client "
+                          "cannot use client_credentials.",
+    )
+    scope: str = Field(DEFAULT_SCOPE, description="The scopes the client may ask for (space-separated; "
+                                                  "`openid profile email offline_access` are always allowed).")
+    redirect_uris: tuple[NonEmpty, ...] = Field(
+        (), description="Where codes may be sent (`*` matches a port); empty: the issuer-wide `redirect_uris`.")
+    post_logout_redirect_uris: tuple[NonEmpty, ...] = Field(
+        (), description="Where logout may return; empty: the issuer-wide `post_logout_redirect_uris`.")
+    web_origins: tuple[NonEmpty, ...] = Field(
+        (), description="Origins whose browser scripts may call the token and userinfo endpoints (CORS).")
+    token_lifetime: PositiveInt | None = Field(
+        None, description="Seconds this client's access tokens live; null: the issuer-wide `token_lifetime`.")
 
-    def __repr__(self) -> str:  # never show the secret
-        return f"Client(client_id={self.client_id!r}, public={self.public}, username={self.username!r})"
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_none(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {**data, **{k: None for k in ("client_secret", "username") if data.get(k) == ""}}
+        return data
+
+    @model_validator(mode="after")
+    def _secret_or_public(self) -> Client:
+        if self.public and self.client_secret:
+            raise ValueError("a public client must not have a client_secret")
+        if not self.public and not self.client_secret:
+            raise ValueError('a confidential client needs a client_secret (or set "public": true)')
+        return self
 
 
-@dataclass(frozen=True)
-class IssuerConfig:
-    issuer: str
-    host: str
-    port: int
-    audience: str
-    key_file: Path
-    kid: str | None
-    token_lifetime: int
-    code_lifetime: int
-    username_claim: str
-    clients: dict[str, Client]
-    users: dict[str, str]  # username -> password
-    redirect_uris: tuple[str, ...]
-    post_logout_redirect_uris: tuple[str, ...] = ()
-    profiles: dict[str, dict[str, str]] = field(default_factory=dict)  # username -> name, email
-    refresh_token_lifetime: int = 1800  # idle: a refresh token unused this long is dead
-    session_lifetime: int = 36000  # a login's refresh tokens die this long after the login
+class User(Settings):
+    """A user who can sign in at the issuer's login form."""
+
+    username: str = Field(min_length=1, description="The login name (the tokens' username claim).")
+    password: str = Field(repr=False, description="The password.")
+    name: str = Field("", description="The full name (userinfo, ID token `name`).")
+    email: str = Field("", description="The e-mail address (userinfo, ID token `email`).")
+
+
+class IssuerConfig(Settings):
+    """The development OIDC issuer: its URL and listener, its signing key, token lifetimes, its
+    clients and the users of its login form."""
+
+    issuer: str = Field(description="The issuer URL (tokens' `iss`; its path is the realm's, e.g. /realms/f7t).")
+    host: str = Field("127.0.0.1", description="The address the issuer listens on.")
+    port: int = Field(ge=0, le=65535, description="The port the issuer listens on.",
+                      json_schema_extra={"doc_default": "the issuer URL's port (80, 443)"})
+    audience: str = Field(description="The audience (`aud`) of every access token.")
+    key_file: Path = Field(description="The RSA signing key (PEM; created when missing); relative: to the config "
+                                       "file's directory.")
+    kid: str | None = Field(None, description="The signing key's id in the JWKS; null: its RFC 7638 thumbprint.")
+    token_lifetime: PositiveInt = Field(300, description="Seconds an access token lives.")
+    code_lifetime: PositiveInt = Field(60, description="Seconds an authorization code lives.")
+    refresh_token_lifetime: PositiveInt = Field(1800, description="Seconds an unused refresh token lives (idle).")
+    session_lifetime: PositiveInt = Field(36000, description="Seconds after a login when its refresh tokens die.")
+    username_claim: str = Field("preferred_username", description="The claim that carries the username.")
+    clients: tuple[Client, ...] = Field((), description="The registered clients.")
+    users: tuple[User, ...] = Field((), description="The users of the login form.")
+    redirect_uris: tuple[NonEmpty, ...] = Field(
+        (), description="Where codes may be sent for clients without their own list (`*` matches a port).")
+    post_logout_redirect_uris: tuple[NonEmpty, ...] = Field(
+        (), description="Where logout may return for clients without their own list.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port_from_issuer(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("port") is None and isinstance(data.get("issuer"), str):
+            parts = urlsplit(data["issuer"])
+            with contextlib.suppress(ValueError):  # a bad port in the URL: `port` is then missing
+                data = {**data, "port": parts.port or (443 if parts.scheme == "https" else 80)}
+        return data
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_url(cls, v: str) -> str:
+        v = v.rstrip("/")
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an http(s) URL without query or fragment")
+        return v
+
+    @field_validator("kid")
+    @classmethod
+    def _empty_kid(cls, v: str | None) -> str | None:
+        return v or None
+
+    @field_validator("key_file")
+    @classmethod
+    def _key_file(cls, v: Path, info: ValidationInfo) -> Path:
+        v = v.expanduser()
+        base = (info.context or {}).get("base_dir")
+        return Path(base) / v if base is not None and not v.is_absolute() else v
+
+    @field_validator("clients")
+    @classmethod
+    def _distinct_clients(cls, v: tuple[Client, ...]) -> tuple[Client, ...]:
+        ids = [c.client_id for c in v]
+        if dup := sorted({i for i in ids if ids.count(i) > 1}):
+            raise ValueError(f"duplicate client_id {', '.join(dup)}")
+        return v
+
+    @field_validator("users")
+    @classmethod
+    def _distinct_users(cls, v: tuple[User, ...]) -> tuple[User, ...]:
+        names = [u.username for u in v]
+        if dup := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"duplicate username {', '.join(dup)}")
+        return v
+
+    def client(self, client_id: str) -> Client | None:
+        return next((c for c in self.clients if c.client_id == client_id), None)
+
+    def user(self, username: str) -> User | None:
+        return next((u for u in self.users if u.username == username), None)
 
     @property
     def base_path(self) -> str:
@@ -78,115 +165,9 @@ class IssuerConfig:
         return f"IssuerConfig(issuer={self.issuer!r}, host={self.host!r}, port={self.port})"
 
 
-def _req(data: dict[str, Any], key: str, typ: type, where: str = "config") -> Any:
-    if key not in data:
-        raise ConfigError(f"{where}: missing required field {key!r}")
-    value = data[key]
-    if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
-        raise ConfigError(f"{where}: field {key!r} must be {typ.__name__}")
-    return value
-
-
-def _opt(data: dict[str, Any], key: str, typ: type, default: Any, where: str = "config") -> Any:
-    if data.get(key) is None:
-        return default
-    return _req(data, key, typ, where)
-
-
-def parse_config(data: Any, base_dir: Path | None = None) -> IssuerConfig:
+def parse_config(data: Any, base_dir: Path | None = None, where: str = "config") -> IssuerConfig:
     """Validate a config mapping. Relative ``key_file`` paths resolve against ``base_dir``."""
-    if not isinstance(data, dict):
-        raise ConfigError("config: top level must be a JSON object")
-    issuer = _req(data, "issuer", str).rstrip("/")
-    parts = urlsplit(issuer)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError("config: 'issuer' must be an http(s) URL without query or fragment")
-    default_port = parts.port or (443 if parts.scheme == "https" else 80)
-    port = _opt(data, "port", int, default_port)
-    if not 0 <= port <= 65535:
-        raise ConfigError("config: 'port' out of range")
-
-    key_file = Path(_req(data, "key_file", str)).expanduser()
-    if not key_file.is_absolute() and base_dir is not None:
-        key_file = base_dir / key_file
-
-    token_lifetime = _opt(data, "token_lifetime", int, 300)
-    code_lifetime = _opt(data, "code_lifetime", int, 60)
-    if token_lifetime <= 0 or code_lifetime <= 0:
-        raise ConfigError("config: lifetimes must be positive")
-
-    refresh_lifetime = _opt(data, "refresh_token_lifetime", int, 1800)
-    session_lifetime = _opt(data, "session_lifetime", int, 36000)
-    if refresh_lifetime <= 0 or session_lifetime <= 0:
-        raise ConfigError("config: lifetimes must be positive")
-
-    users: dict[str, str] = {}
-    profiles: dict[str, dict[str, str]] = {}
-    for i, entry in enumerate(_opt(data, "users", list, [])):
-        where = f"config.users[{i}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where}: must be an object")
-        name = _req(entry, "username", str, where)
-        if not name or name in users:
-            raise ConfigError(f"{where}: empty or duplicate username")
-        users[name] = _req(entry, "password", str, where)
-        profiles[name] = {k: _opt(entry, k, str, "", where) for k in ("name", "email")}
-
-    clients: dict[str, Client] = {}
-    for i, entry in enumerate(_opt(data, "clients", list, [])):
-        where = f"config.clients[{i}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where}: must be an object")
-        cid = _req(entry, "client_id", str, where)
-        if not cid or cid in clients:
-            raise ConfigError(f"{where}: empty or duplicate client_id")
-        secret = _opt(entry, "client_secret", str, None, where) or None
-        public = _opt(entry, "public", bool, False, where)
-        if public and secret:
-            raise ConfigError(f"{where}: a public client must not have a client_secret")
-        if not public and not secret:
-            raise ConfigError(f"{where}: confidential client needs a client_secret (or set \"public\": true)")
-        lifetime = _opt(entry, "token_lifetime", int, None, where)
-        if lifetime is not None and lifetime <= 0:
-            raise ConfigError(f"{where}: 'token_lifetime' must be positive")
-        clients[cid] = Client(
-            client_id=cid,
-            client_secret=secret,
-            username=_opt(entry, "username", str, None, where) or None,
-            scope=_opt(entry, "scope", str, DEFAULT_SCOPE, where),
-            redirect_uris=_str_list(entry, "redirect_uris", where),
-            post_logout_redirect_uris=_str_list(entry, "post_logout_redirect_uris", where),
-            web_origins=_str_list(entry, "web_origins", where),
-            token_lifetime=lifetime,
-        )
-
-    redirect_uris = _str_list(data, "redirect_uris", "config")
-
-    return IssuerConfig(
-        issuer=issuer,
-        host=_opt(data, "host", str, "127.0.0.1"),
-        port=port,
-        audience=_req(data, "audience", str),
-        key_file=key_file,
-        kid=_opt(data, "kid", str, None) or None,
-        token_lifetime=token_lifetime,
-        code_lifetime=code_lifetime,
-        username_claim=_opt(data, "username_claim", str, "preferred_username"),
-        clients=clients,
-        users=users,
-        redirect_uris=redirect_uris,
-        post_logout_redirect_uris=_str_list(data, "post_logout_redirect_uris", "config"),
-        profiles=profiles,
-        refresh_token_lifetime=refresh_lifetime,
-        session_lifetime=session_lifetime,
-    )
-
-
-def _str_list(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
-    values = _opt(data, key, list, [], where)
-    if not all(isinstance(u, str) and u for u in values):
-        raise ConfigError(f"{where}: {key!r} must be a list of non-empty strings")
-    return tuple(values)
+    return validate(IssuerConfig, data, where, context={"base_dir": base_dir})
 
 
 def load_config(path: Path | str) -> IssuerConfig:
@@ -197,7 +178,7 @@ def load_config(path: Path | str) -> IssuerConfig:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
     except json.JSONDecodeError as exc:
         raise ConfigError(f"config {path} is not valid JSON: {exc}") from exc
-    return parse_config(data, base_dir=path.parent)
+    return parse_config(data, base_dir=path.parent, where=str(path))
 
 
 def portal_client(portal_url: str, token_lifetime: int | None = None) -> dict[str, Any]:

@@ -175,7 +175,7 @@ class IssuerState:
         self._refresh: dict[str, _Refresh] = {}  # sha256(token) -> record
         self._revoked_sids: set[str] = set()
         self._lock = threading.Lock()
-        self.origins = frozenset(o for c in config.clients.values() for o in c.web_origins)
+        self.origins = frozenset(o for c in config.clients for o in c.web_origins)
 
     # -- authorization codes -------------------------------------------------------------
     def issue_code(self, grant: _CodeGrant) -> str:
@@ -247,7 +247,7 @@ class IssuerState:
 
     # -- tokens --------------------------------------------------------------------------
     def lifetime(self, client_id: str) -> int:
-        client = self.config.clients.get(client_id)
+        client = self.config.client(client_id)
         return (client.token_lifetime if client else None) or self.config.token_lifetime
 
     def sign(self, claims: dict[str, Any]) -> str:
@@ -297,12 +297,12 @@ class IssuerState:
     def user_claims(self, username: str, scope: str) -> dict[str, Any]:
         """Standard claims about ``username`` released for ``scope`` (OIDC Core 5.4)."""
         scopes = scope.split()
-        profile = self.config.profiles.get(username, {})
+        profile = self.config.user(username)
         claims: dict[str, Any] = {"sub": username, "preferred_username": username}
-        if "profile" in scopes and profile.get("name"):
-            claims["name"] = profile["name"]
-        if "email" in scopes and profile.get("email"):
-            claims["email"] = profile["email"]
+        if "profile" in scopes and profile and profile.name:
+            claims["name"] = profile.name
+        if "email" in scopes and profile and profile.email:
+            claims["email"] = profile.email
             claims["email_verified"] = False
         return claims
 
@@ -313,7 +313,7 @@ class IssuerState:
 
     def discovery(self) -> dict[str, Any]:
         scopes = set(STANDARD_SCOPES)
-        for client in self.config.clients.values():
+        for client in self.config.clients:
             scopes.update(client.scope.split())
         return {
             "issuer": self.config.issuer,
@@ -539,11 +539,11 @@ class IssuerHandler(BaseHTTPRequestHandler):
             basic_id = unquote_plus(raw_id)
             if client_id is not None and client_id not in (raw_id, basic_id):
                 raise OAuthError("invalid_request", "client_id does not match the Authorization header")
-            client_id = raw_id if raw_id in self.state.config.clients else basic_id
+            client_id = raw_id if self.state.config.client(raw_id) is not None else basic_id
             basic_candidates = (raw_secret, unquote_plus(raw_secret))
         if not client_id:
             raise OAuthError("invalid_client", "client authentication required", 401)
-        client = self.state.config.clients.get(client_id)
+        client = self.state.config.client(client_id)
         if client is None:
             raise OAuthError("invalid_client", "client authentication failed", 401)
         self._log_note = f"client={client.client_id}"
@@ -645,7 +645,7 @@ class IssuerHandler(BaseHTTPRequestHandler):
     # -- authorization endpoint ----------------------------------------------------------
     def _parse_authz(self, params: dict[str, str]) -> _AuthzRequest:
         cfg = self.state.config
-        client = cfg.clients.get(params.get("client_id", ""))
+        client = cfg.client(params.get("client_id", ""))
         if client is None:
             raise PageError("Unknown client_id.")
         redirect_uri = params.get("redirect_uri", "")
@@ -717,10 +717,10 @@ class IssuerHandler(BaseHTTPRequestHandler):
         self._authorize("form")
 
     def _login(self, req: _AuthzRequest, form: dict[str, str]) -> None:
-        users = self.state.config.users
         username = form.get("username", "")
         password = form.get("password", "")
-        expected = users.get(username)
+        user = self.state.config.user(username)
+        expected = user.password if user is not None else None
         # Compare against something even for unknown users to keep timing uniform.
         ok = hmac.compare_digest(password.encode(), (expected if expected is not None else "\0" * 32).encode())
         if expected is None or not ok:
@@ -781,7 +781,7 @@ class IssuerHandler(BaseHTTPRequestHandler):
             self._page(400, "Bad request", err.description)
             return
         cfg = self.state.config
-        client = cfg.clients.get(params.get("client_id", "")) if params.get("client_id") else None
+        client = cfg.client(params.get("client_id", "")) if params.get("client_id") else None
         if params.get("client_id") and client is None:
             self._page(400, "Bad request", "Unknown client_id.")
             return
@@ -794,7 +794,7 @@ class IssuerHandler(BaseHTTPRequestHandler):
                 self._page(400, "Bad request", "The id_token_hint was not issued by this provider.")
                 return
             aud = claims.get("aud")
-            hinted = cfg.clients.get(aud if isinstance(aud, str) else "")
+            hinted = cfg.client(aud if isinstance(aud, str) else "")
             if client is not None and hinted is not None and hinted is not client:
                 self._page(400, "Bad request", "client_id does not match the id_token_hint.")
                 return

@@ -665,4 +665,5 @@ def test_make_config_adds_the_portal_client(tmp_path: Path) -> None:
     assert [c for c in second["clients"] if c["client_id"] != PORTAL_CLIENT_ID] == first["clients"]
     assert second["users"] == first["users"]
     assert stat.S_IMODE((tmp_path / "config.json").stat().st_mode) == 0o600
-    assert load_config(tmp_path / "config.json").clients[PORTAL_CLIENT_ID].public
+    portal = load_config(tmp_path / "config.json").client(PORTAL_CLIENT_ID)
+    assert portal is not None and portal.public

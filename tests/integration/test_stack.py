@@ -7,6 +7,7 @@ move into tests/conftest.py.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shlex
@@ -23,6 +24,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import ssh
+
+from tests.helpers import s3_client
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local stack needs root")
 
@@ -254,17 +257,14 @@ def test_second_up_is_harmless_and_fast(stack: dict[str, str]) -> None:
 
 
 def test_s3_uses_the_stack_credentials(stack: dict[str, str]) -> None:
-    import minio
+    from botocore.exceptions import ClientError
 
-    endpoint = stack["F7T_S3_URL"].removeprefix("http://")
-    good = minio.Minio(
-        endpoint, access_key=stack["F7T_S3_ACCESS_KEY"], secret_key=stack["F7T_S3_SECRET_KEY"], secure=False
-    )
+    good = s3_client(stack)
     bucket = "stack-test"
-    if not good.bucket_exists(bucket):
-        good.make_bucket(bucket)
-    good.put_object(bucket, "hello.txt", io.BytesIO(b"hello"), 5)
-    url = good.presigned_get_object(bucket, "hello.txt")
+    with contextlib.suppress(ClientError):
+        good.create_bucket(Bucket=bucket)  # already there on a second run
+    good.put_object(Bucket=bucket, Key="hello.txt", Body=b"hello")
+    url = good.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "hello.txt"}, ExpiresIn=600)
     with urllib.request.urlopen(url, timeout=10) as r:
         assert r.read() == b"hello"
     tampered = url.replace("hello.txt", "hello.txx")
@@ -272,7 +272,8 @@ def test_s3_uses_the_stack_credentials(stack: dict[str, str]) -> None:
         urllib.request.urlopen(tampered, timeout=10)
     assert err.value.code == 403
     for access, secret in ((stack["F7T_S3_ACCESS_KEY"], "wrong-secret"), ("S3RVER", "S3RVER")):
-        bad = minio.Minio(endpoint, access_key=access, secret_key=secret, secure=False)
-        with pytest.raises(minio.error.S3Error):
-            bad.bucket_exists(bucket)
-    good.remove_object(bucket, "hello.txt")
+        bad = s3_client(stack, access, secret)
+        with pytest.raises(ClientError) as denied:
+            bad.head_bucket(Bucket=bucket)
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    good.delete_object(Bucket=bucket, Key="hello.txt")

@@ -8,7 +8,7 @@ token is in flight) and alice's staged object sits in the bucket. One test per d
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import os
 import pwd
@@ -19,29 +19,25 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from minio import Minio
+from botocore.exceptions import ClientError
+
+from tests.helpers import s3_client
 
 HERE = Path(__file__).resolve().parent
 BUCKET = "firecrest-staging"
 GATEWAY_LOGS = ("core", "envoy", "envoy-access", "issuer", "s3rver")
 
 
-def _minio(stack: dict[str, str]) -> Minio:
-    u = urlsplit(stack["F7T_S3_URL"])
-    return Minio(u.netloc, stack["F7T_S3_ACCESS_KEY"], stack["F7T_S3_SECRET_KEY"], secure=False,
-                 region=stack["F7T_S3_REGION"])
-
-
 @pytest.fixture(scope="module")
 def victim(stack):
     """An object of alice's in the staging bucket (what a staged download looks like)."""
-    s3 = _minio(stack)
-    if not s3.bucket_exists(BUCKET):
-        s3.make_bucket(BUCKET)
+    s3 = s3_client(stack)
+    with contextlib.suppress(ClientError):
+        s3.create_bucket(Bucket=BUCKET)  # the core usually made it already
     key = f"alice/{uuid.uuid4().hex}/result.dat"
-    s3.put_object(BUCKET, key, io.BytesIO(b"alice's bytes"), 13)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"alice's bytes")
     yield key
-    s3.remove_object(BUCKET, key)
+    s3.delete_object(Bucket=BUCKET, Key=key)
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +99,10 @@ def test_unsigned_s3_requests_are_refused(stack, hostile_report, victim):
         "list_buckets": 403, "list_objects": 403, "get_victim": 403,
         "put_victim": 403, "put_new": 403, "delete_victim": 403,
     }
-    s3 = _minio(stack)
-    obj = s3.get_object(BUCKET, victim)
-    try:
-        assert obj.read() == b"alice's bytes"  # untouched
-    finally:
-        obj.close()
-        obj.release_conn()
-    assert not [o for o in s3.list_objects(BUCKET) if o.object_name == "alice-was-here"]
+    s3 = s3_client(stack)
+    assert s3.get_object(Bucket=BUCKET, Key=victim)["Body"].read() == b"alice's bytes"  # untouched
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="alice-was-here").get("Contents", [])
+    assert not [o for o in listed if o["Key"] == "alice-was-here"]
 
 
 def test_no_gateway_file_is_readable(stack, hostile_report):

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from google.protobuf import descriptor_pb2
 
-from edge.envoy_config import NATIVE_ONLY_FIELDS
-from edge.protogen import SUCCESS_CODE_FIELD, iter_http_methods, method_options, raw_fields, rule_binding
+from core.api.restjson import NATIVE_ONLY_FIELDS
+from edge.protogen import ContractOptions, iter_http_methods, rule_binding
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "tests/reference/firecrest-v2-openapi-2.5.6.yaml"
@@ -48,11 +48,16 @@ def fds() -> descriptor_pb2.FileDescriptorSet:
 
 
 @pytest.fixture(scope="module")
-def bindings(fds) -> dict[tuple[str, str], tuple[str, str, int]]:
+def options(fds) -> ContractOptions:
+    return ContractOptions(fds)
+
+
+@pytest.fixture(scope="module")
+def bindings(fds, options) -> dict[tuple[str, str], tuple[str, str, int]]:
     """(METHOD, normalised path) -> (service, rpc, success_code) for every http-bound RPC."""
     out: dict[tuple[str, str], tuple[str, str, int]] = {}
     for package, svc, m in iter_http_methods(fds):
-        rule, code = method_options(m)
+        rule, code = options.method(m)
         assert rule is not None, f"{svc.name}.{m.name} has no google.api.http option"
         verb, path = rule_binding(rule)
         key = (verb, _norm(path))
@@ -93,14 +98,12 @@ def test_spec_has_35_operations(spec_ops):
     assert len(spec_ops) == 35
 
 
-def test_every_rpc_has_http_and_success_code(fds):
+def test_every_rpc_has_http_and_success_code(fds, options):
     for _package, svc, m in iter_http_methods(fds):
-        raw = m.options.SerializeToString()
-        rule, _ = method_options(m)
+        rule, code = options.method(m)
         assert rule is not None, f"{svc.name}.{m.name}"
         # the success_code option is set explicitly, not left to its default
-        numbers = {num for num, _wt, _val in raw_fields(raw)}
-        assert SUCCESS_CODE_FIELD in numbers, f"{svc.name}.{m.name} lacks (firecrest.type.v1.success_code)"
+        assert code is not None, f"{svc.name}.{m.name} lacks (firecrest.type.v1.success_code)"
 
 
 def test_spec_paths_are_exactly_the_spec_services(bindings, spec_ops):
@@ -193,16 +196,20 @@ def test_json_names_match_spec(messages, spec, message, schema):
     ],
 )
 def test_request_bodies_match_spec(messages, spec, rpc_request, schema):
-    """Body fields (all but path parameters) carry the spec's JSON names."""
-    json_names = {f.json_name for f in messages[rpc_request].field if f.name not in {"system_name", "job_id"}}
+    """Body fields (all but path parameters) carry the spec's JSON names; the one addition is FirecREST
+    v2's undocumented `path` alias of `sourcePath` (deprecated in the contract)."""
+    fields = [f for f in messages[rpc_request].field if f.name not in {"system_name", "job_id"}]
+    json_names = {f.json_name for f in fields if not f.options.deprecated}
     assert json_names == set(spec["components"]["schemas"][schema]["properties"])
+    aliases = {f.json_name for f in fields if f.options.deprecated}
+    assert aliases == ({"path"} if "sourcePath" in json_names else set())
 
 
-def test_query_parameters_match_spec(fds, spec, messages):
+def test_query_parameters_match_spec(fds, options, spec, messages):
     """Every spec query parameter is a request field (by proto name or JSON name)."""
     by_binding = {}
     for _package, _svc, m in iter_http_methods(fds):
-        rule, _ = method_options(m)
+        rule, _ = options.method(m)
         verb, path = rule_binding(rule)
         by_binding[(verb, _norm(path))] = messages[m.input_type.lstrip(".")]
     for path, item in spec["paths"].items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -514,6 +515,34 @@ def test_a_streamer_job_keeps_its_secret_off_the_command_line(op: Op) -> None:
     assert coords == {"ports": [50000, 50009], "ips": ["10.0.0.5"], "secret": secret}
     with pytest.raises(ValueError):
         render_script(plan, (), None)  # a system without a streamer cannot run one
+
+
+def _rendered_scripts() -> list[tuple[str, str]]:
+    cfg = StreamerConfig(python="/opt/py/bin/python", port_range=(50000, 50009), public_ips=("10.0.0.5",))
+    out = []
+    for op in Op:
+        plan = JobPlan(
+            op=op, transfer_id=TID, directory="/d", source=HOSTILE, target=HOSTILE + ".out", size=123,
+            pattern=".*", staged=_staged() if op in (Op.UPLOAD, Op.DOWNLOAD) else None,
+        )
+        out.append((op.value, render_script(plan, ["#SBATCH --partition=xfer"])))
+    for op in (Op.UPLOAD, Op.DOWNLOAD):
+        plan = JobPlan(op=op, transfer_id=TID, directory="/d", source=HOSTILE, target=HOSTILE + ".out",
+                       method="streamer", secret="s")
+        out.append((f"streamer-{op.value}", render_script(plan, (), cfg)))
+    return out
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (./run test installs it)")
+@pytest.mark.parametrize(("name", "script"), _rendered_scripts())
+def test_rendered_job_scripts_pass_shellcheck(name: str, script: str) -> None:
+    """The whole job script as Slurm gets it (header, prelude, body), not only the .sh files that
+    ./run lint checks. Left out: SC2016 and SC2054 are about the hostile data, which is meant to
+    stay literal in single quotes, and SC2034 about header variables one body does not use."""
+    r = subprocess.run(
+        ["shellcheck", "--exclude=SC2016,SC2034,SC2054", "-"], input=script, text=True, capture_output=True
+    )
+    assert r.returncode == 0, r.stdout
 
 
 def test_a_directive_must_be_one_sbatch_line() -> None:

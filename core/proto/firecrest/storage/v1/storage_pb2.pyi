@@ -53,14 +53,16 @@ class FileChecksum(_message.Message):
     def __init__(self, algorithm: _Optional[str] = ..., checksum: _Optional[str] = ...) -> None: ...
 
 class ChmodRequest(_message.Message):
-    __slots__ = ("system_name", "source_path", "mode")
+    __slots__ = ("system_name", "source_path", "mode", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     source_path: str
     mode: str
-    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., mode: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class ChmodResponse(_message.Message):
     __slots__ = ("output",)
@@ -69,16 +71,18 @@ class ChmodResponse(_message.Message):
     def __init__(self, output: _Optional[_Union[File, _Mapping]] = ...) -> None: ...
 
 class ChownRequest(_message.Message):
-    __slots__ = ("system_name", "source_path", "owner", "group")
+    __slots__ = ("system_name", "source_path", "owner", "group", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     source_path: str
     owner: str
     group: str
-    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., owner: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., owner: _Optional[str] = ..., group: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class ChownResponse(_message.Message):
     __slots__ = ("output",)
@@ -87,36 +91,40 @@ class ChownResponse(_message.Message):
     def __init__(self, output: _Optional[_Union[File, _Mapping]] = ...) -> None: ...
 
 class CompressRequest(_message.Message):
-    __slots__ = ("system_name", "source_path", "target_path", "match_pattern", "dereference", "compression")
+    __slots__ = ("system_name", "source_path", "target_path", "match_pattern", "dereference", "compression", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     TARGET_PATH_FIELD_NUMBER: _ClassVar[int]
     MATCH_PATTERN_FIELD_NUMBER: _ClassVar[int]
     DEREFERENCE_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     source_path: str
     target_path: str
     match_pattern: str
     dereference: bool
     compression: str
-    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ..., match_pattern: _Optional[str] = ..., dereference: _Optional[bool] = ..., compression: _Optional[str] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ..., match_pattern: _Optional[str] = ..., dereference: _Optional[bool] = ..., compression: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class CompressResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ExtractRequest(_message.Message):
-    __slots__ = ("system_name", "source_path", "target_path", "compression")
+    __slots__ = ("system_name", "source_path", "target_path", "compression", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     TARGET_PATH_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     source_path: str
     target_path: str
     compression: str
-    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ..., compression: _Optional[str] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ..., compression: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class ExtractResponse(_message.Message):
     __slots__ = ()
@@ -233,14 +241,16 @@ class ListDirectoryResponse(_message.Message):
     def __init__(self, output: _Optional[_Iterable[_Union[File, _Mapping]]] = ...) -> None: ...
 
 class MkdirRequest(_message.Message):
-    __slots__ = ("system_name", "source_path", "parent")
+    __slots__ = ("system_name", "source_path", "parent", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     source_path: str
     parent: bool
-    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., parent: _Optional[bool] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., parent: _Optional[bool] = ..., path: _Optional[str] = ...) -> None: ...
 
 class MkdirResponse(_message.Message):
     __slots__ = ("output",)
@@ -249,14 +259,16 @@ class MkdirResponse(_message.Message):
     def __init__(self, output: _Optional[_Union[File, _Mapping]] = ...) -> None: ...
 
 class SymlinkRequest(_message.Message):
-    __slots__ = ("system_name", "source_path", "link_path")
+    __slots__ = ("system_name", "source_path", "link_path", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     LINK_PATH_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     source_path: str
     link_path: str
-    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., link_path: _Optional[str] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., source_path: _Optional[str] = ..., link_path: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class SymlinkResponse(_message.Message):
     __slots__ = ("output",)
@@ -335,7 +347,7 @@ class ViewResponse(_message.Message):
     def __init__(self, output: _Optional[str] = ...) -> None: ...
 
 class TransferCompressRequest(_message.Message):
-    __slots__ = ("system_name", "account", "source_path", "target_path", "match_pattern", "dereference", "compression")
+    __slots__ = ("system_name", "account", "source_path", "target_path", "match_pattern", "dereference", "compression", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -343,6 +355,7 @@ class TransferCompressRequest(_message.Message):
     MATCH_PATTERN_FIELD_NUMBER: _ClassVar[int]
     DEREFERENCE_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     account: str
     source_path: str
@@ -350,7 +363,8 @@ class TransferCompressRequest(_message.Message):
     match_pattern: str
     dereference: bool
     compression: str
-    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ..., match_pattern: _Optional[str] = ..., dereference: _Optional[bool] = ..., compression: _Optional[str] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ..., match_pattern: _Optional[str] = ..., dereference: _Optional[bool] = ..., compression: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class TransferCompressResponse(_message.Message):
     __slots__ = ("transfer_job",)
@@ -359,18 +373,20 @@ class TransferCompressResponse(_message.Message):
     def __init__(self, transfer_job: _Optional[_Union[_types_pb2.TransferJob, _Mapping]] = ...) -> None: ...
 
 class TransferCopyRequest(_message.Message):
-    __slots__ = ("system_name", "account", "source_path", "target_path", "dereference")
+    __slots__ = ("system_name", "account", "source_path", "target_path", "dereference", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     TARGET_PATH_FIELD_NUMBER: _ClassVar[int]
     DEREFERENCE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     account: str
     source_path: str
     target_path: str
     dereference: bool
-    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ..., dereference: _Optional[bool] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ..., dereference: _Optional[bool] = ..., path: _Optional[str] = ...) -> None: ...
 
 class TransferCopyResponse(_message.Message):
     __slots__ = ("transfer_job",)
@@ -379,18 +395,20 @@ class TransferCopyResponse(_message.Message):
     def __init__(self, transfer_job: _Optional[_Union[_types_pb2.TransferJob, _Mapping]] = ...) -> None: ...
 
 class TransferExtractRequest(_message.Message):
-    __slots__ = ("system_name", "account", "source_path", "target_path", "compression")
+    __slots__ = ("system_name", "account", "source_path", "target_path", "compression", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     TARGET_PATH_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     account: str
     source_path: str
     target_path: str
     compression: str
-    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ..., compression: _Optional[str] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ..., compression: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class TransferExtractResponse(_message.Message):
     __slots__ = ("transfer_job",)
@@ -399,16 +417,18 @@ class TransferExtractResponse(_message.Message):
     def __init__(self, transfer_job: _Optional[_Union[_types_pb2.TransferJob, _Mapping]] = ...) -> None: ...
 
 class TransferMoveRequest(_message.Message):
-    __slots__ = ("system_name", "account", "source_path", "target_path")
+    __slots__ = ("system_name", "account", "source_path", "target_path", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     TARGET_PATH_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     account: str
     source_path: str
     target_path: str
-    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., target_path: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class TransferMoveResponse(_message.Message):
     __slots__ = ("transfer_job",)
@@ -433,16 +453,18 @@ class TransferRemoveResponse(_message.Message):
     def __init__(self, transfer_job: _Optional[_Union[_types_pb2.TransferJob, _Mapping]] = ...) -> None: ...
 
 class TransferDownloadRequest(_message.Message):
-    __slots__ = ("system_name", "account", "source_path", "transfer_directives")
+    __slots__ = ("system_name", "account", "source_path", "transfer_directives", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_DIRECTIVES_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     account: str
     source_path: str
     transfer_directives: TransferDirectives
-    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., transfer_directives: _Optional[_Union[TransferDirectives, _Mapping]] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., transfer_directives: _Optional[_Union[TransferDirectives, _Mapping]] = ..., path: _Optional[str] = ...) -> None: ...
 
 class TransferDownloadResponse(_message.Message):
     __slots__ = ("transfer_directives", "transfer_job")
@@ -453,16 +475,18 @@ class TransferDownloadResponse(_message.Message):
     def __init__(self, transfer_directives: _Optional[_Union[TransferDirectivesResult, _Mapping]] = ..., transfer_job: _Optional[_Union[_types_pb2.TransferJob, _Mapping]] = ...) -> None: ...
 
 class TransferUploadRequest(_message.Message):
-    __slots__ = ("system_name", "account", "source_path", "transfer_directives")
+    __slots__ = ("system_name", "account", "source_path", "transfer_directives", "path")
     SYSTEM_NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_DIRECTIVES_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     system_name: str
     account: str
     source_path: str
     transfer_directives: TransferDirectives
-    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., transfer_directives: _Optional[_Union[TransferDirectives, _Mapping]] = ...) -> None: ...
+    path: str
+    def __init__(self, system_name: _Optional[str] = ..., account: _Optional[str] = ..., source_path: _Optional[str] = ..., transfer_directives: _Optional[_Union[TransferDirectives, _Mapping]] = ..., path: _Optional[str] = ...) -> None: ...
 
 class TransferUploadResponse(_message.Message):
     __slots__ = ("transfer_directives", "transfer_job")

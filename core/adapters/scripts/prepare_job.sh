@@ -1,0 +1,34 @@
+#!/bin/sh
+# PrepareJob (jobs.py), as the user: the working directory must exist; a script_path must be a
+# readable file; an inline script (stdin) goes to a fresh private ~/.firecrest/jobs/<id>/job.sh.
+# Prints the script's path. Exit 3: working directory unusable, 4: script_path unusable,
+# 5: the private directory could not be written.
+# $1 working directory  $2 script_path ("" for an inline script)  $3 the task id
+# $4... optional: a command (sbatch ...) run on the script (PrepareAndSubmit: one SSH exec)
+wd=$1 sp=$2 d=$3
+shift 3
+if ! cd -- "$wd" 2>/dev/null; then
+  err=$(ls -d -- "$wd/." 2>&1 >/dev/null)
+  echo "working directory '$wd' is not usable: ${err:-Permission denied}" >&2; exit 3
+fi
+if [ -n "$sp" ]; then
+  if [ ! -f "$sp" ] || [ ! -r "$sp" ]; then
+    err=$(head -c 0 -- "$sp" 2>&1 >/dev/null)
+    echo "script_path '$sp' is not a readable file: ${err:-not a regular file}" >&2; exit 4
+  fi
+  script=$sp
+else
+  umask 077
+  jobs=$HOME/.firecrest/jobs
+  # one mkdir once ~/.firecrest/jobs exists (each process costs the login node a fork and exec);
+  # the first time, the parents are made private too
+  if ! mkdir -- "$jobs/$d" 2>/dev/null; then
+    { mkdir -p -- "$jobs" && chmod 700 -- "$HOME/.firecrest" "$jobs" && mkdir -- "$jobs/$d"; } || exit 5
+  fi
+  script=$jobs/$d/job.sh
+  cat > "$script" || exit 5
+fi
+printf '%s\n' "$script"
+# with a command after the three arguments (sbatch ...), run it on the script: one SSH exec
+# prepares and submits
+[ $# -eq 0 ] || exec "$@" "$script"

@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# The start of every transfer job's body (transferjobs.render_script): the script (bash, run by
+# Slurm as the user) is a header of #SBATCH lines and single-quoted variable assignments
+# (F7T_ID, F7T_DIR, F7T_RESULT, F7T_PROGRESS, F7T_SHA256, F7T_BYTES, F7T_SUCCESS, F7T_DEADLINE and
+# the operation's own), this prelude, then one of transfer_{upload,download,operation,streamer}.sh.
+# A job prints exactly one line "$F7T_RESULT<CODE> <message>" (core.domain.transfers.JobCode).
+# Presigned URLs never appear on a command line: curl reads them from a config on a descriptor.
+set -u
+set -o pipefail
+rm -f -- "$F7T_DIR/job.sh"
+report() {
+  local msg=${2-}
+  msg=${msg//$'\n'/ }
+  msg=${msg//$'\r'/ }
+  printf '%s%s %s\n' "$F7T_RESULT" "$1" "$msg"
+}
+fail() { printf '%s\n' "${2-}" >&2; report "$1" "${2-}"; exit 1; }
+progress() { printf '%s%s\n' "$F7T_PROGRESS" "$1"; }
+classify() {
+  case $1 in
+    *"No space left on device"*) echo NO_SPACE ;;
+    *"Disk quota exceeded"*) echo QUOTA_EXCEEDED ;;
+    *"ermission denied"* | *"Operation not permitted"* | *"Read-only file system"*) echo PERMISSION_DENIED ;;
+    *"No such file or directory"*) echo SOURCE_MISSING ;;
+    *) echo FAILED ;;
+  esac
+}
+# run a tool; on failure report why (from its error text) and stop
+run() {
+  local errf rc err
+  errf=$(mktemp "$F7T_DIR/stderr.XXXXXX") || fail FAILED "cannot create a temporary file"
+  "$@" 2>"$errf"
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    err=$(tail -c 2000 -- "$errf")
+    cat -- "$errf" >&2
+    rm -f -- "$errf"
+    fail "$(classify "$err")" "${err:-exit status $rc}"
+  fi
+  rm -f -- "$errf"
+}
+# curl with the URL in a config on a file descriptor (never in the command line)
+curl_url() {
+  local url=$1
+  shift
+  curl -K <(printf 'url = "%s"\n' "$url") "$@"
+}
+header() { tr -d '\r' | awk -v h="$1" '{ n=index($0,":"); if (n && tolower(substr($0,1,n-1))==h) v=substr($0,n+1) } END{ gsub(/^[ \t"]+|[ \t"]+$/,"",v); print v }'; }
+status_of() { tr -d '\r' | awk '/^HTTP\//{c=$2} END{print c}'; }
+expired() { [ "$(date +%s)" -ge "$F7T_DEADLINE" ]; }

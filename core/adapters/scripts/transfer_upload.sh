@@ -1,0 +1,73 @@
+# shellcheck shell=bash
+# A transfer job's body (after transfer_prelude.sh): an object the client uploaded to the
+# staging store goes to TARGET on the cluster.
+# Header variables: TARGET, SIZE (announced bytes), HEAD_URL, GET_URL, DELETE_URL (presigned).
+F7T_TMP_DIR=$(dirname -- "$TARGET")
+F7T_TMP="$F7T_TMP_DIR/.$(basename -- "$TARGET").firecrest-$F7T_ID.part"
+trap 'rm -f -- "$F7T_TMP"' EXIT
+trap 'exit 143' TERM INT HUP
+progress 0
+# 1. wait until the client has completed the upload (or the URLs expire). Some stores (s3rver)
+# show an object while they still assemble it: a size below the announced one must hold still
+# for a few polls before it counts as a mismatch.
+delay=1
+last="" same=0
+while :; do
+  hdrs=$(curl_url "$HEAD_URL" -s -I --max-time 60) || hdrs=""
+  code=$(printf '%s\n' "$hdrs" | status_of)
+  case $code in
+    200)
+      length=$(printf '%s\n' "$hdrs" | header content-length)
+      if [ "$length" = "$SIZE" ]; then break; fi
+      if [ "$length" = "$last" ]; then same=$((same + 1)); else same=0 last=$length; fi
+      if [ "$same" -ge 3 ]; then break; fi
+      delay=2 ;;
+    404) ;;
+    403)
+      if expired; then fail URL_EXPIRED "the upload was not completed before its URLs expired"; fi
+      fail STAGING_ERROR "the staging store refused the transfer's URL (HTTP 403)" ;;
+    "" | 000 | 5*) ;;
+    *) fail STAGING_ERROR "unexpected answer from the staging store (HTTP $code)" ;;
+  esac
+  if expired; then fail URL_EXPIRED "the upload was not completed before its URLs expired"; fi
+  sleep "$delay"
+  if [ "$delay" -lt 5 ]; then delay=$((delay + 1)); fi
+done
+progress 0.5
+if [ "$length" != "$SIZE" ]; then
+  curl_url "$DELETE_URL" -s -X DELETE -o /dev/null
+  fail SIZE_MISMATCH "the uploaded object has ${length:-an unknown number of} bytes, $SIZE were announced"
+fi
+# 2. fetch it into a hidden temporary file next to the target
+if [ -d "$TARGET" ]; then fail INVALID "cannot overwrite '$TARGET': Is a directory"; fi
+run bash -c 'umask 077; set -C; : > "$1"' sh "$F7T_TMP"
+errf=$(mktemp "$F7T_DIR/stderr.XXXXXX")
+curl_url "$GET_URL" -sS -f -o - 2>"$errf.curl" | cat > "$F7T_TMP" 2>"$errf"
+st=("${PIPESTATUS[@]}")
+if [ "${st[1]}" -ne 0 ]; then
+  err=$(cat -- "$errf"); cat -- "$errf" >&2
+  fail "$(classify "$err")" "cannot write '$F7T_TMP': $err"
+fi
+if [ "${st[0]}" -ne 0 ]; then
+  err=$(cat -- "$errf.curl"); cat -- "$errf.curl" >&2
+  if expired; then fail URL_EXPIRED "the download URL expired: $err"; fi
+  fail STAGING_ERROR "fetching the uploaded object failed: $err"
+fi
+rm -f -- "$errf" "$errf.curl"
+progress 0.8
+# 3. verify, then move it into place atomically (same directory: a rename)
+got=$(stat -c %s -- "$F7T_TMP")
+if [ "$got" != "$SIZE" ]; then fail SIZE_MISMATCH "received $got bytes, $SIZE were announced"; fi
+sha=$(sha256sum < "$F7T_TMP" | cut -d' ' -f1)
+if [ -e "$TARGET" ] && [ ! -L "$TARGET" ]; then
+  chmod --reference="$TARGET" -- "$F7T_TMP" 2>/dev/null
+else
+  chmod "$(printf '%o' $(( 0666 & ~0$(umask) )))" -- "$F7T_TMP"
+fi
+run mv -f -T -- "$F7T_TMP" "$TARGET"
+# 4. the staged object is not needed any more
+code=$(curl_url "$DELETE_URL" -s -X DELETE -o /dev/null -w '%{http_code}') || code=000
+case $code in 2*) ;; *) echo "could not delete the staged object (HTTP $code); the gateway will" >&2 ;; esac
+printf '%s%s\n%s%s\n' "$F7T_SHA256" "$sha" "$F7T_BYTES" "$got"
+report OK "$TARGET"
+echo "$F7T_SUCCESS to $TARGET"

@@ -1,0 +1,193 @@
+"""REST responses written by the core, in FirecREST v2's JSON shape.
+
+FirecREST v2 writes every field of its models, null when unknown; proto3's JSON mapping (what Envoy's
+transcoder prints) leaves such a field out. So for a call that came in as HTTP/JSON (Envoy marks it
+with REST_HEADER) the core answers a unary method with a `google.api.HttpBody` holding the JSON, and
+the descriptor set Envoy is given declares those methods' output as HttpBody
+(`edge.envoy_config.envoy_descriptor`), so the transcoder passes the body through untouched. Native
+gRPC callers get the typed message, as the contract says.
+
+The JSON is proto3's mapping with the transcoder's print options (JSON names, every field without
+presence printed, enums by name, 64-bit integers as strings), plus, in FirecREST's packages, null for
+a field with presence (`optional` scalars, singular messages) that is not set. Each message type gets
+one generated function (compiled once), so rendering a 1,000-entry listing is a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import keyword
+import math
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from google.api import httpbody_pb2
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+
+REST_HEADER = "x-f7t-rest"  # set by the edge on transcoded (HTTP/JSON) calls, stripped from callers
+JSON_TYPE = "application/json"
+HTTP_BODY = "google.api.HttpBody"
+
+# the packages whose JSON is FirecREST v2's (Tasks and Certificate are ours: proto3 JSON as is)
+FIRECREST_PACKAGES = ("firecrest.status.", "firecrest.compute.", "firecrest.storage.", "firecrest.type.")
+# our additions for native callers (AIP-158 paging), `optional` so they are absent, not null, in REST JSON
+NATIVE_ONLY_FIELDS = frozenset({"next_page_token"})
+
+_WELL_KNOWN = frozenset({
+    "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.Struct",
+    "google.protobuf.Value", "google.protobuf.ListValue", "google.protobuf.FieldMask",
+    "google.protobuf.Any", "google.protobuf.Empty",
+})
+_WRAPPERS = frozenset({
+    f"google.protobuf.{n}Value" for n in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool",
+                                          "String", "Bytes")
+})
+_INT64 = frozenset({
+    FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64,
+})
+_FLOATS = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
+
+Render = Callable[[Any], Any]
+_renderers: dict[str, Render] = {}
+_compiling: set[str] = set()
+
+
+def rendered_by_core(method: MethodDescriptor) -> bool:
+    """Whether a method's REST response is the core's JSON (HttpBody): every method with a unary
+    response that is not already HttpBody. Envoy's descriptor set and the core agree on this rule."""
+    return not method.server_streaming and method.output_type.full_name != HTTP_BODY
+
+
+def _number(v: float) -> Any:
+    """A double as the transcoder prints it: integral values without a fraction, NaN/Infinity as strings."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    if v.is_integer() and abs(v) < 2**53:
+        return int(v)
+    return v
+
+
+def _well_known(m: Any) -> Any:
+    return json_format.MessageToDict(m)
+
+
+def _bytes(v: bytes) -> str:
+    return base64.b64encode(v).decode("ascii")
+
+
+def renderer(desc: Descriptor) -> Render:
+    """The function that turns a message of this type into its JSON value (dicts, lists, scalars)."""
+    r = _renderers.get(desc.full_name)
+    if r is None:
+        if desc.full_name in _WELL_KNOWN:
+            r = _well_known
+        elif desc.full_name in _WRAPPERS:
+            r = _wrapper(desc)
+        else:
+            _compiling.add(desc.full_name)
+            try:
+                r = _compile(desc)
+            finally:
+                _compiling.discard(desc.full_name)
+        _renderers[desc.full_name] = r
+    return r
+
+
+def _wrapper(desc: Descriptor) -> Render:
+    value = _compile(desc)
+    return lambda m: value(m)["value"]
+
+
+def _compile(desc: Descriptor) -> Render:
+    """Generate `def render(m)` for one message type: a dict literal of the fields always printed,
+    then the fields printed only when set (oneofs, presence outside FirecREST's packages)."""
+    nulls = desc.full_name.startswith(FIRECREST_PACKAGES)
+    env: dict[str, Any] = {"_number": _number, "_bytes": _bytes}
+    always: list[str] = []
+    when_set: list[str] = []
+
+    for i, fd in enumerate(desc.fields):
+        attr = f"getattr(m, {fd.name!r})" if keyword.iskeyword(fd.name) else f"m.{fd.name}"
+        key = json.dumps(fd.json_name)
+        is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
+        if is_map:
+            vfd = fd.message_type.fields_by_name["value"]
+            item = _value(vfd, "v", env, f"_v{i}")
+            expr = f"{{str(k): {item} for k, v in {attr}.items()}}"
+            always.append(f"{key}: {expr}")
+            continue
+        if fd.is_repeated:
+            item = _value(fd, "x", env, f"_v{i}")
+            expr = f"[{item} for x in {attr}]"
+            always.append(f"{key}: {expr}")
+            continue
+        value = _value(fd, attr, env, f"_v{i}")
+        real_oneof = fd.containing_oneof is not None and not _synthetic(fd)
+        if real_oneof:
+            when_set.append(f"    if m.WhichOneof({fd.containing_oneof.name!r}) == {fd.name!r}:\n"
+                            f"        d[{key}] = {value}")
+        elif fd.has_presence:
+            if nulls and fd.name not in NATIVE_ONLY_FIELDS:
+                always.append(f"{key}: ({value}) if m.HasField({fd.name!r}) else None")
+            else:
+                when_set.append(f"    if m.HasField({fd.name!r}):\n        d[{key}] = {value}")
+        else:
+            always.append(f"{key}: {value}")
+    src = ["def render(m):", "    d = {" + ", ".join(always) + "}", *when_set, "    return d"]
+    exec("\n".join(src), env)  # noqa: S102 - source generated above from the descriptor only
+    fn: Render = env["render"]
+    return fn
+
+
+def _synthetic(fd: FieldDescriptor) -> bool:
+    """A proto3 `optional` field's one-member oneof (named _<field>)."""
+    oneof = fd.containing_oneof
+    return oneof is not None and len(oneof.fields) == 1 and oneof.name == f"_{fd.name}"
+
+
+def _value(fd: FieldDescriptor, expr: str, env: dict[str, Any], name: str) -> str:
+    """The expression that renders one value of field fd, given as `expr`."""
+    if fd.type == FieldDescriptor.TYPE_MESSAGE:
+        env[name] = _nested(fd.message_type)
+        return f"{name}({expr})"
+    if fd.type == FieldDescriptor.TYPE_ENUM:
+        env[name] = {v.number: v.name for v in fd.enum_type.values}
+        return f"{name}.get({expr}, {expr})"
+    if fd.type in _FLOATS:
+        return f"_number({expr})"
+    if fd.type in _INT64:
+        return f"str({expr})"
+    if fd.type == FieldDescriptor.TYPE_BYTES:
+        return f"_bytes({expr})"
+    return expr
+
+
+def _nested(desc: Descriptor) -> Render:
+    """A nested type's renderer: compiled now, or, for a type that refers back to one being compiled,
+    on first use."""
+    if desc.full_name not in _compiling:
+        return renderer(desc)
+    cell: list[Render] = []
+
+    def render(m: Any) -> Any:
+        if not cell:
+            cell.append(renderer(desc))
+        return cell[0](m)
+
+    return render
+
+
+def to_json(message: Any) -> bytes:
+    """The message as FirecREST's JSON, UTF-8."""
+    return orjson.dumps(renderer(message.DESCRIPTOR)(message))
+
+
+def http_body(message: Any) -> bytes:
+    """The serialised google.api.HttpBody that carries the message's JSON to the transcoder."""
+    return httpbody_pb2.HttpBody(content_type=JSON_TYPE, data=to_json(message)).SerializeToString()
