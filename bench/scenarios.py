@@ -52,6 +52,7 @@ from devstack.layout import Layout, load_layout
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 LS_ENTRIES = 1000
+SLOW_MS = 2000  # the mixed scenario: an answer slower than this counts as an error (wrk's former timeout)
 BENCH_USERS = [f"f7tbench{i:02d}" for i in range(50)]
 BENCH_USER_MARK = "firecrest-gateway bench user"  # their GECOS: only such accounts are removed
 BENCH_USERS_LOCK = Path("/run/lock/f7t-bench-users.lock")
@@ -188,9 +189,15 @@ def _wrk_time(text: str) -> float:
     return float(m.group(1)) * _WRK_UNITS[m.group(2)]
 
 
-def wrk(url: str, token: str, conns: int, seconds: int, script: Path | None = None) -> dict[str, float]:
-    """wrk for a fixed duration: requests/s, p50/p99 (s), errors (socket errors + non-2xx)."""
-    argv = ["wrk", "-t", str(min(2, conns)), "-c", str(conns), "-d", f"{seconds}s", "--timeout", "2s",
+def wrk(url: str, token: str, conns: int, seconds: int, script: Path | None = None,
+        timeout: str = "2s") -> dict[str, float]:
+    """wrk for a fixed duration: requests/s, p50/p99 (s), errors (socket errors + non-2xx).
+
+    wrk's "timeout" is not a failed request: an answer that comes later than --timeout is counted
+    as one (its latency does not fit the histogram) and left out of the percentiles, and the
+    connection goes on. With a short --timeout the p50/p99 are therefore those of the fast answers
+    only; the mixed scenario runs with a long one and counts the slow answers itself."""
+    argv = ["wrk", "-t", str(min(2, conns)), "-c", str(conns), "-d", f"{seconds}s", "--timeout", timeout,
             "--latency", "-H", f"Authorization: Bearer {token}"]
     if script:
         argv += ["-s", str(script)]
@@ -209,6 +216,8 @@ def wrk(url: str, token: str, conns: int, seconds: int, script: Path | None = No
         elif line.startswith("Non-2xx or 3xx responses:"):
             res["non2xx"] = int(line.split(":")[1])
             res["errors"] += res["non2xx"]
+        elif m := re.match(r"slower than (\d+) ms: (\d+) of (\d+)", line):  # the mixed script's done()
+            res["slow"], res["answered"] = int(m.group(2)), int(m.group(3))
     if not res["rps"] and not res["errors"]:
         raise RuntimeError(f"wrk gave no figures for {url}: {out[-500:]}")
     return res
@@ -791,13 +800,24 @@ class Bench:
             "local paths = {" + ", ".join(json.dumps(p) for p in paths) + "}\n"
             "local i = 0\n"
             "request = function()\n  i = i + 1\n  return wrk.format(nil, paths[(i % #paths) + 1])\nend\n"
+            # the answers slower than the issue's 2 s (wrk runs with a long timeout, so that its
+            # percentiles are those of every answer): counted from the latency histogram (us)
+            "done = function(summary, latency, requests)\n"
+            "  local slow, all = 0, 0\n"
+            "  for k = 1, #latency do\n"
+            "    local v, n = latency(k)\n"
+            "    all = all + n\n"
+            f"    if v > {SLOW_MS * 1000} then slow = slow + n end\n"
+            "  end\n"
+            f"  io.write(string.format('slower than {SLOW_MS} ms: %d of %d\\n', slow, all))\n"
+            "end\n"
         )
+        time.sleep(5)
+        idle = self.stack.core_rss_mb()
         # the job list is the caller's jobs of the last day (sacct): its size is this run's workload
         r = self.alice.get(f"{self.stack.url}{paths[1]}", timeout=120)
         r.raise_for_status()
         listed_jobs = len(r.json().get("jobs") or [])
-        time.sleep(5)
-        idle = self.stack.core_rss_mb()
         meter = CpuMeter(self.stack)
         cpu: dict[str, float] = {}
         rss: list[float] = []
@@ -812,19 +832,21 @@ class Bench:
         d = self.secs(120)
         try:
             with meter.measure(cpu):
-                w = wrk(self.stack.url + paths[0], self.tokens("alice"), 500, d, script)
+                w = wrk(self.stack.url + paths[0], self.tokens("alice"), 500, d, script, timeout="60s")
         finally:
             stop.set()
             th.join()
         q = max(1, len(rss) // 4)
         first_q, last_q = statistics.mean(rss[:q]), statistics.mean(rss[-q:])
+        slow = w.get("slow", w["timeouts"])
+        errors = w["errors"] + slow  # the issue's criterion: every answer a 2xx within 2 s
         row(scenario=f"mixed 500 clients, {d} s", metric="throughput", unit="req/s", better="higher",
-            ours=w["rps"], target="0 errors", met=w["errors"] == 0,
-            note=f"p50 {w['p50'] * 1e3:.0f} ms, p99 {w['p99'] * 1e3:.0f} ms, errors {w['errors']:.0f} "
-            f"(wrk timeouts {w['timeouts']:.0f}, non-2xx {w['non2xx']:.0f}); job list of {listed_jobs} jobs; "
+            ours=w["rps"], target="0 errors", met=errors == 0,
+            note=f"answers slower than {SLOW_MS / 1000:g} s {slow:.0f} of {w.get('answered', 0):.0f}, non-2xx "
+            f"{w['non2xx']:.0f}, socket errors {w['errors'] - w['non2xx']:.0f}; job list of {listed_jobs} jobs; "
             + CpuMeter.per_call(cpu, w["rps"] * d))
         row(scenario=f"mixed 500 clients, {d} s", metric="p99 latency", unit="ms", better="lower",
-            ours=w["p99"] * 1e3, note=f"p50 {w['p50'] * 1e3:.0f} ms")
+            ours=w["p99"] * 1e3, note=f"p50 {w['p50'] * 1e3:.0f} ms (every answer)")
         row(scenario="core memory (RSS)", metric="idle", unit="MB", better="lower", ours=idle,
             target="<150 MB", met=idle < 150)
         row(scenario="core memory (RSS)", metric="under load, max", unit="MB", better="lower", ours=max(rss),
