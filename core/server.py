@@ -9,7 +9,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import grpc
 from google.protobuf import descriptor
@@ -29,8 +30,9 @@ log = logging.getLogger("core")
 PUBLIC_METHODS = frozenset({"/firecrest.status.v1.StatusService/GetLiveness"})
 
 
-def _services() -> list[tuple[descriptor.ServiceDescriptor, object, object]]:
-    """(service descriptor, add_to_server function, servicer factory) of every service."""
+def _services() -> list[tuple[descriptor.ServiceDescriptor, Any, type, Callable[[Gateway], tuple[Any, ...]]]]:
+    """(service descriptor, add_to_server function, servicer class, the services it is built
+    with) of every service: a servicer gets the one or two services it uses, never the Gateway."""
     # imported here, not at module level, so `--help` works without the generated stubs; a servicer
     # that fails to import stops the server at start (never a silent 501 at run time)
     from core.api.certificate import CertificateServicer
@@ -49,26 +51,31 @@ def _services() -> list[tuple[descriptor.ServiceDescriptor, object, object]]:
             status_pb2.DESCRIPTOR.services_by_name["StatusService"],
             status_pb2_grpc.add_StatusServiceServicer_to_server,
             StatusServicer,
+            lambda gw: (gw.status,),
         ),
         (
             certificate_pb2.DESCRIPTOR.services_by_name["CertificateService"],
             certificate_pb2_grpc.add_CertificateServiceServicer_to_server,
             CertificateServicer,
+            lambda gw: (gw.certificates,),
         ),
         (
             compute_pb2.DESCRIPTOR.services_by_name["ComputeService"],
             compute_pb2_grpc.add_ComputeServiceServicer_to_server,
             ComputeServicer,
+            lambda gw: (gw.jobs,),
         ),
         (
             storage_pb2.DESCRIPTOR.services_by_name["StorageService"],
             storage_pb2_grpc.add_StorageServiceServicer_to_server,
             StorageServicer,
+            lambda gw: (gw.files, gw.transfers),
         ),
         (
             tasks_pb2.DESCRIPTOR.services_by_name["TasksService"],
             tasks_pb2_grpc.add_TasksServiceServicer_to_server,
             TasksServicer,
+            lambda gw: (gw.tasks,),
         ),
     ]
 
@@ -87,7 +94,7 @@ async def create_server(cfg: Config, gw: Gateway | None = None) -> tuple[grpc.ai
     gw = gw or Gateway(cfg)
     services = _services()
     interceptor = GatewayInterceptor(
-        cfg.identity_header, success_codes(s for s, _, _ in services), PUBLIC_METHODS, metrics=gw.metrics
+        cfg.identity_header, success_codes(s for s, _, _, _ in services), PUBLIC_METHODS, metrics=gw.metrics
     )
     server = grpc.aio.server(
         interceptors=[interceptor],
@@ -97,8 +104,8 @@ async def create_server(cfg: Config, gw: Gateway | None = None) -> tuple[grpc.ai
         ],
     )
     names = []
-    for svc, add, factory in services:
-        add(factory(gw), server)  # type: ignore[operator]
+    for svc, add, servicer, uses in services:
+        add(servicer(*uses(gw)), server)
         names.append(svc.full_name)
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -141,7 +148,7 @@ async def serve(cfg: Config) -> None:
     # let long waits answer now with their task's current state, give the calls in flight up to
     # shutdown_grace seconds to finish, and only then stop the trackers and close the pools
     log.info("stopping: no new calls; finishing the calls in flight (up to %g s)", cfg.shutdown_grace)
-    gw.tasks.release_waiters()
+    gw.task_store.release_waiters()
     await server.stop(cfg.shutdown_grace)
     await gw.stop_background()
     await gw.close()

@@ -10,22 +10,31 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from core.adapters.accounts import AccountPolicy
-from core.adapters.certs import CertificateAuthority, UserKey
+from core.adapters.certs import CertificateAuthority
 from core.adapters.cluster import Cluster
 from core.adapters.commands import DiscardPrivateDir
-from core.adapters.jobs import SlurmScheduler
+from core.adapters.files import ShellFileSystem
 from core.adapters.s3 import Staging
+from core.adapters.slurm import SlurmScheduler
 from core.adapters.ssh import CommandWorkers, SSHPool
 from core.adapters.taskstore import TaskStore
-from core.adapters.transferjobs import SlurmTransferSystem
+from core.adapters.transferjobs import TransferJobs
 from core.config import Config, ConfigError, TaskStoreConfig
+from core.domain.certificates import UserKey
 from core.domain.errors import SystemNotFound
+from core.domain.files import FileSystem
 from core.domain.jobs import JOB_KIND
+from core.domain.scheduler import Scheduler
+from core.domain.systems import Systems
 from core.domain.tasks import Task, TaskRepository
-from core.domain.transfers import TRANSFER_KINDS
+from core.domain.transfers import TRANSFER_KINDS, TransferSystem
 from core.observability import Metrics, gauge
+from core.services.certificates import CertificateService
+from core.services.files import FileService
 from core.services.jobs import JobService
 from core.services.retention import purge_forever
+from core.services.status import StatusService
+from core.services.tasks import TaskService
 from core.services.transfers import TransferService
 
 log = logging.getLogger(__name__)
@@ -50,9 +59,9 @@ class UserKeys:
             return k
 
 
-# scheduler.type -> (the jobs adapter, the transfer-jobs adapter) of a system; a new scheduler is
-# one more entry here (its adapters in core/adapters/)
-SCHEDULER_TYPES = {"slurm": (SlurmScheduler, SlurmTransferSystem)}
+# scheduler.type -> the adapter of the Scheduler port (core.domain.scheduler) for one system,
+# built with the system's Cluster (its SSH pool and config); a new scheduler is one more entry here
+SCHEDULER_TYPES: dict[str, Callable[[Cluster], Scheduler]] = {"slurm": SlurmScheduler}
 
 
 def task_store(cfg: TaskStoreConfig) -> TaskRepository:
@@ -65,6 +74,10 @@ def task_store(cfg: TaskStoreConfig) -> TaskRepository:
 
 
 class Gateway:
+    """The object graph of one core: per system its adapters (Cluster: the SSH pool; a Scheduler
+    chosen by scheduler.type; a FileSystem; the transfer jobs), the task store, and the services
+    the API is built on (status, certificates, jobs, files, transfers, tasks)."""
+
     def __init__(self, config: Config):
         self.config = config
         for i, s in enumerate(config.systems):
@@ -80,22 +93,33 @@ class Gateway:
         self.accounts = AccountPolicy(config.certificate.allowed_groups, config.certificate.allowed_uids)
         self.keys = UserKeys(self.ca, self.accounts)
         self.metrics = Metrics()
-        self.clusters: dict[str, Cluster] = {
-            s.name.lower(): Cluster(
-                s, SSHPool(s.ssh, self.keys, self.executor, self.metrics.ssh_wait_seconds.labels(s.name).observe)
+        # ---- adapters, one of each per system
+        self.clusters = Systems({
+            s.name: Cluster(
+                s,
+                SSHPool(s.ssh, self.keys, self.executor, self.metrics.ssh_wait_seconds.labels(s.name).observe),
+                self.metrics,
             )
             for s in config.systems
-        }
-        for c in self.clusters.values():
-            c.metrics = self.metrics
-        # tasks (SQLite or PostgreSQL) and jobs; task_cancellers stop the work behind a task of a kind (the
-        # Tasks API's cancel calls it; kinds without one are just marked cancelled)
-        self.tasks = task_store(config.task_store)
-        kinds = {s.name.lower(): SCHEDULER_TYPES[s.scheduler.type] for s in config.systems}
-        self.schedulers = {name: kinds[name][0](c) for name, c in self.clusters.items()}
+        })
+        self.schedulers: Systems[Scheduler] = Systems(
+            {c.name: SCHEDULER_TYPES[c.cfg.scheduler.type](c) for c in self.clusters}
+        )
+        self.filesystems: Systems[FileSystem] = Systems({c.name: ShellFileSystem(c) for c in self.clusters})
+        self.transfer_systems: Systems[TransferSystem] = Systems({
+            c.name: TransferJobs(c, self.schedulers(c.name), self.filesystems(c.name)) for c in self.clusters
+        })
+        configs = Systems({s.name: s for s in config.systems})
+        self.task_store = task_store(config.task_store)
+        self.staging = Staging(config.s3) if config.s3 else None
+        # ---- services
+        self.status = StatusService(config.systems, self.schedulers, lambda name: self.clusters(name).probe())
+        self.certificates = CertificateService(self.ca, self.accounts, configs)
+        self.files = FileService(self.filesystems, configs)
         self.jobs = JobService(
-            self.scheduler,
-            self.tasks,
+            self.schedulers,
+            self.task_store,
+            self.filesystems,
             poll_interval=config.jobs.poll_interval,
             max_poll_interval=config.jobs.max_poll_interval,
             idle_interval=config.jobs.idle_interval,
@@ -104,29 +128,27 @@ class Gateway:
             partial_grace=config.jobs.partial_grace,
             cancel_wait=config.jobs.cancel_wait,
         )
-        self.task_cancellers: dict[str, Callable[[Task], Awaitable[Task]]] = {JOB_KIND: self.jobs.cancel_task}
-        # long-running coroutines of a serving core (start_background runs each once)
-        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = [self.jobs.track]
-        # staged transfers: the S3 staging store (none without an `s3` section), the service that
-        # runs transfers as jobs and its tracker/janitor; transfer tasks are cancelled through it
-        self.staging = Staging(config.s3) if config.s3 else None
-        self.transfer_systems = {
-            name: kinds[name][1](c, self.schedulers[name]) for name, c in self.clusters.items()
-        }
         self.transfers = TransferService(
-            self.transfer_system,
+            self.transfer_systems,
             self.staging,
-            self.tasks,
+            self.task_store,
             janitor_interval=config.s3.janitor_interval if config.s3 else 60.0,
             poll_interval=config.transfers.poll_interval,
             lost_after=config.transfers.lost_after,
             orphan_grace=config.transfers.orphan_grace,
         )
-        self.task_cancellers.update({kind: self.transfers.cancel_task for kind in TRANSFER_KINDS})
-        self.background.append(self.transfers.track)
-        self.background.append(
-            lambda: purge_forever(self.tasks, config.task_retention, self._discard, config.task_purge_interval)
-        )
+        # the Tasks API's cancel stops the work behind a task through the canceller of its kind
+        # (kinds without one are just marked cancelled)
+        cancellers: dict[str, Callable[[Task], Awaitable[Task]]] = {JOB_KIND: self.jobs.cancel_task}
+        cancellers.update({kind: self.transfers.cancel_task for kind in TRANSFER_KINDS})
+        self.tasks = TaskService(self.task_store, cancellers)
+        # ---- long-running coroutines of a serving core (start_background runs each once; the
+        # job tracker first reconciles job tasks left unfinished by a previous process)
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            self.jobs.track,
+            self.transfers.track,
+            lambda: purge_forever(self.task_store, config.task_retention, self._discard, config.task_purge_interval),
+        ]
         # tasks by kind and state, counted in the background (a scrape must not wait on the store)
         self._task_counts: dict[tuple[str, str], int] = {}
         self.background.append(self._count_tasks)
@@ -136,7 +158,7 @@ class Gateway:
     async def _count_tasks(self, interval: float = 5.0) -> None:
         while True:
             try:
-                self._task_counts = await self.tasks.count_by_state()
+                self._task_counts = await self.task_store.count_by_state()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -145,7 +167,7 @@ class Gateway:
 
     def _gauges(self) -> list[Any]:
         """Metrics read at scrape time: SSH pools, tasks by state, how far behind the trackers are."""
-        pools = {c.name: c.pool.usage() for c in self.clusters.values()}
+        pools = {c.name: c.pool.usage() for c in self.clusters}
         lags = []
         for name, tracker in (("jobs", self.jobs.tracker), ("transfers", self.transfers.tracker)):
             if tracker.last_pass is not None:
@@ -166,22 +188,13 @@ class Gateway:
     async def _discard(self, task: Task) -> None:
         """Remove what the gateway left in the owner's home for a task being purged."""
         area = "jobs" if task.kind == JOB_KIND else "transfers" if task.kind in TRANSFER_KINDS else None
-        if area is not None and task.system.lower() in self.clusters:
-            await self.clusters[task.system.lower()].run(task.owner, DiscardPrivateDir(area, task.id))
-
-    def cluster(self, name: str) -> Cluster:
-        c = self.clusters.get(name.lower())
-        if c is None:
-            raise SystemNotFound("System not found", metadata={"system": name})  # FirecREST v2's words
-        return c
-
-    def scheduler(self, name: str) -> SlurmScheduler:
-        self.cluster(name)  # SystemNotFound
-        return self.schedulers[name.lower()]
-
-    def transfer_system(self, name: str) -> SlurmTransferSystem:
-        self.cluster(name)  # SystemNotFound
-        return self.transfer_systems[name.lower()]
+        if area is None:
+            return
+        try:
+            cluster = self.clusters(task.system)
+        except SystemNotFound:
+            return
+        await cluster.run(task.owner, DiscardPrivateDir(area, task.id))
 
     def start_background(self) -> None:
         """Starts self.background inside the running event loop (the job tracker first reconciles
@@ -191,7 +204,7 @@ class Gateway:
             self._running.append(loop.create_task(fn(), name=getattr(fn, "__qualname__", "background")))
 
     async def stop_background(self) -> None:
-        self.tasks.release_waiters()  # long waits and watches must not hold the shutdown
+        self.task_store.release_waiters()  # long waits and watches must not hold the shutdown
         for t in self._running:
             t.cancel()
         for t in self._running:
@@ -204,7 +217,7 @@ class Gateway:
         self._running.clear()
 
     async def close(self) -> None:
-        await self.tasks.close()
-        for c in self.clusters.values():
+        await self.task_store.close()
+        for c in self.clusters:
             c.pool.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,4 +1,5 @@
-"""The centre's SSH user CA: signs short-lived certificates for one principal (the caller)."""
+"""The centre's SSH user CA (the domain's CertificateIssuer): signs short-lived certificates for one
+principal (the caller)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import base64
 import secrets
 import struct
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -14,29 +14,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import ssh
 
+from core.domain.certificates import SignedCertificate, UserKey
+
 # the extensions OpenSSH grants by default to a user certificate, minus agent/X11/port forwarding
 _EXTENSIONS = (b"permit-pty",)
 _CLOCK_SKEW = 60
-
-
-@dataclass(frozen=True)
-class SignedCertificate:
-    principal: str
-    certificate: str  # OpenSSH one-line form: "ssh-ed25519-cert-v01@openssh.com AAAA... key-id"
-    key_id: str
-    serial: int
-    valid_after: int
-    valid_before: int
-
-
-@dataclass(frozen=True)
-class UserKey:
-    """A private key made for one user, and its certificate (both in OpenSSH text forms)."""
-
-    private_openssh: str
-    cert: SignedCertificate
-
-
 MIN_RSA_BITS = 2048  # OpenSSH's own floor (RequiredRSASize, since 9.1)
 
 

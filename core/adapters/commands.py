@@ -27,11 +27,6 @@ class RemoteCommand(ABC, Generic[T]):
     timeout: float | None = None
     stdin: bytes | None = None
     max_output: int | None = None
-    # talks to the scheduler's controller: refused at once while the controller is known to be down
-    controller: bool = False
-    # ... and only reads: abandoned (503) as soon as the controller stops answering pings, instead
-    # of waiting out the client's own retries
-    read_only: bool = False
 
     @abstractmethod
     def argv(self) -> list[str]: ...
@@ -72,21 +67,39 @@ def classify_error(text: str) -> GatewayError:
     return GatewayError(text)
 
 
-_KV = re.compile(r"(?:^|\s)([A-Za-z][\w/:.\[\]]*)=")
-
-
-def parse_key_values(line: str) -> dict[str, str]:
-    """Parse one line of `scontrol -o show ...` (Key=Value pairs; values may contain spaces)."""
-    out: dict[str, str] = {}
-    matches = list(_KV.finditer(line))
-    for i, m in enumerate(matches):
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(line)
-        out[m.group(1)] = line[m.end() : end].strip()
-    return out
-
-
 _PRIVATE_ID = re.compile(r"[0-9a-f]{32}")
 PRIVATE_AREAS = ("jobs", "transfers")
+
+
+def _private_dir(area: str, ident: str) -> None:
+    if area not in PRIVATE_AREAS or not _PRIVATE_ID.fullmatch(ident):
+        raise ValueError("a private directory is an area and a task id")
+
+
+class WritePrivateScript(RemoteCommand[None]):
+    """A fresh ~/.firecrest/<area>/<id>/ (mode 700) with a job script `job.sh` (mode 600) written
+    from stdin: the directory of one task (e.g. a transfer's data-mover job)."""
+
+    timeout = 30.0
+
+    def __init__(self, area: str, ident: str, script: str):
+        _private_dir(area, ident)
+        self.area = area
+        self.ident = ident
+        self.stdin = script.encode("utf-8", "surrogatepass")
+
+    def argv(self) -> list[str]:
+        return scripts.argv("write_private_script.sh", self.area, self.ident)
+
+    def check(self, result: ExecResult) -> None:
+        if result.exit_status != 0:
+            raise GatewayError(
+                f"could not prepare the private directory ~/.firecrest/{self.area}/{self.ident}: "
+                f"{result.err.strip() or result.exit_status}"
+            )
+
+    def parse(self, result: ExecResult) -> None:
+        return None
 
 
 class DiscardPrivateDir(RemoteCommand[None]):
@@ -94,8 +107,7 @@ class DiscardPrivateDir(RemoteCommand[None]):
     script, a transfer's script and logs). The id is a task id; nothing else is ever removed."""
 
     def __init__(self, area: str, ident: str):
-        if area not in PRIVATE_AREAS or not _PRIVATE_ID.fullmatch(ident):
-            raise ValueError("a private directory is an area and a task id")
+        _private_dir(area, ident)
         self.area = area
         self.ident = ident
 

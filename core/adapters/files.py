@@ -1,4 +1,5 @@
-"""File operations on the login node as command objects (FirecREST's /filesystem/{system}/ops/*).
+"""The FileSystem port (core.domain.files) over SSH: POSIX tools on the login node run as the
+calling user, one command object per operation, and ShellFileSystem, the adapter that runs them.
 
 Rules every command here follows:
 - caller values are argv elements, never parts of a shell string; paths come after `--` (every tool
@@ -15,15 +16,17 @@ Rules every command here follows:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import ClassVar, NamedTuple, TypeVar
+from typing import ClassVar, TypeVar
 
 from core.adapters import scripts
+from core.adapters.cluster import Cluster
 from core.adapters.commands import RemoteCommand, classify_error
 from core.adapters.ssh import ExecResult
 from core.domain import paths
@@ -32,10 +35,12 @@ from core.domain.errors import (
     GatewayError,
     InvalidArgument,
     NotFound,
+    PayloadTooLarge,
     PermissionDenied,
     Reason,
     Timeout,
 )
+from core.domain.files import FileEntry, FileStatus
 
 T = TypeVar("T")
 
@@ -43,44 +48,6 @@ T = TypeVar("T")
 # node needs more); the SSH call itself waits a little longer so the tool's own exit is seen
 OPS_TIMEOUT = 30
 _SSH_MARGIN = 10
-
-
-class FileEntry(NamedTuple):
-    """One `ls -l` entry (the spec's File): every field a string, as FirecREST returns them.
-    A NamedTuple: a listing makes thousands, and a frozen dataclass costs three times as much."""
-
-    name: str
-    type: str
-    link_target: str | None
-    user: str
-    group: str
-    permissions: str
-    last_modified: str
-    size: str
-
-
-@dataclass(frozen=True)
-class FileStatus:
-    """`stat` as os.stat_result (the spec's FileStat)."""
-
-    mode: int
-    ino: int
-    dev: int
-    nlink: int
-    uid: int
-    gid: int
-    size: int
-    atime: int
-    mtime: int
-    ctime: int
-
-    @property
-    def is_regular(self) -> bool:
-        return (self.mode & 0o170000) == 0o100000
-
-    @property
-    def is_directory(self) -> bool:
-        return (self.mode & 0o170000) == 0o040000
 
 
 # ---------------------------------------------------------------------------------------- errors
@@ -539,3 +506,104 @@ class Upload(_NoOutput):
 
     def tool_argv(self) -> list[str]:
         return scripts.argv("upload.sh", self.target, self.tmp, str(len(self.stdin or b"")))
+
+
+# ------------------------------------------------------------------------------ the port's adapter
+def _retrieve(fut: asyncio.Future[None]) -> None:
+    """A shared lookup's exception is its callers' to handle; when they have all gone (cancelled
+    calls), it must not be logged as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+
+class ShellFileSystem:
+    """The FileSystem port for one system: the commands above, run over its SSH pool as the user."""
+
+    def __init__(self, cluster: Cluster, id_names: IdNames | None = None):
+        self.cluster = cluster
+        self.name = cluster.name
+        self.id_names = id_names or IdNames()
+        # the uid/gid lookup in flight: concurrent listings wait for it instead of repeating it
+        self._naming: asyncio.Future[None] | None = None
+
+    async def list(
+        self, user: str, path: str, *, show_hidden: bool, numeric_ids: bool, recursive: bool, dereference: bool
+    ) -> list[FileEntry]:
+        """Without numeric_ids the listing's uids and gids are named from this system's user
+        database (cached: at most one getent per listing, none once the ids are known)."""
+        try:
+            entries = await self.cluster.run(
+                user, ListFiles(path, show_hidden, numeric_ids, recursive, dereference)
+            )
+        except PayloadTooLarge as e:
+            raise PayloadTooLarge(
+                f"the listing of '{path}' is larger than {MAX_LISTING} bytes; "
+                "list its subdirectories separately (or without `recursive`)"
+            ) from e
+        if numeric_ids:
+            return entries
+        uids = {e.user for e in entries}
+        gids = {e.group for e in entries}
+        lookup = self.id_names.unknown(uids, gids)
+        pending = self._naming
+        if lookup is not None and pending is not None and not pending.done():
+            # another listing is naming ids (after a start or the cache's expiry, hundreds of
+            # listings at once would each run the same getent): wait for it, then ask again
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
+            lookup = self.id_names.unknown(uids, gids)
+        if lookup is not None:
+            naming = self._naming = asyncio.ensure_future(self._learn_names(user, lookup))
+            naming.add_done_callback(_retrieve)
+            await asyncio.shield(naming)
+        return self.id_names.named(entries, uids, gids)
+
+    async def _learn_names(self, user: str, lookup: LookupIds) -> None:
+        self.id_names.learn(lookup, await self.cluster.run(user, lookup))
+
+    async def stat(self, user: str, path: str, dereference: bool) -> FileStatus:
+        return await self.cluster.run(user, Stat(path, dereference))
+
+    async def checksum(self, user: str, path: str) -> str:
+        return await self.cluster.run(user, Checksum(path))
+
+    async def file_type(self, user: str, path: str) -> str:
+        return await self.cluster.run(user, FileType(path))
+
+    async def head(self, user: str, path: str, part: paths.Slice, limit: int) -> bytes:
+        return await self.cluster.run(user, Head(path, part, limit))
+
+    async def tail(self, user: str, path: str, part: paths.Slice, limit: int) -> bytes:
+        return await self.cluster.run(user, Tail(path, part, limit))
+
+    async def read(self, user: str, path: str, limit: int, offset: int = 0, size: int | None = None) -> bytes:
+        if offset == 0 and size is None:
+            return await self.cluster.run(user, ReadFile(path, limit))
+        return await self.cluster.run(user, ReadRange(path, offset, size, limit))
+
+    async def mkdir(self, user: str, path: str, parents: bool) -> FileEntry:
+        return await self.cluster.run(user, Mkdir(path, parents))
+
+    async def symlink(self, user: str, target: str, link: str) -> FileEntry:
+        return await self.cluster.run(user, Symlink(target, link))
+
+    async def chmod(self, user: str, path: str, mode: str) -> FileEntry:
+        return await self.cluster.run(user, Chmod(path, mode))
+
+    async def chown(self, user: str, path: str, owner: str) -> FileEntry:
+        return await self.cluster.run(user, Chown(path, owner))
+
+    async def remove(self, user: str, path: str) -> None:
+        await self.cluster.run(user, Remove(path))
+
+    async def compress(
+        self, user: str, source: paths.Split, target: str, compression: str, dereference: bool, pattern: str
+    ) -> None:
+        await self.cluster.run(user, Compress(source, target, compression, dereference, pattern))
+
+    async def extract(self, user: str, archive: str, target: str, compression: str) -> None:
+        await self.cluster.run(user, Extract(archive, target, compression))
+
+    async def write(self, user: str, path: str, data: bytes) -> None:
+        await self.cluster.run(user, Upload(path, data))

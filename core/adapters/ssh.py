@@ -24,8 +24,8 @@ from typing import Any
 
 import paramiko
 
-from core.adapters.certs import UserKey
 from core.config import SSHConfig
+from core.domain.certificates import UserKey
 from core.domain.errors import BackendUnavailable, PayloadTooLarge, PermissionDenied, Timeout
 
 log = logging.getLogger(__name__)

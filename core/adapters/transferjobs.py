@@ -1,7 +1,8 @@
 """Staged transfers on a system: the checks run as the user before anything is submitted, the
-transfer job scripts (bash + coreutils + curl, run by Slurm as the user), and the
-SlurmTransferSystem that submits and follows them (the domain's TransferSystem port) through the
-compute adapter's SlurmScheduler.
+transfer job scripts (bash + coreutils + curl, run as the user by the system's scheduler), and
+TransferJobs, the TransferSystem port's adapter, which submits and follows them as data-mover jobs
+through the system's Scheduler port (any scheduler: the scheduler's adapter adds its own
+directives) and reads their logs through its FileSystem port.
 
 Safety rules:
 * Caller input reaches a shell only as data: positional parameters of fixed scripts (checks) or
@@ -17,7 +18,6 @@ Safety rules:
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import shlex
 from collections.abc import Sequence
@@ -25,20 +25,27 @@ from importlib import resources
 
 from core.adapters import files, scripts
 from core.adapters.cluster import Cluster
-from core.adapters.commands import DiscardPrivateDir, RemoteCommand
-from core.adapters.jobs import SlurmScheduler
+from core.adapters.commands import RemoteCommand
 from core.adapters.ssh import ExecResult
 from core.config import StreamerConfig
 from core.domain import paths
-from core.domain.errors import GatewayError, InvalidArgument, NotFound, PermissionDenied
-from core.domain.jobs import FINAL_JOB_STATES, JobSpec
+from core.domain.errors import (
+    FailedPrecondition,
+    GatewayError,
+    InvalidArgument,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+)
+from core.domain.files import FileSystem
+from core.domain.jobs import FINAL_JOB_STATES
+from core.domain.scheduler import DataMoverJob, Scheduler
 from core.domain.transfers import (
     BYTES_PREFIX,
     PROGRESS_PREFIX,
     RESULT_PREFIX,
     SHA256_PREFIX,
     SUCCESS_SENTENCE,
-    TRANSFER_ID,
     Check,
     Checked,
     JobEnd,
@@ -46,8 +53,6 @@ from core.domain.transfers import (
     Op,
     Submitted,
 )
-
-PRIVATE_ROOT = ".firecrest/transfers"  # below the user's home
 
 # ---------------------------------------------------------------- checks before submission
 
@@ -83,30 +88,6 @@ class CheckTransfer(RemoteCommand[Checked]):
             raise GatewayError(f"unexpected output while checking the transfer: {result.out!r}")
         size = int(lines[1]) if len(lines) > 1 and lines[1].strip().isdigit() else None
         return Checked(home=lines[0], size=size)
-
-
-class WriteTransferScript(RemoteCommand[None]):
-    """~/.firecrest/transfers/<id>/ (mode 700) with the job script (mode 600) from stdin."""
-
-    timeout = 30.0
-
-    def __init__(self, transfer_id: str, script: str):
-        if not TRANSFER_ID.match(transfer_id):
-            raise ValueError("transfer_id must be 32 hex digits")
-        self.transfer_id = transfer_id
-        self.stdin = script.encode("utf-8", "surrogatepass")
-
-    def argv(self) -> list[str]:
-        return scripts.argv("transfer_write_script.sh", self.transfer_id)
-
-    def check(self, result: ExecResult) -> None:
-        if result.exit_status != 0:
-            raise GatewayError(
-                f"could not prepare the transfer directory: {result.err or result.exit_status}"
-            )
-
-    def parse(self, result: ExecResult) -> None:
-        return None
 
 
 # ---------------------------------------------------------------- job scripts
@@ -173,14 +154,11 @@ def streamer_coordinates(cfg: StreamerConfig, secret: str) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
 
 
-def render_script(plan: JobPlan, directives: Sequence[str] = (), streamer: StreamerConfig | None = None) -> str:
-    """The bash script of a transfer job: #SBATCH directives, the plan's data as quoted variable
-    assignments, then a fixed body."""
+def render_script(plan: JobPlan, streamer: StreamerConfig | None = None) -> str:
+    """The bash script of a transfer job: the interpreter line, the plan's data as quoted variable
+    assignments, then a fixed body (the scheduler's adapter puts its directives after the first
+    line)."""
     lines = ["#!/bin/bash"]
-    for d in directives:
-        if "\n" in d or not d.startswith("#SBATCH"):
-            raise ValueError(f"a transfer job directive must be one '#SBATCH ...' line: {d!r}")
-        lines.append(d)
     lines += [
         f"# FirecREST staged transfer {plan.transfer_id} ({plan.op.value})",
         f"F7T_ID={_q(plan.transfer_id)}",
@@ -235,16 +213,19 @@ def render_script(plan: JobPlan, directives: Sequence[str] = (), streamer: Strea
 
 # ---------------------------------------------------------------- the port's adapter
 
-_RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"})
+# the most of a transfer job's output log read to follow it (its report lines come last)
+MAX_LOG = 8 * 1024 * 1024
 
 
-class SlurmTransferSystem:
-    """The TransferSystem port for one system: checks and script writing over SSH as the user,
-    submission and accounting through the compute adapter's SlurmScheduler."""
+class TransferJobs:
+    """The TransferSystem port for one system: checks over SSH as the user, then the transfer as
+    a data-mover job of the system's scheduler, followed through the scheduler's accounting and
+    the job's output log."""
 
-    def __init__(self, cluster: Cluster, scheduler: SlurmScheduler):
+    def __init__(self, cluster: Cluster, scheduler: Scheduler, files: FileSystem):
         self.cluster = cluster
         self.scheduler = scheduler
+        self.files = files
         self.name = cluster.name
         self.streamer = cluster.cfg.streamer
         self.streamer_offered = self.streamer is not None
@@ -254,34 +235,22 @@ class SlurmTransferSystem:
         return await self.cluster.run(user, CheckTransfer(check))
 
     async def submit(self, user: str, home: str, plan: JobPlan, account: str) -> Submitted:
-        directory = plan.directory
-        script = render_script(plan, self.cluster.cfg.datatransfer_jobs_directives, self.streamer)
-        await self.cluster.run(user, WriteTransferScript(plan.transfer_id, script))
-        out, err = f"{directory}/output.log", f"{directory}/error.log"
-        spec = JobSpec(
-            working_directory=home,
-            script_path=f"{directory}/job.sh",
+        job = DataMoverJob(
+            private_dir=plan.transfer_id,
+            home=home,
+            script=render_script(plan, self.streamer),
             name=f"firecrest-transfer-{plan.op.value}",
+            output_log=f"{plan.directory}/output.log",
+            error_log=f"{plan.directory}/error.log",
+            tag=f"firecrest-transfer:{plan.transfer_id}",
             account=account,
-            standard_input="/dev/null",
-            standard_output=out,
-            standard_error=err,
-        ).validated()
-        tag = f"firecrest-transfer:{plan.transfer_id}"
-        try:
-            job_id = await self.scheduler.sbatch(user, spec, spec.script_path, tag)
-        except BaseException:
-            # sbatch may have gone through although its answer was lost: that job must not run
-            with contextlib.suppress(GatewayError):
-                lost = await self.scheduler.find_tagged(user, tag)
-                if lost is not None:
-                    await self.scheduler.cancel(user, lost)
-            with contextlib.suppress(GatewayError):
-                await self.cluster.run(user, DiscardPrivateDir("transfers", plan.transfer_id))
-            raise
+        )
+        if job.directory != plan.directory:
+            raise ValueError(f"a transfer's directory is {job.directory}, not {plan.directory}")
+        job_id = await self.scheduler.submit_data_mover(user, job)
         return Submitted(
-            job_id=job_id, system=self.name, directory=directory, output_log=out, error_log=err,
-            working_directory=home,
+            job_id=job_id, system=self.name, directory=plan.directory, output_log=job.output_log,
+            error_log=job.error_log, working_directory=home,
             coordinates=streamer_coordinates(self.streamer, plan.secret)
             if plan.method == "streamer" and self.streamer else "",
         )
@@ -301,9 +270,14 @@ class SlurmTransferSystem:
         return out
 
     async def read_log(self, user: str, path: str) -> str | None:
+        """The job's log as text; None while it does not exist (or cannot be read)."""
         if not path:
             return None
-        return await self.scheduler.read_file(user, path)
+        try:
+            data = await self.files.read(user, path, MAX_LOG)
+        except (NotFound, PermissionDenied, InvalidArgument, FailedPrecondition, PayloadTooLarge):
+            return None
+        return data.decode("utf-8", "replace")
 
     async def cancel(self, user: str, job_id: str) -> None:
         await self.scheduler.cancel(user, job_id)

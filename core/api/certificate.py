@@ -10,10 +10,9 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from core.api.context import caller
-from core.domain.errors import InvalidArgument
 from core.proto.firecrest.certificate.v1 import certificate_pb2 as pb
 from core.proto.firecrest.certificate.v1 import certificate_pb2_grpc
-from core.wiring import Gateway
+from core.services.certificates import CertificateService
 
 
 def _ts(t: int) -> timestamp_pb2.Timestamp:
@@ -21,28 +20,24 @@ def _ts(t: int) -> timestamp_pb2.Timestamp:
 
 
 class CertificateServicer(certificate_pb2_grpc.CertificateServiceServicer):
-    def __init__(self, gw: Gateway):
-        self.gw = gw
+    def __init__(self, certificates: CertificateService):
+        self.certificates = certificates
 
     async def IssueCertificate(
         self, request: pb.IssueCertificateRequest, context: grpc.aio.ServicerContext
     ) -> pb.IssueCertificateResponse:
         user = caller()
-        self.gw.cluster(request.system_name)
-        self.gw.accounts.check(user)  # PermissionDenied for an account the centre does not allow
-        if request.public_key.strip():
-            try:
-                cert = self.gw.ca.sign(user, request.public_key.strip())
-            except (ValueError, TypeError) as e:
-                raise InvalidArgument(f"public_key is not an OpenSSH public key: {e}") from e
+        public_key = request.public_key.strip()
+        if public_key:
+            cert = self.certificates.sign(user, request.system_name, public_key)
             return pb.IssueCertificateResponse(
                 certificate=cert.certificate,
-                public_key=request.public_key.strip(),
+                public_key=public_key,
                 principal=user,
                 valid_after=_ts(cert.valid_after),
                 valid_before=_ts(cert.valid_before),
             )
-        key = self.gw.ca.new_user_key(user)
+        key = self.certificates.new_key(user, request.system_name)
         return pb.IssueCertificateResponse(
             certificate=key.cert.certificate,
             private_key=key.private_openssh,
@@ -54,5 +49,4 @@ class CertificateServicer(certificate_pb2_grpc.CertificateServiceServicer):
     async def GetCertificateAuthority(
         self, request: pb.GetCertificateAuthorityRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCertificateAuthorityResponse:
-        self.gw.cluster(request.system_name)
-        return pb.GetCertificateAuthorityResponse(public_key=self.gw.ca.public_key())
+        return pb.GetCertificateAuthorityResponse(public_key=self.certificates.authority(request.system_name))

@@ -8,7 +8,7 @@ from core.api.context import caller
 from core.domain.jobs import Job, JobMetadata, JobSpec, JobStatus, JobTime, job_page
 from core.proto.firecrest.compute.v1 import compute_pb2 as pb
 from core.proto.firecrest.compute.v1 import compute_pb2_grpc
-from core.wiring import Gateway
+from core.services.jobs import JobService
 
 # an idempotency key may also come as a header (REST clients that cannot put it in the body)
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -128,8 +128,8 @@ def spec_from_pb(j: pb.JobDescription) -> JobSpec:
 
 
 class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
-    def __init__(self, gw: Gateway):
-        self.jobs = gw.jobs
+    def __init__(self, jobs: JobService):
+        self.jobs = jobs
 
     async def SubmitJob(
         self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext

@@ -68,11 +68,24 @@ def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]
     return deserialize
 
 
-def _rest_body(resp: Any) -> bytes:
+# per method, the last response object and its REST body: a servicer that answers with the same
+# (cached, unchanged) message again, such as ListSystems between probes, is not rendered again
+_last_body: dict[str, tuple[Any, bytes]] = {}
+
+
+def _rest_body(method: str, resp: Any) -> bytes:
     """A response for an HTTP/JSON caller, serialised: FirecREST's JSON in an HttpBody."""
+    last = _last_body.get(method)
+    if last is not None and last[0] is resp:
+        return last[1]
     if resp.DESCRIPTOR.full_name == HTTP_BODY:
         return bytes(resp.SerializeToString())
-    return http_body(resp)
+    body = http_body(resp)
+    if len(body) <= 65536:  # kept only while small: a big listing must not stay in memory
+        _last_body[method] = (resp, body)
+    else:
+        _last_body.pop(method, None)
+    return body
 
 
 def _as_is(data: bytes) -> bytes:
@@ -177,13 +190,17 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         rid = str(md.get(REQUEST_ID_HEADER) or uuid.uuid4())
 
         async def unary_response(inner: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext) -> Any:
-            with self._observed(method, rid, user, context):
+            # what _observed does, inline: this path runs for every unary call
+            t0 = time.perf_counter()
+            tokens = (request_id.set(rid), call_user.set(user or "-"))
+            status = "OK"
+            try:
                 await self._enter(context, user, public)
                 try:
                     _check_request(request)
                     resp = await _call(inner, request, context, method)
                     if rest:
-                        resp = _rest_body(resp)  # here, so that a failure is an error like any other
+                        resp = _rest_body(method, resp)  # here, so that a failure is an error like any other
                 except GatewayError as e:
                     await self._abort(context, e, method)
                 except Exception as e:
@@ -191,6 +208,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 if code != 200:
                     await context.send_initial_metadata(((SUCCESS_HEADER, str(code)),))
                 return resp
+            except grpc.aio.AbortError:
+                status = _code_name(context.code())
+                raise
+            except BaseException:  # the caller went away (cancelled) or worse
+                status = "CANCELLED"
+                raise
+            finally:
+                self._done(method, status, t0, tokens)
 
         # an HTTP/JSON call: the response goes out as FirecREST's JSON in an HttpBody (core/api/restjson.py)
         rest = md.get(REST_HEADER) == "1"
@@ -247,10 +272,13 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             status = "CANCELLED"
             raise
         finally:
-            if self.metrics is not None:
-                self.metrics.observe_rpc(method, status, time.perf_counter() - t0)
-            request_id.reset(tokens[0])
-            call_user.reset(tokens[1])
+            self._done(method, status, t0, tokens)
+
+    def _done(self, method: str, status: str, t0: float, tokens: tuple[Any, Any]) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_rpc(method, status, time.perf_counter() - t0)
+        request_id.reset(tokens[0])
+        call_user.reset(tokens[1])
 
     async def _enter(self, context: grpc.aio.ServicerContext, user: str | None, public: bool) -> None:
         if user is not None and (not _USERNAME.fullmatch(user) or user in self.forbidden):

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import grpc
 
 from core.api.context import caller
+from core.domain.systems import Probe
 from core.proto.firecrest.status.v1 import status_pb2 as pb
 from core.proto.firecrest.status.v1 import status_pb2_grpc
-from core.wiring import Gateway
+from core.services.status import StatusService
 
 
 def _iso(t: float) -> str:
@@ -18,23 +19,27 @@ def _iso(t: float) -> str:
 
 
 class StatusServicer(status_pb2_grpc.StatusServiceServicer):
-    def __init__(self, gw: Gateway):
-        self.gw = gw
-        self.started = time.time()
+    def __init__(self, status: StatusService):
+        self.status = status
+        self._systems: tuple[list[list[Probe]], pb.ListSystemsResponse] | None = None
 
     async def GetLiveness(self, request: pb.GetLivenessRequest, context: grpc.aio.ServicerContext) -> pb.GetLivenessResponse:
         runs = {}
-        for c in self.gw.clusters.values():
-            for p in c.last_probes:
-                runs[f"{c.name}/{p.service_type}"] = _iso(p.checked_at)
+        for cfg in self.status.systems:
+            for p in self.status.last_probes(cfg.name):
+                runs[f"{cfg.name}/{p.service_type}"] = _iso(p.checked_at)
         return pb.GetLivenessResponse(healthcheck_runs=runs, last_update=int(time.time()))
 
     async def ListSystems(self, request: pb.ListSystemsRequest, context: grpc.aio.ServicerContext) -> pb.ListSystemsResponse:
         user = caller()
+        probes_now = [await self.status.health(cfg.name, user) for cfg in self.status.systems]
+        cached = self._systems
+        # the answer changes only with the probes (at most every few seconds): the same message
+        # object again (whose REST body the interceptor also keeps, core/api/context.py)
+        if cached is not None and all(a is b for a, b in zip(cached[0], probes_now, strict=True)):
+            return cached[1]
         systems = []
-        for c in self.gw.clusters.values():
-            cfg = c.cfg
-            probes = await c.health(user)
+        for cfg, probes in zip(self.status.systems, probes_now, strict=True):
             systems.append(
                 pb.HPCCluster(
                     name=cfg.name,
@@ -76,11 +81,12 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
                     last_health_check=_iso(probes[0].checked_at) if probes else "",
                 )
             )
-        return pb.ListSystemsResponse(systems=systems)
+        resp = pb.ListSystemsResponse(systems=systems)
+        self._systems = (probes_now, resp)
+        return resp
 
     async def ListNodes(self, request: pb.ListNodesRequest, context: grpc.aio.ServicerContext) -> pb.ListNodesResponse:
-        c = self.gw.cluster(request.system_name)
-        nodes = await c.nodes(caller())
+        nodes = await self.status.nodes(caller(), request.system_name)
         return pb.ListNodesResponse(
             nodes=[
                 pb.Node(
@@ -108,8 +114,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def ListPartitions(
         self, request: pb.ListPartitionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListPartitionsResponse:
-        c = self.gw.cluster(request.system_name)
-        parts = await c.partitions(caller(), request.show_hidden)
+        parts = await self.status.partitions(caller(), request.system_name, request.show_hidden)
         return pb.ListPartitionsResponse(
             partitions=[
                 pb.Partition(name=p.name, cpus=p.cpus or 0, total_nodes=p.total_nodes or 0, partition=",".join(p.state))
@@ -120,8 +125,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def ListReservations(
         self, request: pb.ListReservationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListReservationsResponse:
-        c = self.gw.cluster(request.system_name)
-        res = await c.reservations(caller())
+        res = await self.status.reservations(caller(), request.system_name)
         return pb.ListReservationsResponse(
             reservations=[
                 pb.Reservation(
@@ -137,8 +141,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         )
 
     async def GetUserInfo(self, request: pb.GetUserInfoRequest, context: grpc.aio.ServicerContext) -> pb.GetUserInfoResponse:
-        c = self.gw.cluster(request.system_name)
-        ident = await c.whoami(caller())
+        ident = await self.status.user_info(caller(), request.system_name)
         return pb.GetUserInfoResponse(
             user=pb.PosixIdentified(id=ident.uid, name=ident.user),
             group=pb.PosixIdentified(id=ident.gid, name=ident.group),

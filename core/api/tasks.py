@@ -9,11 +9,11 @@ from google.protobuf import any_pb2, struct_pb2, timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from core.api.context import ERROR_DOMAIN, GRPC_CODE, caller
-from core.domain.errors import InvalidArgument, NotFound
-from core.domain.tasks import TASK_ID, Task, TaskState, check_kind
+from core.domain.errors import InvalidArgument
+from core.domain.tasks import Task, TaskState
 from core.proto.firecrest.tasks.v1 import tasks_pb2 as pb
 from core.proto.firecrest.tasks.v1 import tasks_pb2_grpc
-from core.wiring import Gateway
+from core.services.tasks import TaskService
 
 DEFAULT_WAIT = 30.0
 MAX_WAIT = 120.0
@@ -78,23 +78,14 @@ def task_to_pb(t: Task) -> pb.Task:
     return msg
 
 
-def _task_id(task_id: str) -> str:
-    # a malformed id is answered like an unknown one
-    if not TASK_ID.match(task_id or ""):
-        raise NotFound(f"task '{task_id}' not found", metadata={"task_id": task_id})
-    return task_id
-
-
 class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
-    def __init__(self, gw: Gateway):
-        self.gw = gw
-        self.store = gw.tasks
+    def __init__(self, tasks: TaskService):
+        self.tasks = tasks
 
     async def GetTask(
         self, request: pb.GetTaskRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetTaskResponse:
-        task = await self.store.get(caller(), _task_id(request.task_id))
-        return pb.GetTaskResponse(task=task_to_pb(task))
+        return pb.GetTaskResponse(task=task_to_pb(await self.tasks.get(caller(), request.task_id)))
 
     async def ListTasks(
         self, request: pb.ListTasksRequest, context: grpc.aio.ServicerContext
@@ -104,12 +95,11 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
             state = _PB_TO_STATE.get(request.state)
             if state is None:
                 raise InvalidArgument(f"unknown task state {request.state}")
-        kind = check_kind(request.kind) if request.kind else None
-        page = await self.store.list(
+        page = await self.tasks.list(
             caller(),
             state=state,
-            kind=kind,
-            system=request.system or None,
+            kind=request.kind,
+            system=request.system,
             page_size=request.page_size,
             page_token=request.page_token,
         )
@@ -120,15 +110,7 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
     async def CancelTask(
         self, request: pb.CancelTaskRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelTaskResponse:
-        user = caller()
-        task = await self.store.get(user, _task_id(request.task_id))
-        if not task.done:
-            canceller = self.gw.task_cancellers.get(task.kind)
-            if canceller is not None:
-                await canceller(task)
-            else:
-                await self.store.cancel(user, task.id)
-        return pb.CancelTaskResponse(task=task_to_pb(await self.store.get(user, task.id)))
+        return pb.CancelTaskResponse(task=task_to_pb(await self.tasks.cancel(caller(), request.task_id)))
 
     async def WaitTask(
         self, request: pb.WaitTaskRequest, context: grpc.aio.ServicerContext
@@ -138,17 +120,17 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
             timeout = request.timeout.ToTimedelta().total_seconds()
             if timeout < 0:
                 raise InvalidArgument("timeout must not be negative")
-        task = await self.store.wait(caller(), _task_id(request.task_id), min(timeout, MAX_WAIT))
+        task = await self.tasks.wait(caller(), request.task_id, min(timeout, MAX_WAIT))
         return pb.WaitTaskResponse(task=task_to_pb(task))
 
     async def DeleteTask(
         self, request: pb.DeleteTaskRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteTaskResponse:
-        await self.store.delete(caller(), _task_id(request.task_id))
+        await self.tasks.delete(caller(), request.task_id)
         return pb.DeleteTaskResponse()
 
     async def WatchTask(
         self, request: pb.WatchTaskRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchTaskResponse]:
-        async for task in self.store.watch(caller(), _task_id(request.task_id)):
+        async for task in self.tasks.watch(caller(), request.task_id):
             yield pb.WatchTaskResponse(task=task_to_pb(task))

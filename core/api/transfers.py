@@ -13,7 +13,7 @@ import grpc
 
 from core.api.context import caller
 from core.domain import paths
-from core.domain.errors import FailedPrecondition, InvalidArgument
+from core.domain.errors import InvalidArgument
 from core.domain.transfers import (
     Op,
     Started,
@@ -23,8 +23,8 @@ from core.domain.transfers import (
 )
 from core.proto.firecrest.storage.v1 import storage_pb2 as pb
 from core.proto.firecrest.type.v1 import types_pb2
+from core.services.files import FileService
 from core.services.transfers import TransferService
-from core.wiring import Gateway
 
 
 def _job(s: Started) -> types_pb2.TransferJob:
@@ -38,25 +38,17 @@ def _job(s: Started) -> types_pb2.TransferJob:
 
 
 class TransferMixin:
-    """Transfer* RPCs; mixed into StorageServicer (which sets self.gw)."""
+    """Transfer* RPCs; mixed into StorageServicer (which sets self.files and self.transfers)."""
 
-    gw: Gateway
+    files: FileService
+    transfers: TransferService
 
     def _fs_path(self, system_name: str, value: str, field: str = "path") -> str:
-        """The request's main path: absolute, and inside one of the system's file systems (FirecREST
-        v2 refuses others with a 400 before running anything)."""
-        cluster = self.gw.cluster(system_name)
-        path = paths.require_path(value, field)
-        return paths.in_file_systems(path, [f.path for f in cluster.cfg.filesystems], cluster.name)
-
-    def _transfers(self) -> TransferService:
-        svc: TransferService | None = getattr(self.gw, "transfers", None)
-        if svc is None:
-            raise FailedPrecondition("staged transfers are not configured on this gateway")
-        return svc
+        """The request's main path: absolute, and inside one of the system's file systems."""
+        return self.files.path(system_name, value, field)
 
     async def _start(self, req: TransferRequest) -> Started:
-        return await self._transfers().start(caller(), req)
+        return await self.transfers.start(caller(), req)
 
     async def TransferUpload(
         self, request: pb.TransferUploadRequest, context: grpc.aio.ServicerContext

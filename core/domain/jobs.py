@@ -1,6 +1,6 @@
-"""Jobs: what a user may submit, what a job's state means, and the Scheduler port
-(core.adapters.jobs.SlurmScheduler is the Slurm adapter). The service that submits, follows and
-controls jobs through it is core.services.jobs.JobService.
+"""Jobs: what a user may submit and what a job's state means. The scheduler is reached through the
+Scheduler port (core.domain.scheduler); the service that submits, follows and controls jobs through
+it is core.services.jobs.JobService.
 
 Rules that matter:
 * Every text field of a job description is either passed to the scheduler as exact data (one argv
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from core.domain.errors import (
     InvalidArgument,
@@ -216,7 +216,7 @@ class JobSpec:
                 raise InvalidArgument("job.script contains a NUL character", metadata={"field": "script"})
             if not self.script.startswith("#!"):
                 raise InvalidArgument(
-                    "job.script must start with an interpreter line such as #!/bin/bash (sbatch requires it)",
+                    "job.script must start with an interpreter line such as #!/bin/bash (the batch scheduler requires it)",
                     metadata={"field": "script"},
                 )
         _path("working_directory", self.working_directory, required=True, absolute=True)
@@ -294,13 +294,13 @@ def _path(fieldname: str, value: str, *, required: bool = False, absolute: bool 
         )
 
 
-# GET /compute/{system}/jobs?time_window=...: FirecREST v2's windows, as Slurm start times
-TIME_WINDOWS = {"1h": "now-1hours", "8h": "now-8hours", "24h": "now-24hours", "3d": "now-3days", "7d": "now-7days"}
+# GET /compute/{system}/jobs?time_window=...: FirecREST v2's windows, in seconds
+TIME_WINDOWS = {"1h": 3600, "8h": 8 * 3600, "24h": 86400, "3d": 3 * 86400, "7d": 7 * 86400}
 DEFAULT_TIME_WINDOW = "24h"
 
 
-def time_window_start(window: str) -> str:
-    """The Slurm start time of a listing window ("" is the default, the last 24 hours)."""
+def time_window_seconds(window: str) -> int:
+    """How far back a listing looks, in seconds ("" is the default, the last 24 hours)."""
     start = TIME_WINDOWS.get(window or DEFAULT_TIME_WINDOW)
     if start is None:
         raise InvalidArgument(
@@ -340,45 +340,6 @@ def check_attach_command(command: str) -> str:
     if "\x00" in command or len(command) > 64 * 1024:
         raise InvalidArgument("command contains NUL or is too long", metadata={"field": "command"})
     return command
-
-
-# ---------------------------------------------------------------- the scheduler port
-class Scheduler(Protocol):
-    """One system's batch scheduler, used as a given user (every call runs as `user`)."""
-
-    name: str
-
-    async def submit(self, user: str, spec: JobSpec, private_dir: str, tag: str) -> tuple[str, str]:
-        """Check the working directory (and script_path) as the user; for an inline script write
-        it into a fresh private directory named `private_dir` in the user's home; then sbatch it
-        (in one round trip). Returns (job id, the script's path). InvalidArgument when the user's
-        input is wrong. `tag` is recorded with the job so that find_tagged finds it."""
-        ...
-
-    async def find_tagged(self, user: str, tag: str) -> str | None: ...
-
-    async def discard(self, user: str, private_dir: str) -> None: ...
-
-    async def job(self, user: str, job_id: str) -> Job | None:
-        """The job with its steps, whoever owns it (the caller checks Job.user), or None."""
-        ...
-
-    async def jobs(self, user: str, account: str = "", since: str = "", name: str = "") -> list[Job]:
-        """The user's jobs active since `since` (a Slurm time such as "now-1hours"; empty: the
-        last day), optionally of one account and with exactly one name, with their steps."""
-        ...
-
-    async def accounting(self, user: str, job_ids: list[str]) -> dict[str, Job]:
-        """Accounting records (no steps) of these jobs, by id (missing ones are absent)."""
-        ...
-
-    async def metadata(self, user: str, job_id: str) -> JobMetadata | None: ...
-
-    async def read_file(self, user: str, path: str) -> str | None: ...
-
-    async def cancel(self, user: str, job_id: str) -> None: ...
-
-    async def attach(self, user: str, job_id: str, command: str) -> None: ...
 
 
 def job_outcome(job: Job) -> tuple[TaskState, dict[str, Any] | None, TaskError | None]:

@@ -1,8 +1,8 @@
 """Staged transfers (FirecREST's /filesystem/{system_name}/transfer/*): what may be asked, how a
 large file is cut into parts, where it is staged, what a transfer job reports and what that
 means for its task, and the two ports the service (core.services.transfers) runs it all through: a
-staging store (S3, core.adapters.s3) and a transfer system (Slurm over SSH as the user,
-core.adapters.transferjobs).
+staging store (S3, core.adapters.s3) and a transfer system (checks over SSH as the user, then a
+data-mover job of the system's Scheduler: core.adapters.transferjobs).
 
 Rules that matter:
 * Object keys are made here, never taken from the caller: `<user>/<transfer id>/<basename>`.
@@ -440,7 +440,8 @@ class StagingStore(Protocol):
 
 
 class TransferSystem(Protocol):
-    """One system, used as a given user."""
+    """One system's transfers, used as a given user: the checks before anything runs, the
+    transfer's job (submitted, followed, its log read, cancelled)."""
 
     name: str
 

@@ -9,7 +9,7 @@ import builtins
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +19,12 @@ from core.domain.errors import (
     GatewayError,
     InvalidArgument,
     NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
     Reason,
     Timeout,
 )
+from core.domain.files import FileSystem
 from core.domain.jobs import (
     _TOKEN,
     JOB_KIND,
@@ -29,19 +32,22 @@ from core.domain.jobs import (
     Job,
     JobMetadata,
     JobSpec,
-    Scheduler,
     _text,
     check_attach_command,
     check_job_id,
     expand_output_path,
     job_outcome,
     job_tag,
-    time_window_start,
+    time_window_seconds,
 )
+from core.domain.scheduler import Scheduler
 from core.domain.tasks import Task, TaskError, TaskRepository, TaskState, check_request_id
 from core.services.tracker import TaskTracker
 
 log = logging.getLogger(__name__)
+
+# the most of a job script read back for its metadata once the scheduler has forgotten the job
+MAX_SCRIPT_READ = 8 * 1024 * 1024
 
 
 @dataclass
@@ -58,6 +64,7 @@ class JobService:
         self,
         schedulers: Callable[[str], Scheduler],
         tasks: TaskRepository,
+        files: Callable[[str], FileSystem],
         *,
         poll_interval: float = 2.0,
         max_poll_interval: float = 30.0,
@@ -68,11 +75,10 @@ class JobService:
         cancel_wait: float = 10.0,
         min_pass_gap: float = 1.0,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self._schedulers = schedulers
+        self._files = files
         self.clock = clock
-        self._sleep = sleep
         self.tasks = tasks
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
@@ -84,6 +90,7 @@ class JobService:
         self.cancel_wait = cancel_wait
         self._submitting: set[str] = set()
         self._cancel_requested: set[str] = set()
+        self._hurried: dict[str, int] = {}  # task id -> cancel_task calls waiting for its end
         self._follow: dict[tuple[str, str], _Follow] = {}
         # every submission and cancel wakes the tracker; in a burst of them, one pass (a task
         # listing and an sacct of every unfinished job) per min_pass_gap is enough
@@ -130,7 +137,7 @@ class JobService:
                 await self._discard(user, sched, spec, task.id)
                 await self.tasks.forget(task.id)
                 raise
-            log.warning("sbatch for task %s lost its answer (%s) but job %s exists", task.id, e, found)
+            log.warning("the submission of task %s lost its answer (%s) but job %s exists", task.id, e, found)
             # the script's path was in the lost answer (metadata then reads the script from Slurm)
             job_id, script = found, spec.script_path
         except Exception:
@@ -194,9 +201,9 @@ class JobService:
         sched = self._schedulers(system)
         if account and not _TOKEN.match(account):
             raise InvalidArgument(f"invalid account name {account!r}", metadata={"field": "account"})
-        since = time_window_start(time_window)
+        window = time_window_seconds(time_window)
         _text("name", name, 256)
-        jobs = await sched.jobs(user, account, since=since, name=name)
+        jobs = await sched.jobs(user, account, window=window, name=name)
         # the caller's own jobs only, whatever the scheduler lets them see
         return [j for j in jobs if j.user == user and (not name or j.name == name)]
 
@@ -232,7 +239,7 @@ class JobService:
         script = None
         script_file = str(m.get("scriptFile") or m.get("scriptPath") or "")
         if script_file:
-            script = await sched.read_file(user, script_file)
+            script = await self._read_script(user, system, script_file)
         return JobMetadata(
             job_id=job_id,
             script=script,
@@ -240,6 +247,14 @@ class JobService:
             standard_output=path("standardOutput", "slurm-%j.out"),
             standard_error=path("standardError", str(m.get("standardOutput") or "slurm-%j.out")),
         )
+
+    async def _read_script(self, user: str, system: str, path: str) -> str | None:
+        """A job script's text as the user (None when it is gone or cannot be read)."""
+        try:
+            data = await self._files(system).read(user, path, MAX_SCRIPT_READ)
+        except (NotFound, PermissionDenied, InvalidArgument, FailedPrecondition, PayloadTooLarge):
+            return None
+        return data.decode("utf-8", "replace")
 
     # ---- control -----------------------------------------------------------------------------
     async def cancel(self, user: str, system: str, job_id: str) -> None:
@@ -264,12 +279,13 @@ class JobService:
         await self._schedulers(system).attach(user, job_id, command)
 
     async def cancel_task(self, task: Task, wait: float | None = None) -> Task:
-        """The canceller of job tasks: scancel the job, then give the scheduler a moment (`wait`,
-        default cancel_wait seconds) so the answer shows the job's final state."""
+        """The canceller of job tasks: cancel the job, then wait (at most `wait` seconds, default
+        cancel_wait) until the tracker records its end, so that the answer shows the job's final
+        state."""
         job_id = str(task.metadata.get("jobId") or "")
         if not job_id:
             if task.id in self._submitting:
-                # sbatch is running: the submitter cancels the job as soon as it has its id
+                # the job is being submitted: the submitter cancels it as soon as it has its id
                 self._cancel_requested.add(task.id)
                 return task
             return await self.tasks.update(
@@ -280,17 +296,22 @@ class JobService:
                 ),
             )
         sched = self._schedulers(task.system)
-        # NotFound: the controller has forgotten the job, so it ended; the tracker records how
+        # NotFound: the scheduler has forgotten the job, so it ended; the tracker records how
         with contextlib.suppress(NotFound):
             await sched.cancel(task.owner, job_id)
-        deadline = self.clock() + (self.cancel_wait if wait is None else wait)
-        while self.clock() < deadline:
-            await self._sleep(1.0)
-            await self._poll_group(task.owner, task.system, force=True)
-            t = await self.tasks.get_any(task.id)
-            if t is None or t.done:
-                break
-        return await self.tasks.get_any(task.id) or task
+        # until the wait is over, the tracker asks about this job at every pass (not only when
+        # its owner's group is due)
+        self._hurried[task.id] = self._hurried.get(task.id, 0) + 1
+        try:
+            await self._poll_group(task.owner, task.system, force=True)  # a pending job ends at once
+            self.wake(task.owner, task.system)
+            return await self.tasks.wait(task.owner, task.id, self.cancel_wait if wait is None else wait)
+        except NotFound:  # forgotten meanwhile (its retention ended)
+            return task
+        finally:
+            self._hurried[task.id] -= 1
+            if not self._hurried[task.id]:
+                del self._hurried[task.id]
 
     # ---- tracking job tasks ------------------------------------------------------------------
     def wake(self, owner: str | None = None, system: str | None = None) -> None:
@@ -408,11 +429,13 @@ class JobService:
                 log.error("job %s of task %s belongs to %s, not %s", job_id, t.id, job.user, owner)
                 continue
             await self._apply(t, job)
-        # poll young jobs often and old ones rarely
+        # poll young jobs often and old ones rarely; a job being cancelled at every pass
         youngest = max(t.create_time for t in tasks)
         follow.next_poll = self.clock() + min(
             self.max_poll_interval, max(self.poll_interval, (self.clock() - youngest) / 10)
         )
+        if any(t.id in self._hurried for t in tasks):
+            follow.next_poll = 0.0
 
     async def _reconcile_unsubmitted(self, owner: str, sched: Scheduler, tasks: builtins.list[Task]) -> None:
         """Tasks without a job id that no core is submitting any more (none here, and older

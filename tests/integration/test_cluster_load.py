@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.adapters import files, jobs
 from core.adapters.certs import CertificateAuthority
 from core.adapters.cluster import Cluster
+from core.adapters.files import ShellFileSystem
+from core.adapters.slurm.scheduler import SlurmScheduler
 from core.adapters.ssh import CommandWorkers, SSHPool
 from core.config import from_dict
 from core.domain.errors import BackendUnavailable
@@ -58,14 +59,15 @@ def commands(caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
 
 def test_a_read_waiting_for_a_worker_is_not_taken_for_a_slow_controller(make_cluster, commands):
     cluster = make_cluster(workers=1)
-    assert cluster.cfg.scheduler.ping_after <= 1.0
+    scheduler = SlurmScheduler(cluster)
+    assert scheduler.ping_after <= 1.0
 
-    async def scenario() -> list[jobs.Job]:
+    async def scenario() -> list[object]:
         busy = asyncio.ensure_future(cluster.pool.run("alice", "sleep 2.5"))  # the only worker
         await asyncio.sleep(0.2)
-        listed = await cluster.run("alice", jobs.Queue(user="alice"))  # waits 2.3 s for the worker
+        listed = await scheduler.jobs("alice")  # sacct and squeue wait 2.3 s for the worker
         await busy
-        return listed
+        return list(listed)
 
     assert isinstance(asyncio.run(scenario()), list)
     assert not [c for c in commands if "scontrol ping" in c], commands
@@ -73,21 +75,23 @@ def test_a_read_waiting_for_a_worker_is_not_taken_for_a_slow_controller(make_clu
 
 
 def test_concurrent_callers_share_one_ping(make_cluster, commands):
-    cluster = make_cluster()
+    scheduler = SlurmScheduler(make_cluster())
 
-    async def many() -> list[bool]:
-        return list(await asyncio.gather(*(cluster.controller_answers(u) for u in ["alice", "bob"] * 5)))
+    async def many() -> list[None]:
+        return list(await asyncio.gather(*(scheduler.ping(u) for u in ["alice", "bob"] * 5)))
 
-    assert asyncio.run(many()) == [True] * 10
+    assert asyncio.run(many()) == [None] * 10  # the controller answers (else ping raises)
     assert [c for c in commands if "scontrol ping" in c] == ["scontrol ping"]
 
 
 def test_concurrent_listings_name_their_ids_with_one_lookup(make_cluster, commands):
-    cluster = make_cluster()
+    fs = ShellFileSystem(make_cluster())
 
-    async def many() -> list[list[files.FileEntry]]:
-        ls = files.ListFiles("/home/alice", show_hidden=True, numeric_ids=False, recursive=False, dereference=False)
-        return list(await asyncio.gather(*(cluster.list_files("alice", ls) for _ in range(6))))
+    async def many() -> list[list]:
+        return list(await asyncio.gather(*(
+            fs.list("alice", "/home/alice", show_hidden=True, numeric_ids=False, recursive=False, dereference=False)
+            for _ in range(6)
+        )))
 
     listings = asyncio.run(many())
     assert all(any(e.user == "alice" and e.group == "alice" for e in entries) for entries in listings)

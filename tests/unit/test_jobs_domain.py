@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.adapters.jobs import (
-    SEP,
+from core.adapters.slurm.errors import error_text, slurm_error
+from core.adapters.slurm.jobs import (
     Accounting,
     AttachJob,
     CancelJob,
@@ -22,11 +22,10 @@ from core.adapters.jobs import (
     PrepareJob,
     Queue,
     SubmitBatch,
-    duration,
     job_from_controller,
-    slurm_error,
-    slurm_error_text,
+    start_time,
 )
+from core.adapters.slurm.parsers import SEP, duration
 from core.adapters.ssh import ExecResult
 from core.adapters.taskstore import TaskStore
 from core.domain.errors import (
@@ -234,7 +233,7 @@ def test_slurm_errors() -> None:
     assert isinstance(slurm_error("Unable to contact slurm controller (connect failure)"), BackendUnavailable)
     assert isinstance(slurm_error("Kill job error on job id 9: Invalid job id specified"), NotFound)
     assert isinstance(slurm_error("something odd"), SchedulerError)
-    text = slurm_error_text(
+    text = error_text(
         res(err="sbatch: error: Batch job submission failed: Requested reservation is invalid\n")
     )
     assert text == "Batch job submission failed: Requested reservation is invalid"
@@ -336,6 +335,12 @@ def test_merge_prefers_final_accounting_and_ignores_partial_rows() -> None:
         "FAILED",
     )
     assert merge_records(None, ctl) == ctl and merge_records(acct, None) == acct
+
+
+def test_listing_windows_as_sacct_start_times() -> None:
+    assert [start_time(n) for n in (3600, 8 * 3600, 86400, 3 * 86400, 90, 120)] == [
+        "now-1hours", "now-8hours", "now-1days", "now-3days", "now-90seconds", "now-2minutes",
+    ]
 
 
 def test_durations() -> None:
@@ -520,7 +525,7 @@ class FakeScheduler:
     async def job(self, user: str, job_id: str) -> Job | None:
         return self.records.get(job_id)
 
-    async def jobs(self, user: str, account: str = "", since: str = "", name: str = "") -> list[Job]:
+    async def jobs(self, user: str, account: str = "", window: int = 86400, name: str = "") -> list[Job]:
         return list(self.records.values())
 
     async def accounting(self, user: str, job_ids: list[str]) -> dict[str, Job]:
@@ -528,9 +533,6 @@ class FakeScheduler:
 
     async def metadata(self, user: str, job_id: str) -> JobMetadata | None:
         return None
-
-    async def read_file(self, user: str, path: str) -> str | None:
-        return SCRIPT
 
     async def cancel(self, user: str, job_id: str) -> None:
         self.cancelled.append(job_id)
@@ -545,13 +547,25 @@ class FakeScheduler:
         )
 
 
-def service(store: TaskStore, sched: FakeScheduler) -> JobService:
+@dataclass
+class FakeFiles:
+    """A system's files: each path's content (a missing one is NotFound, as the port says)."""
+
+    content: dict[str, bytes] = field(default_factory=dict)
+
+    async def read(self, user: str, path: str, limit: int, offset: int = 0, size: int | None = None) -> bytes:
+        if path not in self.content:
+            raise NotFound(f"cat: {path}: No such file or directory")
+        return self.content[path][offset : None if size is None else offset + size]
+
+
+def service(store: TaskStore, sched: FakeScheduler, files: FakeFiles | None = None) -> JobService:
     def lookup(name: str) -> FakeScheduler:
         if name != sched.name:
             raise SystemNotFound(f"system '{name}' does not exist")
         return sched
 
-    return JobService(lookup, store, poll_interval=0.05, submit_grace=0.0)
+    return JobService(lookup, store, lambda _: files or FakeFiles(), poll_interval=0.05, submit_grace=0.0)
 
 
 async def test_submit_records_a_task_that_follows_the_job(store: TaskStore) -> None:
@@ -634,18 +648,51 @@ async def test_cancelling_a_job_task_cancels_the_job(store: TaskStore) -> None:
     svc = service(store, sched)
     job_id = await svc.submit("alice", "c", spec())
     (task,) = await store.active(kind="job")
-    sched.finish(job_id, "CANCELLED")
-    t = await svc.cancel_task(task, wait=3)
+    sched.finish(job_id, "CANCELLED")  # a pending job ends at once
+    t0 = time.monotonic()
+    t = await svc.cancel_task(task, wait=60)
     assert sched.cancelled == [job_id]
     assert t.state is TaskState.CANCELLED
+    assert time.monotonic() - t0 < 5  # answered by the first look, not after a wait
+
+
+async def test_a_cancel_answers_once_a_tracker_pass_sees_the_job_end(store: TaskStore) -> None:
+    now = [time.time()]
+    sched = FakeScheduler()
+    svc = JobService(lambda _: sched, store, lambda _: FakeFiles(), submit_grace=0.0, clock=lambda: now[0])
+    job_id = await svc.submit("alice", "c", spec())
+    (task,) = await store.active(kind="job")
+    now[0] += 3600  # an old job: its owner's group is due only every max_poll_interval
+    await svc.poll_once()
+    cancelling = asyncio.create_task(svc.cancel_task(task, wait=60))
+    while not sched.cancelled:  # scancel sent; the job still runs (it is being signalled)
+        await asyncio.sleep(0)
+    assert not cancelling.done()
+    sched.finish(job_id, "CANCELLED")
+    await svc.poll_once()  # the tracker's next pass asks about it although its group is not due
+    t = await asyncio.wait_for(cancelling, 5)
+    assert t.state is TaskState.CANCELLED and t.done
+    assert svc._hurried == {}
+
+
+async def test_a_cancel_whose_job_does_not_end_answers_after_its_wait(store: TaskStore) -> None:
+    sched = FakeScheduler()
+    svc = service(store, sched)
+    job_id = await svc.submit("alice", "c", spec())
+    (task,) = await store.active(kind="job")
+    t = await svc.cancel_task(task, wait=0)
+    assert sched.cancelled == [job_id] and not t.done
 
 
 async def test_metadata_falls_back_to_the_submission_record(store: TaskStore) -> None:
     sched = FakeScheduler()  # its controller has "forgotten" every job (metadata -> None)
-    svc = service(store, sched)
+    files = FakeFiles()
+    svc = service(store, sched, files)
     job_id = await svc.submit(
         "alice", "c", spec(name="n", working_directory="/w", standard_error="/e/%j.err")
     )
+    (task,) = await store.find("alice", "job", "jobId", job_id)
+    files.content[task.metadata["scriptFile"]] = SCRIPT.encode()
     sched.finish(job_id, "COMPLETED")
     await svc.poll_once()
     assert (await store.find("alice", "job", "jobId", job_id))[0].done
@@ -703,7 +750,8 @@ async def test_a_job_unknown_to_accounting_fails_after_lost_after_on_the_injecte
     now = [time.time()]
     sched = FakeScheduler()
     svc = JobService(
-        lambda _: sched, store, poll_interval=0.05, submit_grace=0.0, lost_after=3600, clock=lambda: now[0]
+        lambda _: sched, store, lambda _: FakeFiles(), poll_interval=0.05, submit_grace=0.0, lost_after=3600,
+        clock=lambda: now[0],
     )
     job_id = await svc.submit("alice", "c", spec())
     del sched.records[job_id]  # the scheduler's accounting never heard of it

@@ -23,6 +23,7 @@ from core.domain.errors import (
     Reason,
     Timeout,
 )
+from core.domain.files import FileEntry, FileStatus
 
 HOSTILE = [
     "/home/alice/with space",
@@ -258,7 +259,7 @@ def test_parse_entries_is_exact_for_any_name() -> None:
         + _record("drwxr-x---", "sub/dir")
     )
     a, b, c = files.parse_entries(out)
-    assert a == files.FileEntry(
+    assert a == FileEntry(
         "new\nline  with spaces ", "-", None, "alice", "staff", "rw-r--r--", "2025-01-02T03:04:05", "42"
     )
     assert b.type == "l" and b.link_target == "/target -> x" and b.permissions == "rwxrwxrwx"
@@ -299,7 +300,7 @@ def test_listing_ids_are_named_once_per_ttl() -> None:
 
 def test_parse_stat_and_checksum() -> None:
     st = files.Stat("/f", False).parse(ExecResult(0, b"81a4 123 2049 1 1001 1002 5 10 20 30\n", b""))
-    assert st == files.FileStatus(0o100644, 123, 2049, 1, 1001, 1002, 5, 10, 20, 30) and st.is_regular
+    assert st == FileStatus(0o100644, 123, 2049, 1, 1001, 1002, 5, 10, 20, 30) and st.is_regular
     assert files.Stat("/d", False).parse(ExecResult(0, b"41ed 1 1 2 0 0 4096 1 1 1\n", b"")).is_directory
     h = "a" * 64
     assert files.Checksum("/f").parse(ExecResult(0, f"{h}  /f\n".encode(), b"")) == h

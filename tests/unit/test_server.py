@@ -11,7 +11,7 @@ from core import server
 
 
 def test_every_service_has_its_own_servicer() -> None:
-    names = {svc.full_name: factory.__name__ for svc, _, factory in server._services()}  # type: ignore[attr-defined]
+    names = {svc.full_name: servicer.__name__ for svc, _, servicer, _ in server._services()}
     assert names == {
         "firecrest.status.v1.StatusService": "StatusServicer",
         "firecrest.certificate.v1.CertificateService": "CertificateServicer",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from core.adapters.slurm.scheduler import check_directives, with_directives
 from core.adapters.taskstore import TaskStore
 from core.adapters.transferjobs import CheckTransfer, render_script, streamer_argv, streamer_coordinates
 from core.config import StreamerConfig
@@ -481,7 +482,7 @@ def test_scripts_are_valid_bash_with_input_as_quoted_data(op: Op) -> None:
         pattern=".*\\.txt",
         staged=_staged() if op in (Op.UPLOAD, Op.DOWNLOAD) else None,
     )
-    script = render_script(plan, ["#SBATCH --partition=xfer"])
+    script = with_directives(render_script(plan), ["#SBATCH --partition=xfer"])
     assert script.startswith("#!/bin/bash\n#SBATCH --partition=xfer\n")
     r = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
     assert r.returncode == 0, r.stderr
@@ -507,14 +508,14 @@ def test_a_streamer_job_keeps_its_secret_off_the_command_line(op: Op) -> None:
     argv = streamer_argv(cfg, plan)
     assert secret not in " ".join(argv)
     assert argv[-3:] == (["receive", "--path", HOSTILE + ".out"] if op is Op.UPLOAD else ["send", "--path", HOSTILE])
-    script = render_script(plan, (), cfg)
+    script = render_script(plan, cfg)
     assert subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True).returncode == 0
     assert 'export F7T_STREAMER_SECRET="$SECRET"' in script
     # the coordinates are FirecREST v2's (and firecrest-streamer's) encoding
     coords = json.loads(base64.urlsafe_b64decode(streamer_coordinates(cfg, secret)))
     assert coords == {"ports": [50000, 50009], "ips": ["10.0.0.5"], "secret": secret}
     with pytest.raises(ValueError):
-        render_script(plan, (), None)  # a system without a streamer cannot run one
+        render_script(plan, None)  # a system without a streamer cannot run one
 
 
 def _rendered_scripts() -> list[tuple[str, str]]:
@@ -525,11 +526,11 @@ def _rendered_scripts() -> list[tuple[str, str]]:
             op=op, transfer_id=TID, directory="/d", source=HOSTILE, target=HOSTILE + ".out", size=123,
             pattern=".*", staged=_staged() if op in (Op.UPLOAD, Op.DOWNLOAD) else None,
         )
-        out.append((op.value, render_script(plan, ["#SBATCH --partition=xfer"])))
+        out.append((op.value, with_directives(render_script(plan), ["#SBATCH --partition=xfer"])))
     for op in (Op.UPLOAD, Op.DOWNLOAD):
         plan = JobPlan(op=op, transfer_id=TID, directory="/d", source=HOSTILE, target=HOSTILE + ".out",
                        method="streamer", secret="s")
-        out.append((f"streamer-{op.value}", render_script(plan, (), cfg)))
+        out.append((f"streamer-{op.value}", render_script(plan, cfg)))
     return out
 
 
@@ -546,10 +547,10 @@ def test_rendered_job_scripts_pass_shellcheck(name: str, script: str) -> None:
 
 
 def test_a_directive_must_be_one_sbatch_line() -> None:
-    plan = JobPlan(op=Op.REMOVE, transfer_id=TID, directory="/d", source="/x")
+    assert check_directives(["#SBATCH -p x"], "c") == ("#SBATCH -p x",)
     for bad in ("--partition=x", "#SBATCH -p x\nrm -rf ~"):
         with pytest.raises(ValueError):
-            render_script(plan, [bad])
+            check_directives([bad], "c")
 
 
 def test_check_maps_remote_refusals_to_4xx() -> None:

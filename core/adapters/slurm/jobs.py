@@ -1,5 +1,5 @@
-"""Slurm job commands, one small object per scheduler call, and the SlurmScheduler that runs them
-as the calling user on one system (the domain's Scheduler port).
+"""Slurm's job commands, one small object per client call (sbatch, squeue, sacct, scontrol,
+scancel, srun), run by core.adapters.slurm.scheduler.SlurmScheduler as the calling user.
 
 Conventions:
 * Every argument is one argv element (RemoteCommand quotes it once); caller input is never
@@ -7,147 +7,54 @@ Conventions:
   attach_job.sh) take caller input only as positional parameters ("$1", "$2"...).
 * Times are read as epoch seconds (SLURM_TIME_FORMAT=%s); exit codes from `sacct -P` text
   (sacct --json reports nonzero exit codes as 0 in 22.05).
-* Columns are separated by the ASCII unit separator; the free-text, user-controlled columns
-  (working directory, job name) come last, so a stray separator in them cannot shift the
-  columns we decide on (user, state, exit code).
+* Columns are separated by the ASCII unit separator (parsers.SEP); the free-text,
+  user-controlled columns (working directory, job name) come last, so a stray separator in them
+  cannot shift the columns we decide on (user, state, exit code).
 * Slurm often exits 0 after an error (scancel, scontrol write batch_script): stderr decides.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
-from collections.abc import Iterable
-from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from core.adapters import scripts
-from core.adapters.cluster import Cluster
-from core.adapters.commands import DiscardPrivateDir, RemoteCommand, parse_key_values
-from core.adapters.slurm import UNREACHABLE
-from core.adapters.ssh import ExecResult
-from core.domain.errors import (
-    BackendUnavailable,
-    FailedPrecondition,
-    GatewayError,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    SchedulerError,
+from core.adapters.commands import RemoteCommand
+from core.adapters.slurm import parsers as p
+from core.adapters.slurm.errors import (
+    INVALID_JOB,
+    UNREACHABLE,
+    ControllerQuery,
+    SlurmCommand,
+    error_text,
+    reported_error,
+    slurm_error,
 )
+from core.adapters.slurm.parsers import SEP
+from core.adapters.ssh import ExecResult
+from core.domain.errors import FailedPrecondition, GatewayError, InvalidArgument, SchedulerError
 from core.domain.jobs import (
     FINAL_JOB_STATES,
     Job,
-    JobMetadata,
     JobSpec,
     JobStatus,
     JobStep,
     JobTime,
     job_state,
-    merge_records,
     parse_exit_code,
 )
 
-T = TypeVar("T")
-SEP = "\x1f"
 TIME_ENV = ["env", "SLURM_TIME_FORMAT=%s"]
-# sacct's window for "the caller's jobs" (running jobs are always included: sacct selects jobs
-# that were in any state during the window)
-LIST_WINDOW = "now-1days"
-
-# ---------------------------------------------------------------- errors
-_BACKEND = UNREACHABLE
-_INVALID_JOB = re.compile(r"Invalid job id specified|Invalid job id|does not exist", re.I)
-_DENIED = re.compile(r"Access/permission denied|Permission denied|Invalid user id", re.I)
-_CALLER = re.compile(
-    r"Batch job submission failed|Invalid (account|partition|qos|feature|reservation|node|wckey|time)"
-    r"|Requested|Unable to open file|does not look like a batch script|invalid|not allowed|unrecognized option"
-    r"|Job violates|Node count specification|More processors requested|Memory required|No such file",
-    re.I,
-)
 
 
-_PREFIX = re.compile(r"^(sbatch|squeue|sacct|scancel|scontrol|srun): (error: )?", re.I)
-
-
-def slurm_error_text(result: ExecResult) -> str:
-    """Slurm's error lines, without the "sbatch: error: " prefixes, in one line."""
-    lines = [ln.strip() for ln in result.err.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "error" in ln.lower() or "failed" in ln.lower()]
-    text = "; ".join(_PREFIX.sub("", ln) for ln in errors or lines)
-    return text or result.out.strip() or f"exit status {result.exit_status}"
-
-
-def slurm_error(text: str) -> GatewayError:
-    """Slurm's error text as a domain error: the caller's fault -> 4XX, the scheduler's -> 503."""
-    if _BACKEND.search(text):
-        return BackendUnavailable(f"the scheduler is not reachable: {text}")
-    if _INVALID_JOB.search(text):
-        return NotFound(text)
-    if _DENIED.search(text):
-        return PermissionDenied(text)
-    if _CALLER.search(text):
-        return InvalidArgument(text)
-    return SchedulerError(text)
-
-
-def _has_error(result: ExecResult) -> bool:
-    return result.exit_status != 0 or bool(re.search(r"\berror\b|failed", result.err, re.I))
-
-
-# ---------------------------------------------------------------- value parsing
-_INT = re.compile(r"-?\d+")
-_DURATION = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(?:(\d+):)?(\d+)(?:\.\d+)?")
-_STEP_ID = re.compile(r"(\d+)\.(\S+)")
-
-def _int(v: str | None) -> int | None:
-    if v is None:
-        return None
-    v = v.strip()
-    if v.isascii() and v.isdigit():  # the common case, without the regex
-        return int(v)
-    if not v or not _INT.fullmatch(v):
-        return None
-    return int(v)
-
-
-def _epoch(v: str | None) -> int | None:
-    n = _int(v)
-    return n if n and n > 0 else None
-
-
-@functools.lru_cache(maxsize=4096)  # a listing repeats the same few values ("00:00:00") thousands of times
-def duration(v: str | None) -> int | None:
-    """Slurm durations ("[D-]HH:MM:SS", "MM:SS", "SS", with optional fraction) in seconds."""
-    if not v:
-        return None
-    v = v.strip()
-    m = _DURATION.fullmatch(v)
-    if not m:
-        return None
-    days, a, b, c = m.groups()
-    parts = [int(x) for x in (a, b) if x is not None]
-    secs = int(c)
-    if len(parts) == 2:
-        secs += parts[0] * 3600 + parts[1] * 60
-    elif len(parts) == 1:
-        # "MM:SS", or "D-HH:MM" is not a Slurm output format
-        secs += parts[0] * (3600 if days else 60)
-    return secs + int(days or 0) * 86400
-
-
-def _limit_seconds(v: str | None) -> int | None:
-    """sacct TimelimitRaw (minutes) or squeue %l (a duration) in seconds; UNLIMITED etc. -> None."""
-    n = _int(v)
-    if n is not None:
-        return n * 60
-    return duration(v)
-
-
-def _null(v: str | None) -> str:
-    v = (v or "").strip()
-    return "" if v in ("(null)", "N/A", "None", "Unknown") else v
+def start_time(window: int) -> str:
+    """sacct's --starttime for "the last `window` seconds" (running jobs are always included:
+    sacct selects jobs that were in any state during the window)."""
+    for unit, seconds in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if window >= seconds and window % seconds == 0:
+            return f"now-{window // seconds}{unit}"
+    return f"now-{max(window, 0)}seconds"
 
 
 @functools.lru_cache(maxsize=4096)  # JobStatus is immutable: equal rows share one
@@ -164,14 +71,7 @@ def _step_status(status: JobStatus) -> JobStatus:
     return JobStatus(status.state, None, status.exit_code, status.interrupt_signal)
 
 
-def _split(line: str, n: int) -> list[str] | None:
-    """n columns, the last of which may contain the separator; None if there are fewer."""
-    cols = line.split(SEP, n - 1)
-    return cols if len(cols) == n else None
-
-
-def _ids(job_ids: Iterable[str]) -> str:
-    return ",".join(job_ids)
+_STEP_ID = re.compile(r"(\d+)\.(\S+)")
 
 
 # ---------------------------------------------------------------- submission
@@ -210,7 +110,7 @@ class PrepareJob(RemoteCommand[str]):
         return path
 
 
-class SubmitBatch(RemoteCommand[str]):
+class SubmitBatch(SlurmCommand[str]):
     """sbatch with every option explicit; environment variables are given to sbatch through
     `env NAME=VALUE` (any value, exactly) and exported by name (--export=ALL,NAME,...), so a
     comma or quote in a value cannot change the option's meaning."""
@@ -249,10 +149,6 @@ class SubmitBatch(RemoteCommand[str]):
         argv.append("--export=" + ",".join(["ALL", *names]))
         return argv
 
-    def check(self, result: ExecResult) -> None:
-        if result.exit_status != 0:
-            raise slurm_error(slurm_error_text(result))
-
     def parse(self, result: ExecResult) -> str:
         first = result.out.strip().splitlines()[-1] if result.out.strip() else ""
         job_id = first.split(";", 1)[0].strip()
@@ -261,9 +157,11 @@ class SubmitBatch(RemoteCommand[str]):
         return job_id
 
 
-class PrepareAndSubmit(RemoteCommand[tuple[str, str]]):
+class PrepareAndSubmit(SlurmCommand[tuple[str, str]]):
     """PrepareJob, then (same shell, same SSH exec) SubmitBatch on the script it prepared: one
     round trip to the login node instead of two. Returns (job id, script path)."""
+
+    controller = True
 
     def __init__(self, prepare: PrepareJob, submit: SubmitBatch):
         self.prepare = prepare
@@ -283,11 +181,8 @@ class PrepareAndSubmit(RemoteCommand[tuple[str, str]]):
         return self.submit.parse(result), script
 
 
-class FindTagged(RemoteCommand[str | None]):
+class FindTagged(ControllerQuery[str | None]):
     """The job (known to the controller) whose comment is `tag`."""
-
-    controller = True
-    read_only = True
 
     def __init__(self, user: str, tag: str):
         self.user = user
@@ -296,13 +191,9 @@ class FindTagged(RemoteCommand[str | None]):
     def argv(self) -> list[str]:
         return ["squeue", "-h", "-t", "all", f"--user={self.user}", "-o", f"%i{SEP}%k"]
 
-    def check(self, result: ExecResult) -> None:
-        if result.exit_status != 0:
-            raise slurm_error(slurm_error_text(result))
-
     def parse(self, result: ExecResult) -> str | None:
         for line in result.out.splitlines():
-            cols = _split(line, 2)
+            cols = p.columns(line, 2)
             if cols and cols[1].strip() == self.tag and cols[0].strip().isdigit():
                 return cols[0].strip()
         return None
@@ -316,7 +207,7 @@ _SACCT_FIELDS = (
 _SACCT_N = len(_SACCT_FIELDS.split(","))
 
 
-class Accounting(RemoteCommand[list[Job]]):
+class Accounting(SlurmCommand[list[Job]]):
     """`sacct -P` records: of given jobs (with their steps unless allocations_only), or the
     user's jobs of the last day (optionally of one account)."""
 
@@ -328,7 +219,7 @@ class Accounting(RemoteCommand[list[Job]]):
         account: str = "",
         allocations_only: bool = True,
         cluster: str = "",
-        since: str = LIST_WINDOW,
+        window: int = 86400,
         name: str = "",
     ):
         self.job_ids = job_ids
@@ -336,7 +227,7 @@ class Accounting(RemoteCommand[list[Job]]):
         self.account = account
         self.allocations_only = allocations_only
         self.cluster = cluster
-        self.since = since
+        self.window = window
         self.name = name
 
     def argv(self) -> list[str]:
@@ -344,18 +235,14 @@ class Accounting(RemoteCommand[list[Job]]):
         if self.allocations_only:
             argv.append("-X")
         if self.job_ids:
-            argv.append(f"--jobs={_ids(self.job_ids)}")
+            argv.append(f"--jobs={p.id_list(self.job_ids)}")
         else:
-            argv += [f"--user={self.user}", f"--starttime={self.since}"]
+            argv += [f"--user={self.user}", f"--starttime={start_time(self.window)}"]
         if self.account:
             argv.append(f"--accounts={self.account}")
         if self.name:
             argv.append(f"--name={self.name}")
         return argv
-
-    def check(self, result: ExecResult) -> None:
-        if result.exit_status != 0:
-            raise slurm_error(slurm_error_text(result))
 
     def parse(self, result: ExecResult) -> list[Job]:
         # thousands of rows for a busy user: each job is built once, with its steps, at the end
@@ -363,7 +250,7 @@ class Accounting(RemoteCommand[list[Job]]):
         jobs: dict[str, dict[str, Any]] = {}
         steps: dict[str, list[JobStep]] = {}
         for line in result.out.splitlines():
-            cols = _split(line, _SACCT_N)
+            cols = p.columns(line, _SACCT_N)
             if cols is None:
                 continue
             (
@@ -372,11 +259,11 @@ class Accounting(RemoteCommand[list[Job]]):
             ) = cols  # fmt: skip
             status = _status(state, reason, exit_code)
             time = JobTime(
-                elapsed=_int(elapsed),
-                start=_epoch(start),
-                end=_epoch(end),
-                suspended=duration(suspended),
-                limit=_limit_seconds(limit),
+                elapsed=p.integer(elapsed),
+                start=p.epoch(start),
+                end=p.epoch(end),
+                suspended=p.duration(suspended),
+                limit=p.limit_seconds(limit),
             )
             if raw_id.isascii() and raw_id.isdigit():
                 if wanted is not None and raw_id not in wanted:
@@ -388,12 +275,12 @@ class Accounting(RemoteCommand[list[Job]]):
                     "time": time,
                     "user": user,
                     "account": account,
-                    "allocation_nodes": _int(nnodes) or 0,
+                    "allocation_nodes": p.integer(nnodes) or 0,
                     "cluster": cluster or self.cluster,
                     "group": group,
-                    "nodes": _null(nodelist) if nodelist != "None assigned" else "",
+                    "nodes": p.text(nodelist) if nodelist != "None assigned" else "",
                     "partition": partition,
-                    "priority": _int(priority),
+                    "priority": p.integer(priority),
                     "working_directory": workdir,
                     "source": "accounting",
                 }
@@ -408,11 +295,8 @@ _SQUEUE_FORMAT = SEP.join(
 _SQUEUE_N = 16
 
 
-class Queue(RemoteCommand[list[Job]]):
+class Queue(ControllerQuery[list[Job]]):
     """`squeue -t all`: the jobs the controller knows (until MinJobAge after their end)."""
-
-    controller = True
-    read_only = True
 
     def __init__(
         self, *, user: str = "", job_ids: list[str] | None = None, account: str = "", cluster: str = "",
@@ -430,7 +314,7 @@ class Queue(RemoteCommand[list[Job]]):
         if self.user:
             argv.append(f"--user={self.user}")
         if self.job_ids:
-            argv.append(f"--jobs={_ids(self.job_ids)}")
+            argv.append(f"--jobs={p.id_list(self.job_ids)}")
         if self.account:
             argv.append(f"--account={self.account}")
         if self.name:
@@ -438,13 +322,13 @@ class Queue(RemoteCommand[list[Job]]):
         return argv
 
     def check(self, result: ExecResult) -> None:
-        if result.exit_status != 0 and not _INVALID_JOB.search(result.err):
-            raise slurm_error(slurm_error_text(result))
+        if result.exit_status != 0 and not INVALID_JOB.search(result.err):
+            raise slurm_error(error_text(result))
 
     def parse(self, result: ExecResult) -> list[Job]:
         out = []
         for line in result.out.splitlines():
-            cols = _split(line, _SQUEUE_N)
+            cols = p.columns(line, _SQUEUE_N)
             if cols is None or not cols[0].strip().isdigit():
                 continue
             (
@@ -459,19 +343,19 @@ class Queue(RemoteCommand[list[Job]]):
                     status=JobStatus(word, reason.strip() or None),
                     # a pending job's start and an unfinished job's end are projections
                     time=JobTime(
-                        elapsed=duration(elapsed),
-                        start=_epoch(start) if word != "PENDING" else None,
-                        end=_epoch(end) if word in FINAL_JOB_STATES else None,
-                        limit=_limit_seconds(limit),
+                        elapsed=p.duration(elapsed),
+                        start=p.epoch(start) if word != "PENDING" else None,
+                        end=p.epoch(end) if word in FINAL_JOB_STATES else None,
+                        limit=p.limit_seconds(limit),
                     ),
                     user=user,
                     account=account,
-                    allocation_nodes=_int(nnodes) or 0,
+                    allocation_nodes=p.integer(nnodes) or 0,
                     cluster=self.cluster,
                     group=group,
-                    nodes=_null(nodelist),
+                    nodes=p.text(nodelist),
                     partition=partition,
-                    priority=_int(priority),
+                    priority=p.integer(priority),
                     working_directory=workdir,
                     source="controller",
                 )
@@ -479,12 +363,9 @@ class Queue(RemoteCommand[list[Job]]):
         return out
 
 
-class ControllerJob(RemoteCommand[dict[str, str] | None]):
+class ControllerJob(ControllerQuery[dict[str, str] | None]):
     """`scontrol -o show job -dd ID`: the controller's record (Key=Value), None once it has
     forgotten the job. Keys after JobName override look-alikes inside the name."""
-
-    controller = True
-    read_only = True
 
     def __init__(self, job_id: str):
         self.job_id = job_id
@@ -493,14 +374,14 @@ class ControllerJob(RemoteCommand[dict[str, str] | None]):
         return [*TIME_ENV, "scontrol", "-o", "show", "job", "-dd", self.job_id]
 
     def check(self, result: ExecResult) -> None:
-        if result.exit_status != 0 and not _INVALID_JOB.search(result.err):
-            raise slurm_error(slurm_error_text(result))
+        if result.exit_status != 0 and not INVALID_JOB.search(result.err):
+            raise slurm_error(error_text(result))
 
     def parse(self, result: ExecResult) -> dict[str, str] | None:
         if result.exit_status != 0:
             return None
         for line in result.out.splitlines():
-            kv = parse_key_values(line)
+            kv = p.key_values(line)
             if kv.get("JobId") == self.job_id:
                 return kv
         return None
@@ -511,37 +392,34 @@ def job_from_controller(kv: dict[str, str], cluster: str) -> Job:
     user = kv.get("UserId", "").split("(", 1)[0]
     group = kv.get("GroupId", "").split("(", 1)[0]
     state = status.state
-    start = _epoch(kv.get("StartTime")) if state != "PENDING" else None
-    end = _epoch(kv.get("EndTime"))
+    start = p.epoch(kv.get("StartTime")) if state != "PENDING" else None
+    end = p.epoch(kv.get("EndTime"))
     return Job(
         job_id=kv["JobId"],
         name=kv.get("JobName", ""),
         status=status,
         time=JobTime(
-            elapsed=duration(kv.get("RunTime")),
+            elapsed=p.duration(kv.get("RunTime")),
             start=start,
             # for unfinished jobs EndTime is a projection (start + limit), not an end
             end=end if state in FINAL_JOB_STATES else None,
-            limit=_limit_seconds(kv.get("TimeLimit")),
+            limit=p.limit_seconds(kv.get("TimeLimit")),
         ),
         user=user,
-        account=_null(kv.get("Account")),
-        allocation_nodes=_int(kv.get("NumNodes")) or 0,
+        account=p.text(kv.get("Account")),
+        allocation_nodes=p.integer(kv.get("NumNodes")) or 0,
         cluster=cluster,
         group=group,
-        nodes=_null(kv.get("NodeList")),
-        partition=_null(kv.get("Partition")),
-        priority=_int(kv.get("Priority")),
-        working_directory=_null(kv.get("WorkDir")),
+        nodes=p.text(kv.get("NodeList")),
+        partition=p.text(kv.get("Partition")),
+        priority=p.integer(kv.get("Priority")),
+        working_directory=p.text(kv.get("WorkDir")),
         source="controller",
     )
 
 
-class BatchScript(RemoteCommand[str | None]):
+class BatchScript(ControllerQuery[str | None]):
     """`scontrol write batch_script ID -`: the job's script (None when not available)."""
-
-    controller = True
-    read_only = True
 
     max_output = 8 * 1024 * 1024
 
@@ -552,32 +430,16 @@ class BatchScript(RemoteCommand[str | None]):
         return ["scontrol", "write", "batch_script", self.job_id, "-"]
 
     def check(self, result: ExecResult) -> None:
-        if _BACKEND.search(result.err):
+        if UNREACHABLE.search(result.err):
             raise slurm_error(result.err)
 
     def parse(self, result: ExecResult) -> str | None:
-        if _has_error(result):
+        if reported_error(result):
             return None
         return result.out
 
 
-class ReadFile(RemoteCommand[str | None]):
-    max_output = 8 * 1024 * 1024
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def argv(self) -> list[str]:
-        return ["cat", "--", self.path]
-
-    def check(self, result: ExecResult) -> None:
-        return None
-
-    def parse(self, result: ExecResult) -> str | None:
-        return result.out if result.exit_status == 0 else None
-
-
-class CancelJob(RemoteCommand[None]):
+class CancelJob(SlurmCommand[None]):
     controller = True
 
     def __init__(self, job_id: str):
@@ -587,14 +449,14 @@ class CancelJob(RemoteCommand[None]):
         return ["scancel", self.job_id]
 
     def check(self, result: ExecResult) -> None:
-        if _has_error(result):
-            raise slurm_error(slurm_error_text(result))
+        if reported_error(result):
+            raise slurm_error(error_text(result))
 
     def parse(self, result: ExecResult) -> None:
         return None
 
 
-class AttachJob(RemoteCommand[None]):
+class AttachJob(SlurmCommand[None]):
     """FirecREST's attach: `srun --overlap --jobid=ID` running the caller's command (a shell
     command line, interpreted by /bin/sh inside the job as the user, exactly as given)."""
 
@@ -610,103 +472,10 @@ class AttachJob(RemoteCommand[None]):
     def check(self, result: ExecResult) -> None:
         if result.exit_status == 0:
             return
-        text = slurm_error_text(result)
+        text = error_text(result)
         if re.search(r"srun: error", result.err):
             raise slurm_error(text)
         raise InvalidArgument(f"the attached command failed (exit status {result.exit_status}): {text}")
 
     def parse(self, result: ExecResult) -> None:
         return None
-
-
-# ---------------------------------------------------------------- the port's adapter
-class SlurmScheduler:
-    """The Scheduler port for one system, over its SSH pool, as the calling user."""
-
-    def __init__(self, cluster: Cluster):
-        self.cluster = cluster
-        self.name = cluster.name
-        self.timeout = cluster.cfg.scheduler.timeout
-
-    async def _run(self, user: str, cmd: RemoteCommand[T]) -> T:
-        if cmd.timeout is None:
-            cmd.timeout = self.timeout
-        return await self.cluster.run(user, cmd)
-
-    async def submit(self, user: str, spec: JobSpec, private_dir: str, tag: str) -> tuple[str, str]:
-        prepare = PrepareJob(spec.working_directory, spec.script_path, private_dir, spec.script)
-        return await self._run(user, PrepareAndSubmit(prepare, SubmitBatch(spec, "", tag)))
-
-    async def sbatch(self, user: str, spec: JobSpec, script: str, tag: str) -> str:
-        """sbatch of a script already on the cluster; returns the job id."""
-        return await self._run(user, SubmitBatch(spec, script, tag))
-
-    async def find_tagged(self, user: str, tag: str) -> str | None:
-        return await self._run(user, FindTagged(user, tag))
-
-    async def discard(self, user: str, private_dir: str) -> None:
-        await self._run(user, DiscardPrivateDir("jobs", private_dir))
-
-    async def job(self, user: str, job_id: str) -> Job | None:
-        # accounting (exit codes, steps) and the controller (current; knows a job submitted a
-        # moment ago, until MinJobAge after its end), asked at the same time
-        acct_rows, kv = await asyncio.gather(
-            self._run(user, Accounting(job_ids=[job_id], allocations_only=False, cluster=self.name)),
-            self._run(user, ControllerJob(job_id)),
-        )
-        acct = acct_rows[0] if acct_rows else None
-        ctl = job_from_controller(kv, acct.cluster if acct else self.name) if kv is not None else None
-        return merge_records(acct, ctl)
-
-    async def jobs(self, user: str, account: str = "", since: str = "", name: str = "") -> list[Job]:
-        acct, queue = await asyncio.gather(
-            self._run(
-                user,
-                Accounting(
-                    user=user, account=account, cluster=self.name, since=since or LIST_WINDOW, name=name,
-                    allocations_only=False,  # with their steps ("tasks"), as FirecREST v2 lists them
-                ),
-            ),
-            self._run(user, Queue(user=user, account=account, cluster=self.name, name=name)),
-        )
-        merged: dict[str, Job] = {j.job_id: j for j in acct}
-        missing_exit = []
-        for q in queue:
-            job = merge_records(merged.get(q.job_id), q)
-            assert job is not None
-            if job.source == "controller" and job.status.state in FINAL_JOB_STATES:
-                # ended, not yet final in accounting: squeue has no exit code, scontrol has
-                missing_exit.append(q.job_id)
-            merged[q.job_id] = job
-        for job_id in missing_exit[:20]:
-            kv = await self._run(user, ControllerJob(job_id))
-            if kv is not None:
-                ctl = job_from_controller(kv, self.name)
-                merged[job_id] = replace(merged[job_id], status=ctl.status, time=ctl.time)
-        return sorted(merged.values(), key=lambda j: int(j.job_id))
-
-    async def accounting(self, user: str, job_ids: list[str]) -> dict[str, Job]:
-        jobs = await self._run(user, Accounting(job_ids=job_ids, cluster=self.name))
-        return {j.job_id: j for j in jobs}
-
-    async def metadata(self, user: str, job_id: str) -> JobMetadata | None:
-        kv = await self._run(user, ControllerJob(job_id))
-        if kv is None:
-            return None
-        script = await self._run(user, BatchScript(job_id))
-        return JobMetadata(
-            job_id=job_id,
-            script=script,
-            standard_input=_null(kv.get("StdIn")) or None,
-            standard_output=_null(kv.get("StdOut")) or None,
-            standard_error=_null(kv.get("StdErr")) or None,
-        )
-
-    async def read_file(self, user: str, path: str) -> str | None:
-        return await self._run(user, ReadFile(path))
-
-    async def cancel(self, user: str, job_id: str) -> None:
-        await self._run(user, CancelJob(job_id))
-
-    async def attach(self, user: str, job_id: str, command: str) -> None:
-        await self._run(user, AttachJob(job_id, command))
