@@ -86,8 +86,10 @@ class SchedulerConfig(Settings):
     )
     timeout: float = Field(30.0, gt=0, description="Seconds a scheduler command may run.")
     ping_after: float = Field(
-        1.0, gt=0, description="A read-only question to the controller still running after this many seconds is "
-                               "checked with `scontrol ping`; a controller that is down ends the call with 503 at "
+        1.0, gt=0, description="A read-only question to the controller still running this many seconds after it "
+                               "was sent (its wait for a free SSH worker does not count) is checked with `scontrol "
+                               "ping` (one at a time per system, shared by the calls that ask meanwhile; an answer "
+                               "'up' is reused for this long); a controller that is down ends the call with 503 at "
                                "once, and later calls fail fast until a ping answers.",
     )
     ping_timeout: float = Field(5.0, gt=0, description="Seconds `scontrol ping` may take.")
@@ -279,6 +281,10 @@ class Config(Settings):
     s3: S3Config | None = Field(None, description="The staging store of large transfers; null: staged transfers "
                                                   "are refused.")
     worker_threads: int = Field(32, ge=1, description="Threads running blocking SSH and S3 calls.")
+    max_queued_commands: int = Field(
+        1024, ge=1, description="SSH commands that may wait for one of the worker_threads; a command beyond "
+                                "that is refused at once (503, 'the gateway is busy').",
+    )
     app_version: str = Field("2.5.6", description="The FirecREST v2 version the core reports.")
     task_retention: float = Field(
         30 * 86400.0, gt=0, description="Seconds finished tasks are kept (30 days); then they and the gateway's "

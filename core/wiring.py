@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from core.adapters.accounts import AccountPolicy
@@ -17,7 +16,7 @@ from core.adapters.commands import DiscardPrivateDir
 from core.adapters.files import ShellFileSystem
 from core.adapters.s3 import Staging
 from core.adapters.slurm import SlurmScheduler
-from core.adapters.ssh import SSHPool
+from core.adapters.ssh import CommandWorkers, SSHPool
 from core.adapters.taskstore import TaskStore
 from core.adapters.transferjobs import TransferJobs
 from core.config import Config, ConfigError, TaskStoreConfig
@@ -87,7 +86,7 @@ class Gateway:
                     f"systems[{i}].scheduler.type: {s.scheduler.type!r} is not one of "
                     f"{sorted(SCHEDULER_TYPES)}"
                 )
-        self.executor = ThreadPoolExecutor(max_workers=config.worker_threads, thread_name_prefix="ssh")
+        self.executor = CommandWorkers(config.worker_threads, config.max_queued_commands)
         self.ca = CertificateAuthority(
             config.certificate.ca_key, config.certificate.lifetime, config.certificate.key_id_prefix
         )
@@ -178,6 +177,8 @@ class Gateway:
                   [([s], u[0]) for s, u in pools.items()]),
             gauge("f7t_ssh_pool_channels_in_use", "SSH exec channels in use", ["system"],
                   [([s], u[1]) for s, u in pools.items()]),
+            gauge("f7t_ssh_commands_waiting", "SSH commands waiting for a worker thread", [],
+                  [([], self.executor.waiting)]),
             gauge("f7t_tasks", "Tasks in the task store, by kind and state", ["kind", "state"],
                   [([k, s], n) for (k, s), n in sorted(self._task_counts.items())]),
             gauge("f7t_tracker_lag_seconds", "Seconds since a tracker last completed a pass over its tasks",

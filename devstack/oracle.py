@@ -2,7 +2,8 @@
 
 The differential conformance suite (tests/conformance) sends every request to both and compares
 the answers, so "behaves like FirecREST v2" is measured against the real thing, not against our
-reading of its spec. The oracle is the reference source tree (``$F7T_ORACLE_SRC``, default
+reading of its spec; the benchmark (bench.scenarios) measures it beside the gateway with
+`running()`, the one launcher of both. The oracle is the reference source tree (``$F7T_ORACLE_SRC``, default
 ``/work/shared/reference/firecrest-v2-2.5.6``), never part of this repository: it is run, not copied.
 
 Everything lives in ``<state>/oracle``: its own venv (cached by the hash of its requirements),
@@ -23,6 +24,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -204,6 +207,20 @@ def up(layout: Layout, log=print) -> str:  # type: ignore[no-untyped-def]
     wait_ready(svc)
     log(f"oracle: FirecREST v2 at {url(layout)} (pid {pid}), log {svc.log}")
     return url(layout)
+
+
+@contextmanager
+def running(layout: Layout, log=print) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """FirecREST v2 for the duration of a block (its base URL): started for it and stopped after
+    it, unless it was running already (e.g. for the conformance tests), in which case it stays."""
+    svc = service(layout)
+    was_running = pid_of(svc) is not None
+    base = up(layout, log)
+    try:
+        yield base
+    finally:
+        if not was_running and stop(svc):
+            log("oracle: stopped")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import asyncio
 import shlex
 import socket
 import time
+from collections.abc import Callable
 from typing import TypeVar
 
 from core.adapters.commands import RemoteCommand
@@ -33,8 +34,10 @@ class Cluster:
     def name(self) -> str:
         return self.cfg.name
 
-    async def run(self, user: str, cmd: RemoteCommand[T]) -> T:
-        """Run the command as `user` on the login node; its check() and parse() read the result."""
+    async def run(self, user: str, cmd: RemoteCommand[T], on_sent: Callable[[], object] | None = None) -> T:
+        """Run the command as `user` on the login node; its check() and parse() read the result.
+        on_sent is called (from the pool's thread) once the command has been sent, after any wait
+        for a worker thread or an SSH channel."""
         shown = cmd.command()
         command = "env " + self._env_prefix + shown if self._env_prefix else shown
         t0 = time.monotonic()
@@ -42,7 +45,7 @@ class Cluster:
         error = ""
         try:
             res = await self.pool.run(
-                user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output
+                user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output, on_sent=on_sent
             )
         except Exception as e:
             error = type(e).__name__

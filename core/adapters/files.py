@@ -16,6 +16,8 @@ Rules every command here follows:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
 import uuid
@@ -507,6 +509,12 @@ class Upload(_NoOutput):
 
 
 # ------------------------------------------------------------------------------ the port's adapter
+def _retrieve(fut: asyncio.Future[None]) -> None:
+    """A shared lookup's exception is its callers' to handle; when they have all gone (cancelled
+    calls), it must not be logged as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()
+
 
 
 class ShellFileSystem:
@@ -516,6 +524,8 @@ class ShellFileSystem:
         self.cluster = cluster
         self.name = cluster.name
         self.id_names = id_names or IdNames()
+        # the uid/gid lookup in flight: concurrent listings wait for it instead of repeating it
+        self._naming: asyncio.Future[None] | None = None
 
     async def list(
         self, user: str, path: str, *, show_hidden: bool, numeric_ids: bool, recursive: bool, dereference: bool
@@ -536,9 +546,21 @@ class ShellFileSystem:
         uids = {e.user for e in entries}
         gids = {e.group for e in entries}
         lookup = self.id_names.unknown(uids, gids)
+        pending = self._naming
+        if lookup is not None and pending is not None and not pending.done():
+            # another listing is naming ids (after a start or the cache's expiry, hundreds of
+            # listings at once would each run the same getent): wait for it, then ask again
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
+            lookup = self.id_names.unknown(uids, gids)
         if lookup is not None:
-            self.id_names.learn(lookup, await self.cluster.run(user, lookup))
+            naming = self._naming = asyncio.ensure_future(self._learn_names(user, lookup))
+            naming.add_done_callback(_retrieve)
+            await asyncio.shield(naming)
         return self.id_names.named(entries, uids, gids)
+
+    async def _learn_names(self, user: str, lookup: LookupIds) -> None:
+        self.id_names.learn(lookup, await self.cluster.run(user, lookup))
 
     async def stat(self, user: str, path: str, dereference: bool) -> FileStatus:
         return await self.cluster.run(user, Stat(path, dereference))

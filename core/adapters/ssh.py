@@ -18,8 +18,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import paramiko
 
@@ -31,6 +32,53 @@ log = logging.getLogger(__name__)
 
 _RENEW_MARGIN = 60.0
 _POLL = 0.05
+
+
+class CommandWorkers(ThreadPoolExecutor):
+    """The threads that run SSH commands (Paramiko blocks), with a bound on the commands waiting
+    for one: beyond `max_queued` a new command is refused at once (BackendUnavailable, HTTP 503)
+    instead of joining a queue whose wait no caller would sit through. Commands of a call that
+    is cancelled while they wait never run (their future is cancelled, the slot freed)."""
+
+    def __init__(self, max_workers: int, max_queued: int, thread_name_prefix: str = "ssh"):
+        super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+        self.max_queued = max_queued
+        self._waiting = 0
+        self._count_lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Commands submitted and not yet picked up by a thread."""
+        return self._waiting
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._count_lock:
+            if self._waiting >= self.max_queued:
+                raise BackendUnavailable(
+                    f"the gateway is busy: {self._waiting} commands are waiting for an SSH worker; retry later",
+                    metadata={"queued": str(self._waiting)},
+                )
+            self._waiting += 1
+        started = False
+
+        def leave_queue() -> None:
+            nonlocal started
+            with self._count_lock:
+                if not started:
+                    started = True
+                    self._waiting -= 1
+
+        def start() -> Any:
+            leave_queue()
+            return fn(*args, **kwargs)
+
+        try:
+            fut = super().submit(start)
+        except BaseException:
+            leave_queue()
+            raise
+        fut.add_done_callback(lambda _: leave_queue())  # cancelled before a thread took it
+        return fut
 
 
 @dataclass
@@ -94,11 +142,14 @@ class SSHPool:
         stdin: bytes | None = None,
         timeout: float | None = None,
         max_output: int | None = None,
+        on_sent: Callable[[], object] | None = None,
     ) -> ExecResult:
+        """`command` as `user`. on_sent, if given, is called (from the pool's thread) once the
+        command has been sent, i.e. after any wait for a thread, a connection or a channel."""
         loop = asyncio.get_running_loop()
         ctx = contextvars.copy_context()  # the call's request id for log lines of the thread
         return await loop.run_in_executor(
-            self._executor, ctx.run, self.run_blocking, user, command, stdin, timeout, max_output
+            self._executor, ctx.run, self.run_blocking, user, command, stdin, timeout, max_output, on_sent
         )
 
     def run_blocking(
@@ -108,6 +159,7 @@ class SSHPool:
         stdin: bytes | None = None,
         timeout: float | None = None,
         max_output: int | None = None,
+        on_sent: Callable[[], object] | None = None,
     ) -> ExecResult:
         """Runs `command` once. Only what cannot have run is retried: a pooled connection that
         turns out dead when a session is opened on it is replaced once. A connection lost after
@@ -128,7 +180,7 @@ class SSHPool:
                     log.info("ssh connection for %s broke (%s); opening the session on a new one", user, e)
                     continue
                 try:
-                    return self._exec(chan, command, stdin, deadline, max_output)
+                    return self._exec(chan, command, stdin, deadline, max_output, on_sent)
                 except (paramiko.SSHException, OSError, EOFError) as e:
                     conn.broken = True
                     raise BackendUnavailable(
@@ -279,10 +331,18 @@ class SSHPool:
         return transport.open_session(timeout=max(0.5, deadline - time.monotonic()))
 
     def _exec(
-        self, chan: paramiko.Channel, command: str, stdin: bytes | None, deadline: float, max_output: int | None
+        self,
+        chan: paramiko.Channel,
+        command: str,
+        stdin: bytes | None,
+        deadline: float,
+        max_output: int | None,
+        on_sent: Callable[[], object] | None = None,
     ) -> ExecResult:
         try:
             chan.exec_command(command)
+            if on_sent is not None:
+                on_sent()
             if stdin:
                 chan.settimeout(max(0.5, deadline - time.monotonic()))
                 try:

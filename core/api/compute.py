@@ -19,7 +19,7 @@ def _opt(v: int | None) -> int | None:
     """int32 fields: Slurm priorities can exceed int32 (4294901738): clamp, never overflow."""
     if v is None:
         return None
-    return max(-(2**31), min(INT32_MAX, v))
+    return _int32(v)
 
 
 def _status(s: JobStatus) -> pb.JobStatus:
@@ -31,36 +31,73 @@ def _status(s: JobStatus) -> pb.JobStatus:
     )
 
 
+# JobStatus is immutable and the adapter shares equal ones: their messages are built once
+_STATUS_MESSAGES: dict[JobStatus, pb.JobStatus] = {}
+
+
+def _status_message(s: JobStatus) -> pb.JobStatus:
+    m = _STATUS_MESSAGES.get(s)
+    if m is None:
+        if len(_STATUS_MESSAGES) > 4096:  # a bound: reason texts of pending jobs vary
+            _STATUS_MESSAGES.clear()
+        m = _STATUS_MESSAGES[s] = _status(s)
+    return m
+
+
+def _int32(v: int) -> int:
+    return max(-(2**31), min(INT32_MAX, v))
+
+
+def _fill_time(m: pb.JobTime, t: JobTime) -> None:
+    # field by field on the message in place: a listing of thousands of jobs spent more time
+    # building keyword-argument messages than parsing sacct's output
+    m.SetInParent()  # present even when every field is unknown, as before
+    if t.elapsed is not None:
+        m.elapsed = _int32(t.elapsed)
+    if t.start is not None:
+        m.start = _int32(t.start)
+    if t.end is not None:
+        m.end = _int32(t.end)
+    if t.suspended is not None:
+        m.suspended = _int32(t.suspended)
+    if t.limit is not None:
+        m.limit = _int32(t.limit)
+
+
 def _time(t: JobTime) -> pb.JobTime:
-    return pb.JobTime(
-        elapsed=_opt(t.elapsed),
-        start=_opt(t.start),
-        end=_opt(t.end),
-        suspended=_opt(t.suspended),
-        limit=_opt(t.limit),
-    )
+    m = pb.JobTime()
+    _fill_time(m, t)
+    return m
+
+
+def fill_job(m: pb.Job, j: Job) -> None:
+    """Writes the job into an (empty) message in place."""
+    m.job_id = j.job_id
+    m.name = j.name
+    m.status.CopyFrom(_status_message(j.status))
+    for s in j.steps:
+        task = m.tasks.add(id=s.id, name=s.name)
+        task.status.CopyFrom(_status_message(s.status))
+        _fill_time(task.time, s.time)
+    _fill_time(m.time, j.time)
+    m.account = j.account
+    m.allocation_nodes = _opt(j.allocation_nodes) or 0
+    m.cluster = j.cluster
+    m.group = j.group
+    m.nodes = j.nodes
+    m.partition = j.partition
+    if j.priority is not None:
+        m.priority = max(0, min(2**32 - 1, j.priority))
+    if j.kill_request_user is not None:
+        m.kill_request_user = j.kill_request_user
+    m.user = j.user
+    m.working_directory = j.working_directory
 
 
 def job_to_pb(j: Job) -> pb.Job:
-    return pb.Job(
-        job_id=j.job_id,
-        name=j.name,
-        status=_status(j.status),
-        tasks=[
-            pb.JobTask(id=s.id, name=s.name, status=_status(s.status), time=_time(s.time)) for s in j.steps
-        ],
-        time=_time(j.time),
-        account=j.account,
-        allocation_nodes=_opt(j.allocation_nodes) or 0,
-        cluster=j.cluster,
-        group=j.group,
-        nodes=j.nodes,
-        partition=j.partition,
-        priority=None if j.priority is None else max(0, min(2**32 - 1, j.priority)),
-        kill_request_user=j.kill_request_user,
-        user=j.user,
-        working_directory=j.working_directory,
-    )
+    m = pb.Job()
+    fill_job(m, j)
+    return m
 
 
 def metadata_to_pb(m: JobMetadata) -> pb.JobMetadata:
@@ -115,7 +152,10 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
             caller(), request.system_name, request.account, name=request.name, time_window=request.time_window
         )
         page, next_token = job_page(jobs, request.page_size, request.page_token)
-        return pb.ListJobsResponse(jobs=[job_to_pb(j) for j in page], next_page_token=next_token or None)
+        response = pb.ListJobsResponse(next_page_token=next_token or None)
+        for j in page:
+            fill_job(response.jobs.add(), j)
+        return response
 
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.GetJobResponse:
         job = await self.jobs.get(caller(), request.system_name, request.job_id)

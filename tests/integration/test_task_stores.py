@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from core.adapters.pgtasks import PostgresTaskStore
@@ -115,6 +116,40 @@ async def test_list_find_active_and_counts(stores):
     assert {t.id for t in await s.active(owner=alice)} == set(ids) - {ids[1]}
     counts = await s.count_by_state()
     assert counts[("job", "failed")] >= 1 and counts[("transfer.cp", "queued")] >= 3
+
+
+def _statements(store: Any) -> list[str]:
+    """The SQL statements the store sends from now on (each of its database connections traced)."""
+    out: list[str] = []
+    if isinstance(store, TaskStore):
+        store._conn.set_trace_callback(out.append)
+        return out
+
+    class Counted(psycopg.AsyncCursor):  # type: ignore[type-arg]
+        async def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+            out.append(str(query))
+            return await super().execute(query, params, **kw)
+
+    idle = list(store._pool._pool)  # the pool's open connections (nothing is in use between calls)
+    assert idle
+    for conn in idle:
+        conn.cursor_factory = Counted
+    return out
+
+
+async def test_a_task_read_is_one_statement(stores):
+    """GET /tasks/{id} is one store.get: one indexed SELECT, whoever asks (sqlite-utils made three)."""
+    s = stores()
+    alice = owner()
+    t = await s.create(alice, "job", "c", {"jobId": "1"})
+    await s.get(alice, t.id)
+    sent = _statements(s)
+    assert (await s.get(alice, t.id)).id == t.id
+    assert len(sent) == 1 and sent[0].lower().startswith("select"), sent
+    with pytest.raises(NotFound):
+        await s.get(owner(), t.id)
+    assert len(sent) == 2, sent
+    assert len((await s.list(alice, page_size=1)).tasks) == 1 and len(sent) == 3, sent
 
 
 async def test_a_watch_on_one_replica_wakes_on_another_replicas_change(stores, request):

@@ -15,8 +15,9 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import replace
+from typing import Any
 
 from core.adapters import scripts
 from core.adapters.commands import RemoteCommand
@@ -56,11 +57,21 @@ def start_time(window: int) -> str:
     return f"now-{max(window, 0)}seconds"
 
 
+@functools.lru_cache(maxsize=4096)  # JobStatus is immutable: equal rows share one
 def _status(state: str, reason: str, exit_code: str) -> JobStatus:
     """An exit code only for a job (or step) in a final state: Slurm prints 0:0 while running."""
     word = job_state(state)
     code, sig = parse_exit_code(exit_code) if word in FINAL_JOB_STATES else (None, None)
     return JobStatus(word, reason.strip() or None, code, sig)
+
+
+@functools.lru_cache(maxsize=4096)
+def _step_status(status: JobStatus) -> JobStatus:
+    """A step has no reason of its own (FirecREST v2: null)."""
+    return JobStatus(status.state, None, status.exit_code, status.interrupt_signal)
+
+
+_STEP_ID = re.compile(r"(\d+)\.(\S+)")
 
 
 # ---------------------------------------------------------------- submission
@@ -234,7 +245,9 @@ class Accounting(SlurmCommand[list[Job]]):
         return argv
 
     def parse(self, result: ExecResult) -> list[Job]:
-        jobs: dict[str, Job] = {}
+        # thousands of rows for a busy user: each job is built once, with its steps, at the end
+        wanted = set(self.job_ids) if self.job_ids else None
+        jobs: dict[str, dict[str, Any]] = {}
         steps: dict[str, list[JobStep]] = {}
         for line in result.out.splitlines():
             cols = p.columns(line, _SACCT_N)
@@ -252,30 +265,28 @@ class Accounting(SlurmCommand[list[Job]]):
                 suspended=p.duration(suspended),
                 limit=p.limit_seconds(limit),
             )
-            if re.fullmatch(r"\d+", raw_id):
-                if self.job_ids and raw_id not in self.job_ids:
+            if raw_id.isascii() and raw_id.isdigit():
+                if wanted is not None and raw_id not in wanted:
                     continue
-                jobs[raw_id] = Job(
-                    job_id=raw_id,
-                    name=name,
-                    status=status,
-                    time=time,
-                    user=user,
-                    account=account,
-                    allocation_nodes=p.integer(nnodes) or 0,
-                    cluster=cluster or self.cluster,
-                    group=group,
-                    nodes=p.text(nodelist) if nodelist != "None assigned" else "",
-                    partition=partition,
-                    priority=p.integer(priority),
-                    working_directory=workdir,
-                    source="accounting",
-                )
-            elif m := re.fullmatch(r"(\d+)\.(\S+)", raw_id):
-                # a step has no reason of its own (FirecREST v2: null)
-                step_status = replace(status, state_reason=None)
-                steps.setdefault(m.group(1), []).append(JobStep(raw_id, name, step_status, time))
-        return [replace(job, steps=tuple(steps.get(job_id, ()))) for job_id, job in jobs.items()]
+                jobs[raw_id] = {
+                    "job_id": raw_id,
+                    "name": name,
+                    "status": status,
+                    "time": time,
+                    "user": user,
+                    "account": account,
+                    "allocation_nodes": p.integer(nnodes) or 0,
+                    "cluster": cluster or self.cluster,
+                    "group": group,
+                    "nodes": p.text(nodelist) if nodelist != "None assigned" else "",
+                    "partition": partition,
+                    "priority": p.integer(priority),
+                    "working_directory": workdir,
+                    "source": "accounting",
+                }
+            elif m := _STEP_ID.fullmatch(raw_id):
+                steps.setdefault(m.group(1), []).append(JobStep(raw_id, name, _step_status(status), time))
+        return [Job(**job, steps=tuple(steps.get(job_id, ()))) for job_id, job in jobs.items()]
 
 
 _SQUEUE_FORMAT = SEP.join(

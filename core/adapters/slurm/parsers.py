@@ -3,6 +3,7 @@ columns separated by the ASCII unit separator, and `scontrol -o show` Key=Value 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -13,6 +14,8 @@ from datetime import datetime
 SEP = "\x1f"
 
 _NONE_WORDS = frozenset({"", "(null)", "N/A", "None", "Unknown"})
+_INTEGER = re.compile(r"-?\d+")
+_DURATION = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(?:(\d+):)?(\d+)(?:\.\d+)?")
 
 
 def text(v: str | None) -> str:
@@ -24,7 +27,9 @@ def text(v: str | None) -> str:
 def integer(v: str | None) -> int | None:
     """A whole number; None for anything else (N/A, UNLIMITED, (null), ...)."""
     v = (v or "").strip()
-    return int(v) if re.fullmatch(r"-?\d+", v) else None
+    if v.isascii() and v.isdigit():  # the common case, without the regex
+        return int(v)
+    return int(v) if _INTEGER.fullmatch(v) else None
 
 
 def number(v: str | None) -> float | None:
@@ -51,12 +56,13 @@ def local_time(v: str | None) -> int:
         return 0
 
 
+@functools.lru_cache(maxsize=4096)  # a listing repeats the same few values ("00:00:00") thousands of times
 def duration(v: str | None) -> int | None:
     """Slurm durations ("[D-]HH:MM:SS", "MM:SS", "SS", with optional fraction) in seconds."""
     if not v:
         return None
     v = v.strip()
-    m = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(?:(\d+):)?(\d+)(?:\.\d+)?", v)
+    m = _DURATION.fullmatch(v)
     if not m:
         return None
     days, a, b, c = m.groups()

@@ -2,20 +2,22 @@
 over its SSH pool as the calling user (core.adapters.slurm.jobs, .status and .users hold the
 command objects).
 
-A controller that does not answer is found out fast: a read-only question still running after
-`scheduler.ping_after` seconds is checked with `scontrol ping`, which says DOWN at once, and ends
-with a 503 if the controller is down (Slurm's clients would retry for MessageTimeout first); while
-it is known to be down every call that needs it is refused at once, until a ping answers again. A
-command that changes something (sbatch, scancel) always runs to its end, so its outcome is never
-unknown."""
+A controller that does not answer is found out fast: a read-only question still running
+`scheduler.ping_after` seconds after it was sent (not counting its wait for a free SSH worker) is
+checked with `scontrol ping` (one at a time per system, shared by the calls that ask meanwhile),
+which says DOWN at once, and ends with a 503 if the controller is down (Slurm's clients would
+retry for MessageTimeout first); while it is known to be down every call that needs it is refused
+at once, until a ping answers again. A command that changes something (sbatch, scancel) always
+runs to its end, so its outcome is never unknown."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from core.adapters.cluster import Cluster
 from core.adapters.commands import DiscardPrivateDir, RemoteCommand, WritePrivateScript
@@ -42,6 +44,17 @@ from core.domain.jobs import FINAL_JOB_STATES, Job, JobMetadata, JobSpec, merge_
 from core.domain.scheduler import DataMoverJob, Node, Partition, Reservation, UserInfo
 
 T = TypeVar("T")
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """A shared future's exception is its callers' to handle; when they have all gone (cancelled
+    calls), it must not be logged as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _answered_up(ping: asyncio.Future[tuple[bool, str]]) -> bool:
+    return ping.done() and not ping.cancelled() and ping.exception() is None and ping.result()[0]
 
 
 def check_directives(lines: Sequence[str], system: str) -> tuple[str, ...]:
@@ -75,6 +88,9 @@ class SlurmScheduler:
         self.directives = check_directives(cluster.cfg.datatransfer_jobs_directives, cluster.name)
         # set when a call found the controller unreachable; cleared by the next ping that answers
         self._controller_down = False
+        # the ping in flight (or the last one, with when it was sent): callers share it
+        self._ping: asyncio.Future[tuple[bool, str]] | None = None
+        self._ping_sent = 0.0
 
     # ---- running Slurm's clients -------------------------------------------------------------
     async def _run(self, user: str, cmd: RemoteCommand[T]) -> T:
@@ -85,7 +101,21 @@ class SlurmScheduler:
         return await self.cluster.run(user, cmd)
 
     async def _controller_answers(self, user: str) -> tuple[bool, str]:
-        """`scontrol ping` as the user (fast, whether the controller is up or down)."""
+        """`scontrol ping` (fast, whether the controller is up or down). One ping at a time per
+        system: callers that ask while one is in flight share its answer (it is about the
+        controller, not the user who ran it), and an "up" is reused for ping_after seconds (a
+        "down" never: the next call checks again). Without that, every read waiting its turn
+        under load queued a ping of its own (a quarter of the SSH commands of the mixed benchmark)."""
+        now = time.monotonic()
+        ping = self._ping
+        fresh_up = ping is not None and _answered_up(ping) and now - self._ping_sent < self.ping_after
+        if ping is None or (ping.done() and not fresh_up):
+            ping = self._ping = asyncio.ensure_future(self._ping_as(user))
+            self._ping_sent = now
+            ping.add_done_callback(_retrieve)
+        return await asyncio.shield(ping)
+
+    async def _ping_as(self, user: str) -> tuple[bool, str]:
         ping = Ping()
         ping.timeout = self.ping_timeout
         up, words = await self.cluster.run(user, ping)
@@ -104,8 +134,20 @@ class SlurmScheduler:
             up, words = await self._controller_answers(user)
             if not up:
                 raise self._unreachable(words)
-        running = asyncio.ensure_future(self.cluster.run(user, cmd))
+        loop = asyncio.get_running_loop()
+        sent = asyncio.Event()
+        running = asyncio.ensure_future(
+            self.cluster.run(user, cmd, on_sent=lambda: loop.call_soon_threadsafe(sent.set))
+        )
         try:
+            if cmd.read_only:
+                # the watch starts once the command runs on the login node: its wait for a free
+                # worker thread or SSH channel here says nothing about the controller
+                started = asyncio.ensure_future(sent.wait())
+                try:
+                    await asyncio.wait({running, started}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    started.cancel()
             while cmd.read_only and not running.done():
                 done, _ = await asyncio.wait({running}, timeout=self.ping_after)
                 if not done:
