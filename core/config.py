@@ -138,6 +138,11 @@ class SystemConfig(Settings):
                                            "larger ones go through the transfer endpoints.",
     )
     streamer: StreamerConfig | None = Field(None, description="The streamer transfer method; null: not offered.")
+    ops_timeout: int = Field(
+        30, gt=0, le=3600, description="Seconds a direct file operation (ls, checksum, compress...) may run on "
+                                       "the login node before it is stopped (408); longer work goes through the "
+                                       "transfer endpoints.",
+    )
 
 
 class S3Config(Settings):
@@ -278,6 +283,10 @@ class Config(Settings):
     tls: TLSConfig | None = Field(None, description="mTLS between Envoy and the core (`client_ca` signs Envoy's "
                                                     "client certificate); null: plaintext, with a warning.")
     task_store: TaskStoreConfig = Field(TaskStoreConfig(), description="Where tasks live.")
+    health_max_age: float = Field(
+        5.0, ge=0, description="Seconds a system's health probes (the SSH banner, the scheduler's ping) are "
+                               "reused by /status/systems before they are taken again.",
+    )
     s3: S3Config | None = Field(None, description="The staging store of large transfers; null: staged transfers "
                                                   "are refused.")
     worker_threads: int = Field(32, ge=1, description="Threads running blocking SSH and S3 calls.")

@@ -183,6 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     except config_mod.ConfigError as e:  # a setting only the wiring can judge (scheduler.type)
         print(f"firecrest-core: {args.config or os.environ.get('F7T_CONFIG')}: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:  # a file the config names
+        print(f"firecrest-core: {args.config or os.environ.get('F7T_CONFIG')}: cannot read {e.filename}: "
+              f"{e.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

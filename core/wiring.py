@@ -105,7 +105,7 @@ class Gateway:
         self.schedulers: Systems[Scheduler] = Systems(
             {c.name: SCHEDULER_TYPES[c.cfg.scheduler.type](c) for c in self.clusters}
         )
-        self.filesystems: Systems[FileSystem] = Systems({c.name: ShellFileSystem(c) for c in self.clusters})
+        self.filesystems: Systems[FileSystem] = Systems({c.name: ShellFileSystem(c, ops_timeout=c.cfg.ops_timeout) for c in self.clusters})
         self.transfer_systems: Systems[TransferSystem] = Systems({
             c.name: TransferJobs(c, self.schedulers(c.name), self.filesystems(c.name)) for c in self.clusters
         })
@@ -113,7 +113,9 @@ class Gateway:
         self.task_store = task_store(config.task_store)
         self.staging = Staging(config.s3) if config.s3 else None
         # ---- services
-        self.status = StatusService(config.systems, self.schedulers, lambda name: self.clusters(name).probe())
+        self.status = StatusService(
+            config.systems, self.schedulers, lambda name: self.clusters(name).probe(), max_age=config.health_max_age
+        )
         self.certificates = CertificateService(self.ca, self.accounts, configs)
         self.files = FileService(self.filesystems, configs)
         self.jobs = JobService(

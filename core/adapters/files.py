@@ -69,13 +69,13 @@ _EXTRA_RULES: tuple[tuple[re.Pattern[str], type[GatewayError]], ...] = (
 )
 
 
-def file_error(result: ExecResult) -> GatewayError:
+def file_error(result: ExecResult, ops_timeout: int = OPS_TIMEOUT) -> GatewayError:
     """Map a failed file tool to what the caller did: 404 missing, 403 denied, 400 anything else
     the tool refused, 408 when `timeout` stopped it. The remote text is the message."""
     text = result.err or result.out.strip() or f"exit status {result.exit_status}"
     if result.exit_status in (124, 137):  # timeout(1): timed out / had to be killed
         return Timeout(
-            f"the operation did not finish within {OPS_TIMEOUT} s; use the transfer endpoints "
+            f"the operation did not finish within {ops_timeout} s; use the transfer endpoints "
             f"(/filesystem/{{system_name}}/transfer/...) for long operations ({text})"
         )
     if result.exit_status in (125, 126, 127):  # timeout itself failed, or the tool is missing
@@ -95,6 +95,7 @@ class FileCommand(RemoteCommand[T]):
     """A file tool run under `timeout` as the caller; subclasses give tool_argv() and parse()."""
 
     timeout: float | None = OPS_TIMEOUT + _SSH_MARGIN
+    ops_timeout: int = OPS_TIMEOUT  # the system's `ops_timeout` (ShellFileSystem sets it)
 
     @abstractmethod
     def tool_argv(self) -> list[str]: ...
@@ -102,10 +103,16 @@ class FileCommand(RemoteCommand[T]):
     def argv(self) -> list[str]:
         # LC_ALL=C: the tools' messages in English whatever the user's profile sets, so that
         # file_error() can tell a missing path from a denied one
-        return ["env", "LC_ALL=C", "timeout", "-k", "5", str(OPS_TIMEOUT), *self.tool_argv()]
+        return ["env", "LC_ALL=C", "timeout", "-k", "5", str(self.ops_timeout), *self.tool_argv()]
+
+    def limited(self, ops_timeout: int) -> FileCommand[T]:
+        """This command with the system's time limit (and the SSH call's, a margin above it)."""
+        self.ops_timeout = ops_timeout
+        self.timeout = ops_timeout + _SSH_MARGIN
+        return self
 
     def error(self, result: ExecResult) -> GatewayError:
-        return file_error(result)
+        return file_error(result, self.ops_timeout)
 
 
 def _decode(raw: bytes) -> str:
@@ -520,12 +527,16 @@ def _retrieve(fut: asyncio.Future[None]) -> None:
 class ShellFileSystem:
     """The FileSystem port for one system: the commands above, run over its SSH pool as the user."""
 
-    def __init__(self, cluster: Cluster, id_names: IdNames | None = None):
+    def __init__(self, cluster: Cluster, id_names: IdNames | None = None, ops_timeout: int = OPS_TIMEOUT):
         self.cluster = cluster
         self.name = cluster.name
+        self.ops_timeout = ops_timeout
         self.id_names = id_names or IdNames()
         # the uid/gid lookup in flight: concurrent listings wait for it instead of repeating it
         self._naming: asyncio.Future[None] | None = None
+
+    async def _run(self, user: str, cmd: FileCommand[T]) -> T:
+        return await self.cluster.run(user, cmd.limited(self.ops_timeout))
 
     async def list(
         self, user: str, path: str, *, show_hidden: bool, numeric_ids: bool, recursive: bool, dereference: bool
@@ -533,8 +544,7 @@ class ShellFileSystem:
         """Without numeric_ids the listing's uids and gids are named from this system's user
         database (cached: at most one getent per listing, none once the ids are known)."""
         try:
-            entries = await self.cluster.run(
-                user, ListFiles(path, show_hidden, numeric_ids, recursive, dereference)
+            entries = await self._run(user, ListFiles(path, show_hidden, numeric_ids, recursive, dereference)
             )
         except PayloadTooLarge as e:
             raise PayloadTooLarge(
@@ -563,47 +573,47 @@ class ShellFileSystem:
         self.id_names.learn(lookup, await self.cluster.run(user, lookup))
 
     async def stat(self, user: str, path: str, dereference: bool) -> FileStatus:
-        return await self.cluster.run(user, Stat(path, dereference))
+        return await self._run(user, Stat(path, dereference))
 
     async def checksum(self, user: str, path: str) -> str:
-        return await self.cluster.run(user, Checksum(path))
+        return await self._run(user, Checksum(path))
 
     async def file_type(self, user: str, path: str) -> str:
-        return await self.cluster.run(user, FileType(path))
+        return await self._run(user, FileType(path))
 
     async def head(self, user: str, path: str, part: paths.Slice, limit: int) -> bytes:
-        return await self.cluster.run(user, Head(path, part, limit))
+        return await self._run(user, Head(path, part, limit))
 
     async def tail(self, user: str, path: str, part: paths.Slice, limit: int) -> bytes:
-        return await self.cluster.run(user, Tail(path, part, limit))
+        return await self._run(user, Tail(path, part, limit))
 
     async def read(self, user: str, path: str, limit: int, offset: int = 0, size: int | None = None) -> bytes:
         if offset == 0 and size is None:
-            return await self.cluster.run(user, ReadFile(path, limit))
-        return await self.cluster.run(user, ReadRange(path, offset, size, limit))
+            return await self._run(user, ReadFile(path, limit))
+        return await self._run(user, ReadRange(path, offset, size, limit))
 
     async def mkdir(self, user: str, path: str, parents: bool) -> FileEntry:
-        return await self.cluster.run(user, Mkdir(path, parents))
+        return await self._run(user, Mkdir(path, parents))
 
     async def symlink(self, user: str, target: str, link: str) -> FileEntry:
-        return await self.cluster.run(user, Symlink(target, link))
+        return await self._run(user, Symlink(target, link))
 
     async def chmod(self, user: str, path: str, mode: str) -> FileEntry:
-        return await self.cluster.run(user, Chmod(path, mode))
+        return await self._run(user, Chmod(path, mode))
 
     async def chown(self, user: str, path: str, owner: str) -> FileEntry:
-        return await self.cluster.run(user, Chown(path, owner))
+        return await self._run(user, Chown(path, owner))
 
     async def remove(self, user: str, path: str) -> None:
-        await self.cluster.run(user, Remove(path))
+        await self._run(user, Remove(path))
 
     async def compress(
         self, user: str, source: paths.Split, target: str, compression: str, dereference: bool, pattern: str
     ) -> None:
-        await self.cluster.run(user, Compress(source, target, compression, dereference, pattern))
+        await self._run(user, Compress(source, target, compression, dereference, pattern))
 
     async def extract(self, user: str, archive: str, target: str, compression: str) -> None:
-        await self.cluster.run(user, Extract(archive, target, compression))
+        await self._run(user, Extract(archive, target, compression))
 
     async def write(self, user: str, path: str, data: bytes) -> None:
-        await self.cluster.run(user, Upload(path, data))
+        await self._run(user, Upload(path, data))

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.domain.errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound, Reason
@@ -59,8 +59,10 @@ class TransferService:
         lost_after: float = 3600.0,
         orphan_grace: float = 600.0,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self._systems = systems
+        self.sleep = sleep
         self.staging = staging
         self.tasks = tasks
         self.poll_interval = poll_interval
@@ -193,7 +195,7 @@ class TransferService:
             log = await system.read_log(user, job.output_log)
             if log and STREAMER_LISTENING in log:
                 return
-            await asyncio.sleep(0.3)
+            await self.sleep(0.3)
 
     def _stage_upload(self, user: str, tid: str, target: str, parts: PartPlan) -> Staged:
         store = self._store()

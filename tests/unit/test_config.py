@@ -277,3 +277,39 @@ async def test_the_trackers_timings_come_from_the_config(tmp_path: Path) -> None
         assert transfers.tracker.busy_interval == 5
     finally:
         await gw.close()
+
+
+async def test_the_file_operations_limit_and_the_health_cache_come_from_the_config(tmp_path: Path) -> None:
+    from core.adapters.commands import ExecResult
+    from core.adapters.files import Stat
+    from core.wiring import Gateway
+
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    (tmp_path / "ca").write_bytes(key)
+    cfg = from_dict(_core(certificate={"ca_key": str(tmp_path / "ca")},
+                          task_store={"path": str(tmp_path / "tasks.db")},
+                          systems=[{"name": "cluster", "ssh": {"host": "login.example.org"}, "ops_timeout": 90}],
+                          health_max_age=20))
+    gw = Gateway(cfg)
+    try:
+        assert gw.filesystems("cluster").ops_timeout == 90  # type: ignore[attr-defined]
+        assert gw.status.max_age == 20
+        # what the login node runs, and what the caller reads when the limit stops it
+        cmd = Stat("/home/alice/x", False).limited(90)
+        assert cmd.argv()[:6] == ["env", "LC_ALL=C", "timeout", "-k", "5", "90"] and cmd.timeout == 100
+        err = cmd.error(ExecResult(124, b"", b""))
+        assert err.reason.value == "TIMEOUT" and "within 90 s" in err.message
+    finally:
+        await gw.close()
+
+
+def test_the_core_names_a_file_it_cannot_read(tmp_path: Path) -> None:
+    cfg = _core(certificate={"ca_key": str(tmp_path / "no-such-ca")}, task_store={"path": str(tmp_path / "t.db")})
+    (tmp_path / "core.yaml").write_text(yaml.safe_dump(cfg))
+    r = _run(["-m", "core", "--config", str(tmp_path / "core.yaml")], tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip() == (
+        f"firecrest-core: {tmp_path / 'core.yaml'}: cannot read {tmp_path / 'no-such-ca'}: No such file or directory"
+    )
