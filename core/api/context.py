@@ -113,6 +113,12 @@ async def _call(fn: Callable[..., Any], arg: Any, context: grpc.aio.ServicerCont
     return resp
 
 
+def _status_of(exc: BaseException, context: grpc.aio.ServicerContext) -> str:
+    """A failed call's status for the metrics: the code it was aborted with, else CANCELLED (the
+    caller went away, or worse)."""
+    return _code_name(context.code()) if isinstance(exc, grpc.aio.AbortError) else "CANCELLED"
+
+
 def _code_name(code: Any) -> str:
     """A status code's name, whether grpc gives a StatusCode or its number."""
     if isinstance(code, grpc.StatusCode):
@@ -208,11 +214,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 if code != 200:
                     await context.send_initial_metadata(((SUCCESS_HEADER, str(code)),))
                 return resp
-            except grpc.aio.AbortError:
-                status = _code_name(context.code())
-                raise
-            except BaseException:  # the caller went away (cancelled) or worse
-                status = "CANCELLED"
+            except BaseException as e:
+                status = _status_of(e, context)
                 raise
             finally:
                 self._done(method, status, t0, tokens)
@@ -265,11 +268,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         status = "OK"
         try:
             yield
-        except grpc.aio.AbortError:
-            status = _code_name(context.code())
-            raise
-        except BaseException:  # the caller went away (cancelled) or worse
-            status = "CANCELLED"
+        except BaseException as e:
+            status = _status_of(e, context)
             raise
         finally:
             self._done(method, status, t0, tokens)

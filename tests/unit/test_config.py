@@ -83,11 +83,16 @@ def test_the_core_refuses_a_bad_config_naming_each_key(tmp_path: Path) -> None:
     ]
 
 
-def test_the_core_names_an_unknown_scheduler_type(tmp_path: Path) -> None:
+def _ca_key(tmp_path: Path) -> str:
+    """A real CA key file (the core reads it at start)."""
     key = ed25519.Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
     (tmp_path / "ca").write_bytes(key)
-    cfg = _core(certificate={"ca_key": str(tmp_path / "ca")}, listen="127.0.0.1:0",
+    return str(tmp_path / "ca")
+
+
+def test_the_core_names_an_unknown_scheduler_type(tmp_path: Path) -> None:
+    cfg = _core(certificate={"ca_key": _ca_key(tmp_path)}, listen="127.0.0.1:0",
                 task_store={"path": str(tmp_path / "tasks.db")},
                 systems=[{"name": "c", "ssh": {"host": "login"}, "scheduler": {"type": "pbs"}}])
     (tmp_path / "core.yaml").write_text(yaml.safe_dump(cfg))
@@ -256,17 +261,19 @@ def test_the_reference_is_current_and_the_check_catches_a_stale_one(tmp_path: Pa
 
 
 # ---- settings that were hard-coded reach the services -----------------------------------------
+def _core_with_ca(tmp_path: Path, **over: Any) -> Any:
+    """A core config whose CA key and task store exist, so that a real Gateway can be built."""
+    return from_dict(_core(certificate={"ca_key": _ca_key(tmp_path)},
+                           task_store={"path": str(tmp_path / "tasks.db")}, **over))
+
+
 async def test_the_trackers_timings_come_from_the_config(tmp_path: Path) -> None:
     from core.wiring import Gateway
 
-    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
-    (tmp_path / "ca").write_bytes(key)
-    cfg = from_dict(_core(certificate={"ca_key": str(tmp_path / "ca")},
-                          task_store={"path": str(tmp_path / "tasks.db")},
-                          jobs={"submit_grace": 45, "poll_interval": 3, "idle_interval": 12, "cancel_wait": 4,
-                                "lost_after": 900, "partial_grace": 60, "max_poll_interval": 20},
-                          transfers={"poll_interval": 5, "lost_after": 1200, "orphan_grace": 300}))
+    cfg = _core_with_ca(tmp_path,
+                        jobs={"submit_grace": 45, "poll_interval": 3, "idle_interval": 12, "cancel_wait": 4,
+                              "lost_after": 900, "partial_grace": 60, "max_poll_interval": 20},
+                        transfers={"poll_interval": 5, "lost_after": 1200, "orphan_grace": 300})
     gw = Gateway(cfg)
     try:
         jobs, transfers = gw.jobs, gw.transfers
@@ -284,13 +291,8 @@ async def test_the_file_operations_limit_and_the_health_cache_come_from_the_conf
     from core.adapters.files import Stat
     from core.wiring import Gateway
 
-    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
-    (tmp_path / "ca").write_bytes(key)
-    cfg = from_dict(_core(certificate={"ca_key": str(tmp_path / "ca")},
-                          task_store={"path": str(tmp_path / "tasks.db")},
-                          systems=[{"name": "cluster", "ssh": {"host": "login.example.org"}, "ops_timeout": 90}],
-                          health_max_age=20))
+    cfg = _core_with_ca(tmp_path, health_max_age=20,
+                        systems=[{"name": "cluster", "ssh": {"host": "login.example.org"}, "ops_timeout": 90}])
     gw = Gateway(cfg)
     try:
         assert gw.filesystems("cluster").ops_timeout == 90  # type: ignore[attr-defined]
