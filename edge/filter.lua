@@ -9,6 +9,7 @@ local SUCCESS_HEADER = "x-f7t-http-status"
 local REASON_HEADER = "x-f7t-reason"
 local USER_HEADER = "x-f7t-caller"
 local REST_HEADER = "x-f7t-rest" -- marks an HTTP/JSON call for the core (core/api/restjson.py)
+local READ_HEADER = "x-f7t-read" -- marks a REST read, which Envoy's route retries more readily
 local REASON_OUT_HEADER = "f7t-error-reason" -- the ErrorInfo reason, for REST callers
 
 local function percent_decode(s)
@@ -152,7 +153,13 @@ function envoy_on_request(h)
   h:streamInfo():dynamicMetadata():set("f7t", "token", headers:get("authorization") and "1" or "0")
   -- an HTTP/JSON call (the transcoder turns it into gRPC): the core answers it in FirecREST's JSON
   headers:remove(REST_HEADER)
-  if string.sub(ct, 1, 16) ~= "application/grpc" then headers:add(REST_HEADER, "1") end
+  headers:remove(READ_HEADER)
+  if string.sub(ct, 1, 16) ~= "application/grpc" then
+    headers:add(REST_HEADER, "1")
+    -- a read: Envoy may send it again to the next core (see the route that matches this header)
+    local method = headers:get(":method")
+    if method == "GET" or method == "HEAD" then headers:add(READ_HEADER, "1") end
+  end
   local full_path = headers:get(":path") or ""
   local m = headers:get(":method")
   -- query parameters count as written too (?time_window=... names time_window in an error)

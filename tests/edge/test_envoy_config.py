@@ -150,3 +150,20 @@ def test_lua_filter_knows_every_rest_path_and_its_methods(tmp_path):
     assert '{ "^%/compute%/[^/:]+%/jobs%/[^/:]+$", { DELETE = true, GET = true }, "DELETE, GET" },' in lua
     assert '{ "^%/tasks%/[^/:]+%:events$", { GET = true }, "GET" },' in lua
     assert "__ROUTES__" not in lua
+
+
+def test_only_rest_reads_are_sent_again_after_a_cancel(tmp_path):
+    """A stopping core answers CANCELLED to calls it accepted but had not started (grpc/grpc#41785):
+    Envoy sends a REST read again (the Lua filter marks GET and HEAD, and strips the mark from any
+    caller), never a write, which may have run."""
+    doc = yaml.safe_load(render(_cfg(tmp_path)))
+    routes = doc["static_resources"]["listeners"][-1]["filter_chains"][0]["filters"][0]["typed_config"][
+        "route_config"]["virtual_hosts"][0]["routes"]
+    api = [r for r in routes if r["match"].get("prefix") == "/"]
+    read, rest = api
+    assert read["match"]["headers"] == [{"name": "x-f7t-read", "present_match": True}]
+    assert "cancelled" in read["route"]["retry_policy"]["retry_on"].split(",")
+    assert "cancelled" not in rest["route"]["retry_policy"]["retry_on"].split(",")
+    lua = (tmp_path / "filter.lua").read_text()
+    assert 'headers:remove(READ_HEADER)' in lua
+    assert 'if method == "GET" or method == "HEAD" then headers:add(READ_HEADER, "1") end' in lua
