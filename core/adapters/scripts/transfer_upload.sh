@@ -31,7 +31,8 @@ while :; do
   esac
   if expired; then fail URL_EXPIRED "the upload was not completed before its URLs expired"; fi
   sleep "$delay"
-  if [ "$delay" -lt 5 ]; then delay=$((delay + 1)); fi
+  # at most 2 s between looks: a HEAD is cheap, and each second here is a second of the transfer
+  if [ "$delay" -lt 2 ]; then delay=$((delay + 1)); fi
 done
 progress 0.5
 if [ "$length" != "$SIZE" ]; then
