@@ -23,7 +23,7 @@ import yaml
 from google.protobuf import descriptor_pb2
 from pydantic import Field, field_validator, model_validator
 
-from core.api.restjson import HTTP_BODY
+from core.api.restjson import HTTP_BODY, rendered_by_core
 from core.settings import ConfigError, Settings, validate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -425,14 +425,14 @@ def envoy_descriptor(src: Path, dst: Path) -> None:
     """Write the descriptor set Envoy's transcoder gets: the contract, with the output of every method
     whose REST response the core writes itself (a unary response other than HttpBody) declared as
     google.api.HttpBody, so the transcoder passes the core's FirecREST-shaped JSON through
-    (core.api.restjson; its `rendered_by_core` is the same rule)."""
+    (core.api.restjson.rendered_by_core)."""
     fds = descriptor_pb2.FileDescriptorSet.FromString(src.read_bytes())
     if not any(f.name == "google/api/httpbody.proto" for f in fds.file):
         raise ValueError(f"{src} lacks google/api/httpbody.proto (regenerate it: python -m edge.protogen)")
     for f in fds.file:
         for svc in f.service:
             for m in svc.method:
-                if not m.server_streaming and m.output_type != "." + HTTP_BODY:
+                if rendered_by_core(m.server_streaming, m.output_type):
                     m.output_type = "." + HTTP_BODY
                     if "google/api/httpbody.proto" not in f.dependency:
                         f.dependency.append("google/api/httpbody.proto")

@@ -72,10 +72,13 @@ end
 ---------------------------------------------------------------- field names as the caller wrote them
 -- the keys a JSON request body names a field by, in one of its two spellings (camelCase or snake_case):
 -- a scan for "key": (a string value that happens to look like one only adds a name to the list)
+-- a name in one of the two spellings (camelCase or snake_case), added while the list is short
+local function add_field_name(k, out, most)
+  if (string.find(k, "%l%u") or string.find(k, "_")) and #out < most then out[#out + 1] = k end
+end
+
 local function collect_camel_keys(raw, out)
-  for k in string.gmatch(raw, '"([%w_]+)"%s*:') do
-    if (string.find(k, "%l%u") or string.find(k, "_")) and #out < 64 then out[#out + 1] = k end
-  end
+  for k in string.gmatch(raw, '"([%w_]+)"%s*:') do add_field_name(k, out, 64) end
 end
 
 local function camel_of(snake)
@@ -152,20 +155,19 @@ function envoy_on_request(h)
   h:streamInfo():dynamicMetadata():set("f7t", "native", native and "1" or "0")
   h:streamInfo():dynamicMetadata():set("f7t", "token", headers:get("authorization") and "1" or "0")
   -- an HTTP/JSON call (the transcoder turns it into gRPC): the core answers it in FirecREST's JSON
+  local m = headers:get(":method")
   headers:remove(REST_HEADER)
   headers:remove(READ_HEADER)
   if string.sub(ct, 1, 16) ~= "application/grpc" then
     headers:add(REST_HEADER, "1")
     -- a read: Envoy may send it again to the next core (see the route that matches this header)
-    local method = headers:get(":method")
-    if method == "GET" or method == "HEAD" then headers:add(READ_HEADER, "1") end
+    if m == "GET" or m == "HEAD" then headers:add(READ_HEADER, "1") end
   end
   local full_path = headers:get(":path") or ""
-  local m = headers:get(":method")
   -- query parameters count as written too (?time_window=... names time_window in an error)
   local written = {}
   for k in string.gmatch(string.match(full_path, "%?(.*)$") or "", "([^&=]+)=?[^&]*") do
-    if (string.find(k, "%l%u") or string.find(k, "_")) and #written < 32 then written[#written + 1] = k end
+    add_field_name(k, written, 32)
   end
   if not native and (m == "POST" or m == "PUT") and string.find(ct, "json", 1, true) then
     local body = h:body()

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from core.api.restjson import FIRECREST_PACKAGES, NATIVE_ONLY_FIELDS
+from core.api.restjson import null_when_unset
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOS = ROOT / "protos"
@@ -333,19 +333,16 @@ class _OpenAPIBuilder:
         m = self.messages[full]
         props = {}
         required = []
-        # FirecREST v2 writes an unknown value as null: fields with presence in its packages are
-        # nullable, as the core writes them for REST callers (core.api.restjson)
-        firecrest = full.lstrip(".").startswith(FIRECREST_PACKAGES)
+        # FirecREST v2 writes an unknown value as null: the fields the core writes as null for REST
+        # callers (core.api.restjson.null_when_unset) are nullable
         for f in m.field:
             if f.name in skip:
                 continue
             schema = self.field_schema(f)
-            nullable = (
-                firecrest
-                and f.label != f.LABEL_REPEATED
-                and f.name not in NATIVE_ONLY_FIELDS
-                and (f.proto3_optional or (f.type == f.TYPE_MESSAGE and not f.HasField("oneof_index")))
+            presence = f.label != f.LABEL_REPEATED and (
+                f.proto3_optional or (f.type == f.TYPE_MESSAGE and not f.HasField("oneof_index"))
             )
+            nullable = null_when_unset(full, f.name, presence)
             if nullable:
                 schema = {"allOf": [schema], "nullable": True} if "$ref" in schema else {**schema, "nullable": True}
             if f.options.deprecated:  # FirecREST v2's undocumented aliases (storage.proto `path`)

@@ -195,6 +195,10 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         # Envoy's request id (a native caller without Envoy gets one of ours)
         rid = str(md.get(REQUEST_ID_HEADER) or uuid.uuid4())
 
+        # an HTTP/JSON call: the response goes out as FirecREST's JSON in an HttpBody (core/api/restjson.py)
+        rest = md.get(REST_HEADER) == "1"
+        serialize = _as_is if rest else handler.response_serializer
+
         async def unary_response(inner: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext) -> Any:
             # what _observed does, inline: this path runs for every unary call
             t0 = time.perf_counter()
@@ -219,10 +223,6 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 raise
             finally:
                 self._done(method, status, t0, tokens)
-
-        # an HTTP/JSON call: the response goes out as FirecREST's JSON in an HttpBody (core/api/restjson.py)
-        rest = md.get(REST_HEADER) == "1"
-        serialize = _as_is if rest else handler.response_serializer
 
         if handler.unary_unary:
             inner_uu = handler.unary_unary

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from google.api import httpbody_pb2
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 REST_HEADER = "x-f7t-rest"  # set by the edge on transcoded (HTTP/JSON) calls, stripped from callers
 JSON_TYPE = "application/json"
@@ -36,11 +36,8 @@ FIRECREST_PACKAGES = ("firecrest.status.", "firecrest.compute.", "firecrest.stor
 # our additions for native callers (AIP-158 paging), `optional` so they are absent, not null, in REST JSON
 NATIVE_ONLY_FIELDS = frozenset({"next_page_token"})
 
-_WELL_KNOWN = frozenset({
-    "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.Struct",
-    "google.protobuf.Value", "google.protobuf.ListValue", "google.protobuf.FieldMask",
-    "google.protobuf.Any", "google.protobuf.Empty",
-})
+# well-known types rendered by json_format (the common ones have their own functions: _FAST_WELL_KNOWN)
+_WELL_KNOWN = frozenset({"google.protobuf.FieldMask", "google.protobuf.Any", "google.protobuf.Empty"})
 _WRAPPERS = frozenset({
     f"google.protobuf.{n}Value" for n in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool",
                                           "String", "Bytes")
@@ -56,10 +53,19 @@ _renderers: dict[str, Render] = {}
 _compiling: set[str] = set()
 
 
-def rendered_by_core(method: MethodDescriptor) -> bool:
+def rendered_by_core(server_streaming: bool, output_type: str) -> bool:
     """Whether a method's REST response is the core's JSON (HttpBody): every method with a unary
-    response that is not already HttpBody. Envoy's descriptor set and the core agree on this rule."""
-    return not method.server_streaming and method.output_type.full_name != HTTP_BODY
+    response that is not already HttpBody (the type's full name, with or without its leading dot).
+    Envoy's descriptor set (edge.envoy_config.envoy_descriptor) is rewritten by this rule."""
+    return not server_streaming and output_type.lstrip(".") != HTTP_BODY
+
+
+def null_when_unset(message: str, field: str, has_presence: bool) -> bool:
+    """Whether an unset field is written as null: FirecREST v2 writes every field of its models, so
+    in its packages a singular field with presence (an `optional` scalar, a message outside a
+    oneof) is null when unset; our paging token for native callers stays absent. The OpenAPI
+    document (edge.protogen) marks the same fields nullable."""
+    return has_presence and message.lstrip(".").startswith(FIRECREST_PACKAGES) and field not in NATIVE_ONLY_FIELDS
 
 
 def _number(v: float) -> Any:
@@ -146,7 +152,6 @@ def _wrapper(desc: Descriptor) -> Render:
 def _compile(desc: Descriptor) -> Render:
     """Generate `def render(m)` for one message type: a dict literal of the fields always printed,
     then the fields printed only when set (oneofs, presence outside FirecREST's packages)."""
-    nulls = desc.full_name.startswith(FIRECREST_PACKAGES)
     env: dict[str, Any] = {"_number": _number, "_bytes": _bytes}
     always: list[str] = []
     when_set: list[str] = []
@@ -172,7 +177,7 @@ def _compile(desc: Descriptor) -> Render:
             when_set.append(f"    if m.WhichOneof({fd.containing_oneof.name!r}) == {fd.name!r}:\n"
                             f"        d[{key}] = {value}")
         elif fd.has_presence:
-            if nulls and fd.name not in NATIVE_ONLY_FIELDS:
+            if null_when_unset(desc.full_name, fd.name, True):
                 always.append(f"{key}: ({value}) if m.HasField({fd.name!r}) else None")
             else:
                 when_set.append(f"    if m.HasField({fd.name!r}):\n        d[{key}] = {value}")

@@ -58,21 +58,24 @@ class FileService:
         self, user: str, system: str, path: str, lines: float | None, nbytes: float | None, skip_trailing: bool
     ) -> tuple[bytes, paths.Slice]:
         """The first lines/bytes (or, skipping, all but the last), and the part that was read."""
-        fs = self._filesystems(system)
-        p = self.path(system, path)
-        part = paths.head_tail_slice(lines, nbytes, skip_trailing, "skipTrailing")
-        limit = self.max_file_size(system)
-        return await self._limited(fs.head(user, p, part, limit), limit, "head"), part
+        return await self._end("head", user, system, path, lines, nbytes, skip_trailing, "skipTrailing")
 
     async def tail(
         self, user: str, system: str, path: str, lines: float | None, nbytes: float | None, skip_heading: bool
     ) -> tuple[bytes, paths.Slice]:
         """The last lines/bytes (or, skipping, from line/byte n on), and the part that was read."""
+        return await self._end("tail", user, system, path, lines, nbytes, skip_heading, "skipHeading")
+
+    async def _end(
+        self, which: str, user: str, system: str, path: str, lines: float | None, nbytes: float | None,
+        skip: bool, skip_name: str,
+    ) -> tuple[bytes, paths.Slice]:
         fs = self._filesystems(system)
         p = self.path(system, path)
-        part = paths.head_tail_slice(lines, nbytes, skip_heading, "skipHeading")
+        part = paths.head_tail_slice(lines, nbytes, skip, skip_name)
         limit = self.max_file_size(system)
-        return await self._limited(fs.tail(user, p, part, limit), limit, "tail"), part
+        read = fs.head if which == "head" else fs.tail
+        return await self._limited(read(user, p, part, limit), limit, which), part
 
     async def view(self, user: str, system: str, path: str, size: float | None, offset: float | None) -> bytes:
         fs = self._filesystems(system)

@@ -166,4 +166,4 @@ def test_only_rest_reads_are_sent_again_after_a_cancel(tmp_path):
     assert "cancelled" not in rest["route"]["retry_policy"]["retry_on"].split(",")
     lua = (tmp_path / "filter.lua").read_text()
     assert 'headers:remove(READ_HEADER)' in lua
-    assert 'if method == "GET" or method == "HEAD" then headers:add(READ_HEADER, "1") end' in lua
+    assert 'if m == "GET" or m == "HEAD" then headers:add(READ_HEADER, "1") end' in lua

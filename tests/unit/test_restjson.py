@@ -86,7 +86,10 @@ def test_the_body_is_an_httpbody_and_the_rule_spares_streams_and_raw_bodies() ->
     body = httpbody_pb2.HttpBody.FromString(http_body(storage_pb2.ChmodResponse()))
     assert body.content_type == "application/json" and json.loads(body.data) == {"output": None}
     methods = {m.name: m for m in storage_pb2.DESCRIPTOR.services_by_name["StorageService"].methods}
-    assert rendered_by_core(methods["ListDirectory"])
-    assert not rendered_by_core(methods["Download"])  # already raw bytes
+    def by_core(m: Any) -> bool:
+        return rendered_by_core(m.server_streaming, m.output_type.full_name)
+
+    assert by_core(methods["ListDirectory"])
+    assert not by_core(methods["Download"])  # already raw bytes
     watch = tasks_pb2.DESCRIPTOR.services_by_name["TasksService"].methods_by_name["WatchTask"]
-    assert not rendered_by_core(watch)  # a stream: the transcoder prints each message
+    assert not by_core(watch)  # a stream: the transcoder prints each message
