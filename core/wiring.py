@@ -154,6 +154,7 @@ class Gateway:
         # tasks by kind and state, counted in the background (a scrape must not wait on the store)
         self._task_counts: dict[tuple[str, str], int] = {}
         self.background.append(self._count_tasks)
+        self.background.append(self._sweep_ssh)
         self._running: list[asyncio.Task[None]] = []
         self.metrics.add_callback(self._gauges)
 
@@ -167,6 +168,17 @@ class Gateway:
                 log.exception("counting tasks for the metrics failed")
             await asyncio.sleep(interval)
 
+    async def _sweep_ssh(self) -> None:
+        """Close the command shells idle for too long and the connections of users who went away."""
+        interval = min([s.ssh.shell_idle_timeout / 2 for s in self.config.systems if s.ssh.shell_idle_timeout] or [30.0])
+        while True:
+            await asyncio.sleep(max(1.0, min(interval, 30.0)))
+            for c in self.clusters:
+                try:
+                    await asyncio.to_thread(c.pool.sweep)
+                except Exception:
+                    log.exception("closing idle SSH sessions of %s failed", c.name)
+
     def _gauges(self) -> list[Any]:
         """Metrics read at scrape time: SSH pools, tasks by state, how far behind the trackers are."""
         pools = {c.name: c.pool.usage() for c in self.clusters}
@@ -179,6 +191,8 @@ class Gateway:
                   [([s], u[0]) for s, u in pools.items()]),
             gauge("f7t_ssh_pool_channels_in_use", "SSH exec channels in use", ["system"],
                   [([s], u[1]) for s, u in pools.items()]),
+            gauge("f7t_ssh_idle_shells", "Command shells open and waiting for a command", ["system"],
+                  [([c.name], c.pool.idle_shells()) for c in self.clusters]),
             gauge("f7t_ssh_commands_waiting", "SSH commands waiting for a worker thread", [],
                   [([], self.executor.waiting)]),
             gauge("f7t_tasks", "Tasks in the task store, by kind and state", ["kind", "state"],

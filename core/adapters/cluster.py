@@ -6,13 +6,12 @@ core.adapters.files, core.adapters.transferjobs)."""
 from __future__ import annotations
 
 import asyncio
-import shlex
 import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from core.adapters.commands import RemoteCommand
+from core.adapters.commands import RemoteCommand, command_line
 from core.adapters.ssh import ExecResult, SSHPool
 from core.config import SystemConfig
 from core.domain.systems import Probe
@@ -28,7 +27,7 @@ class Cluster:
         self.metrics = metrics
         # the environment of every command (scheduler.env: e.g. SLURM_CONF on a login node whose
         # sessions do not set it)
-        self._env_prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in sorted(cfg.scheduler.env.items()))
+        self._env = dict(cfg.scheduler.env)
 
     @property
     def name(self) -> str:
@@ -38,8 +37,9 @@ class Cluster:
         """Run the command as `user` on the login node; its check() and parse() read the result.
         on_sent is called (from the pool's thread) once the command has been sent, after any wait
         for a worker thread or an SSH channel."""
-        shown = cmd.command()
-        command = "env " + self._env_prefix + shown if self._env_prefix else shown
+        argv = cmd.argv()
+        shown = cmd.command()  # the audit line: the command as argv, without the system's environment
+        command = command_line(argv, self._env)
         t0 = time.monotonic()
         res: ExecResult | None = None
         error = ""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Generic, TypeVar
 
 from core.adapters import scripts
@@ -18,6 +18,31 @@ T = TypeVar("T")
 
 def quote_argv(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def command_line(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """argv as one POSIX shell command line that execs it, with `env` (and a leading `env K=V...`
+    of argv) as the shell's own assignments: `K='v' exec cmd args`. The same as `env K=v cmd
+    args` without starting env (one exec of the login node less per command); a leading env
+    whose names are not all shell names, or that has options, stays as it is."""
+    words = [f"{k}={shlex.quote(v)}" for k, v in sorted((env or {}).items())]
+    rest = list(argv)
+    if rest and rest[0] == "env":
+        i = 1
+        pairs: list[tuple[str, str]] = []
+        while i < len(rest) and "=" in rest[i]:
+            name, value = rest[i].split("=", 1)
+            if not _NAME.fullmatch(name):
+                break
+            pairs.append((name, value))
+            i += 1
+        if i < len(rest) and "=" not in rest[i] and not rest[i].startswith("-"):
+            words += [f"{k}={shlex.quote(v)}" for k, v in pairs]
+            rest = rest[i:]
+    return " ".join([*words, "exec", quote_argv(rest)])
 
 
 class RemoteCommand(ABC, Generic[T]):

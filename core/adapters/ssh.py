@@ -1,19 +1,32 @@
 """SSH to a cluster as the calling user, with a short-lived certificate from the centre's CA.
 
 One pool per (system, user): bounded in connections, each connection multiplexing a bounded number
-of exec channels; a dead connection is dropped and replaced; a connection whose certificate is about
+of channels; a dead connection is dropped and replaced; a connection whose certificate is about
 to expire takes no new work and is closed once idle, so a fresh certificate is minted for the next
 one. Sockets are opened with TCP_NODELAY (Paramiko's default socket costs ~40 ms per exec through
 Nagle against delayed ACKs). All of it is blocking Paramiko, run in a bounded thread pool.
+
+Command shells: a command without input runs in a long-lived `/bin/sh` on a channel of the
+connection (started once, kept while it is used, closed after `shell_idle_timeout` idle seconds)
+instead of an exec channel of its own. An exec costs sshd a session (fork, PAM, the login shell)
+every time: about 3 ms of latency and 3 ms of the login node's CPU per command, more than many
+commands themselves. Each command runs in a subshell (`(eval ...) </dev/null`), so nothing it
+changes (directory, variables, `exit`) outlives it, and its end is framed on stdout and stderr by
+a tag drawn at random for that command, followed by its exit status. A command with input
+(`stdin`) still gets an exec channel of its own, whose end of input is the end of the channel's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import io
 import logging
+import re
+import secrets
 import select
+import shlex
 import socket
 import threading
 import time
@@ -96,12 +109,75 @@ class ExecResult:
         return self.stderr.decode("utf-8", "replace").strip()
 
 
+def _close(x: paramiko.Channel | paramiko.SSHClient) -> None:
+    """Close a channel or connection that may already be dead (Paramiko then raises)."""
+    with contextlib.suppress(Exception):
+        x.close()
+
+
+class _ShellEnded(Exception):
+    """A command shell's channel closed before the command's end was framed."""
+
+
+@dataclass(eq=False)
+class _Shell:
+    """A `/bin/sh` reading commands on one channel of a connection."""
+
+    chan: paramiko.Channel
+    idle_since: float = 0.0
+    started: bool = False  # what the login shell's start printed has been skipped
+
+    def usable(self) -> bool:
+        return not (self.chan.closed or self.chan.eof_received or self.chan.exit_status_ready())
+
+
+class _Framed:
+    """One stream (stdout or stderr) of a command in a shell: its bytes between the start mark (a
+    new shell's first command only) and the end mark, which ends the stream (the shell waits for
+    the next command), with what the end mark captured (the exit status on stdout)."""
+
+    def __init__(self, start: re.Pattern[bytes] | None, end: re.Pattern[bytes]):
+        self.buf = bytearray()
+        self.start = start
+        self.end = end
+        self.begin = 0  # where the command's bytes begin (after the start mark)
+        self.stop: int | None = None
+        self.status = ""
+
+    @property
+    def done(self) -> bool:
+        return self.stop is not None
+
+    @property
+    def size(self) -> int:
+        """The command's bytes so far (at least: until the end, the last 64 may be the mark's)."""
+        return (self.stop if self.stop is not None else len(self.buf) - 64) - self.begin
+
+    def feed(self, data: bytes) -> None:
+        seen = len(self.buf)
+        self.buf += data
+        if self.start is not None:  # what the login shell's start files printed comes first: skipped
+            m = self.start.search(self.buf, max(0, seen - 64))
+            if m is None:
+                return
+            self.begin = seen = m.end()
+            self.start = None
+        if self.stop is None:
+            m = self.end.search(self.buf, max(self.begin, seen - 64))  # the mark may span two reads
+            if m is not None:
+                self.stop, self.status = m.start(), m.group(1).decode()
+
+    def body(self) -> bytes:
+        return bytes(self.buf[self.begin:self.stop])
+
+
 @dataclass(eq=False)
 class _Conn:
     client: paramiko.SSHClient
     expires_at: float
-    in_use: int = 0
+    in_use: int = 0  # commands running on it (each on a channel: its own, or a shell's)
     broken: bool = False
+    shells: list[_Shell] = field(default_factory=list)  # idle command shells (each holds a channel)
 
     def alive(self) -> bool:
         t = self.client.get_transport()
@@ -165,14 +241,27 @@ class SSHPool:
         turns out dead when a session is opened on it is replaced once. A connection lost after
         the command was sent is an error that says so (sbatch, rm or mv must not run twice)."""
         deadline = time.monotonic() + (timeout or self.cfg.command_timeout)
+        in_shell = stdin is None and self.cfg.shell_idle_timeout > 0
         for attempt in (1, 2):
             t0 = time.monotonic()
             conn = self._acquire(user, deadline)
             if self.on_wait is not None:
                 self.on_wait(time.monotonic() - t0)
+            shell: _Shell | None = None
+            tag = ""
             try:
                 try:
-                    chan = self._open_session(conn, deadline)
+                    shell = self._idle_shell(user, conn) if in_shell else None
+                    if shell is None:
+                        self._make_room(user, conn)
+                        chan = self._open_session(conn, deadline)
+                        if in_shell:
+                            shell = _Shell(chan)
+                            chan.exec_command("exec /bin/sh")
+                    if shell is not None:
+                        # the shell runs nothing before the whole line has arrived: a send that fails
+                        # has run nothing either, so it is tried again like a session that failed
+                        tag = self._send_to_shell(shell, command, deadline)
                 except (paramiko.SSHException, OSError, EOFError) as e:
                     conn.broken = True
                     if attempt == 2 or time.monotonic() >= deadline:
@@ -180,14 +269,25 @@ class SSHPool:
                     log.info("ssh connection for %s broke (%s); opening the session on a new one", user, e)
                     continue
                 try:
-                    return self._exec(chan, command, stdin, deadline, max_output, on_sent)
-                except (paramiko.SSHException, OSError, EOFError) as e:
+                    if shell is None:
+                        return self._exec(chan, command, stdin, deadline, max_output, on_sent)
+                    if on_sent is not None:
+                        on_sent()
+                    result = self._shell_result(shell, tag, deadline, max_output)
+                    self._keep_shell(user, conn, shell)
+                    shell = None
+                    return result
+                except (_ShellEnded, paramiko.SSHException, OSError, EOFError) as e:
+                    if isinstance(e, _ShellEnded) and conn.alive():  # the shell died, not the connection
+                        raise BackendUnavailable(f"{e}: it may or may not have taken effect") from e
                     conn.broken = True
                     raise BackendUnavailable(
                         f"lost the SSH connection to {self.cfg.host} while the command ran: it may or "
                         f"may not have taken effect ({e})"
                     ) from e
             finally:
+                if shell is not None:  # a command that failed, timed out or overflowed: its shell goes
+                    _close(shell.chan)
                 self._release(user, conn)
         raise AssertionError("unreachable")
 
@@ -205,6 +305,37 @@ class SSHPool:
                 conns += len(p.conns)
                 busy += sum(c.in_use for c in p.conns)
         return conns, busy
+
+    def idle_shells(self) -> int:
+        """Command shells open and waiting for a command, over all users of this system."""
+        with self._lock:
+            pools = list(self._pools.values())
+        n = 0
+        for p in pools:
+            with p.cond:
+                n += sum(len(c.shells) for c in p.conns)
+        return n
+
+    def sweep(self) -> None:
+        """Close what nobody uses: command shells idle for longer than shell_idle_timeout, and idle
+        connections whose certificate has expired (a user who does not come back holds nothing)."""
+        with self._lock:
+            pools = list(self._pools.values())
+        now = time.monotonic()
+        closing: list[Any] = []
+        for p in pools:
+            with p.cond:
+                for c in list(p.conns):
+                    idle = [sh for sh in c.shells if now - sh.idle_since > self.cfg.shell_idle_timeout]
+                    for sh in idle:
+                        c.shells.remove(sh)
+                        closing.append(sh.chan)
+                    if c.in_use == 0 and (not c.alive() or c.expires_at <= time.time()):
+                        p.conns.remove(c)
+                        c.shells.clear()
+                        closing.append(c.client)
+        for x in closing:
+            _close(x)
 
     def close(self) -> None:
         self._closed = True
@@ -272,6 +403,37 @@ class SSHPool:
                     pool.conns.remove(conn)
                 conn.client.close()
             pool.cond.notify_all()
+
+    def _idle_shell(self, user: str, conn: _Conn) -> _Shell | None:
+        """A command shell of this connection waiting for work (the most recently used one: the
+        others then grow idle and are swept)."""
+        pool = self._pool(user)
+        with pool.cond:
+            while conn.shells:
+                shell = conn.shells.pop()
+                if shell.usable():
+                    return shell
+                _close(shell.chan)  # it ended while idle (killed on the login node, say)
+        return None
+
+    def _make_room(self, user: str, conn: _Conn) -> None:
+        """Before a new channel: close the connection's oldest idle shell if it holds the last one."""
+        pool = self._pool(user)
+        with pool.cond:
+            surplus = conn.in_use + len(conn.shells) - self.cfg.channels_per_connection
+            closing = conn.shells[:max(0, surplus)]
+            del conn.shells[:max(0, surplus)]
+        for shell in closing:
+            _close(shell.chan)
+
+    def _keep_shell(self, user: str, conn: _Conn, shell: _Shell) -> None:
+        shell.idle_since = time.monotonic()
+        pool = self._pool(user)
+        with pool.cond:
+            if conn.alive():
+                conn.shells.append(shell)
+                return
+        _close(shell.chan)
 
     def _connect(self, user: str, deadline: float) -> _Conn:
         if self._closed:
@@ -380,3 +542,49 @@ class SSHPool:
             return ExecResult(chan.recv_exit_status(), b"".join(out), b"".join(err))
         finally:
             chan.close()
+
+    def _send_to_shell(self, shell: _Shell, command: str, deadline: float) -> str:
+        """Send `command` to the shell, framed: a subshell without input, then a tag (random, this
+        command's own) and the exit status on stdout, the tag alone on stderr; one line, which the
+        shell runs once it has all of it. A shell's first command also marks its start on both
+        streams, so that what the login shell's start files printed is not taken for the command's
+        output. Returns the tag."""
+        tag = secrets.token_hex(16)
+        script = (
+            f"(eval {shlex.quote(command)}) </dev/null; printf '%s %d\\n' {tag} \"$?\"; printf '%s\\n' {tag} >&2\n"
+        )
+        if not shell.started:
+            script = f"printf '%s\\n' {tag}-start; printf '%s\\n' {tag}-start >&2; " + script
+        chan = shell.chan
+        chan.settimeout(max(0.5, deadline - time.monotonic()))
+        try:
+            chan.sendall(script.encode("utf-8", "surrogateescape"))
+        except TimeoutError as e:
+            raise Timeout("the login node did not take the command in time") from e
+        chan.settimeout(None)
+        return tag
+
+    def _shell_result(self, shell: _Shell, tag: str, deadline: float, max_output: int | None) -> ExecResult:
+        """What the command sent with `tag` printed, once both of its streams are framed."""
+        chan = shell.chan
+        t = re.escape(tag.encode())
+        start = None if shell.started else re.compile(t + rb"-start\n")
+        out = _Framed(start, re.compile(t + rb" (\d+)\n"))
+        err = _Framed(start, re.compile(t + rb"\n()"))
+        while not (out.done and err.done):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Timeout(f"the command did not finish within {self.cfg.command_timeout:g} s")
+            # the channel's fileno is ready when stdout or stderr has data: read what is there
+            select.select([chan], [], [], min(_POLL, remaining))
+            while chan.recv_stderr_ready():
+                err.feed(chan.recv_stderr(65536))
+            while chan.recv_ready():
+                out.feed(chan.recv(262144))
+                if max_output is not None and out.size > max_output:
+                    raise PayloadTooLarge(f"output is larger than {max_output} bytes")
+            ended = (chan.eof_received or chan.closed) and not (chan.recv_ready() or chan.recv_stderr_ready())
+            if ended and not (out.done and err.done):
+                raise _ShellEnded("the shell the command ran in ended before the command did")
+        shell.started = True
+        return ExecResult(int(out.status), out.body(), err.body())

@@ -17,7 +17,7 @@ import yaml
 from core.adapters.certs import CertificateAuthority
 from core.adapters.ssh import SSHPool
 from core.config import SSHConfig
-from core.domain.errors import BackendUnavailable, PermissionDenied, Timeout
+from core.domain.errors import BackendUnavailable, PayloadTooLarge, PermissionDenied, Timeout
 from core.wiring import UserKeys
 
 
@@ -131,3 +131,59 @@ def test_an_unknown_host_key_is_refused(make_pool, tmp_path):
     with pytest.raises(BackendUnavailable) as e:
         pool.run_blocking("alice", "true")
     assert "host key" in e.value.message
+
+
+# ---- command shells: commands without input run in a long-lived /bin/sh per channel ----------
+
+
+def test_commands_share_a_shell_but_nothing_they_change(make_pool):
+    pool, _ = make_pool()
+    first = pool.run_blocking("alice", "cd /tmp && export F7T_X=1 && echo $$").out.strip()
+    # $$ is the shell's pid in its subshells too: the same shell ran the next command
+    r = pool.run_blocking("alice", 'echo $$ "$(pwd)" "${F7T_X-unset}"')
+    assert r.out.split() == [first, "/home/alice", "unset"]
+    assert pool.idle_shells() == 1
+
+
+def test_a_shell_frames_output_exactly(make_pool):
+    pool, _ = make_pool()
+    pool.run_blocking("alice", "true")
+    fake = "0123456789abcdef0123456789abcdef 0"  # looks like a frame's end: it is only output
+    r = pool.run_blocking("alice", f"printf 'a\\000b\\377'; echo '{fake}'; printf 'no newline'; printf 'warn' >&2; exit 3")
+    assert (r.exit_status, r.stdout, r.stderr) == (3, b"a\x00b\xff" + fake.encode() + b"\nno newline", b"warn")
+    big = pool.run_blocking("alice", "head -c 3000000 /dev/urandom | od -An -v | head -c 2500000")
+    assert len(big.stdout) == 2500000 and big.exit_status == 0
+    with pytest.raises(PayloadTooLarge):
+        pool.run_blocking("alice", "head -c 100000 /dev/zero", max_output=1000)
+    assert pool.run_blocking("alice", "echo ok").out == "ok\n"  # a fresh shell after the refused one
+
+
+def test_a_shell_that_dies_mid_command_is_an_error_then_replaced(make_pool):
+    pool, _ = make_pool()
+    before = pool.run_blocking("alice", "echo $$").out.strip()
+    with pytest.raises(BackendUnavailable) as e:
+        pool.run_blocking("alice", "kill -9 $$; sleep 5")
+    assert "may or may not have taken effect" in e.value.message
+    after = pool.run_blocking("alice", "echo $$").out.strip()
+    assert after and after != before
+    assert pool.stats() == {"alice": 1}  # the connection itself was fine and is kept
+
+
+def test_idle_shells_are_closed_after_their_timeout(make_pool):
+    pool, _ = make_pool(shell_idle_timeout=1)
+    pid = pool.run_blocking("alice", "echo $$").out.strip()
+    assert pool.idle_shells() == 1
+    time.sleep(1.5)
+    pool.sweep()
+    assert pool.idle_shells() == 0
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists()  # the login node's shell process is gone
+    assert pool.run_blocking("alice", "id -un").out.strip() == "alice"
+
+
+def test_without_shells_every_command_gets_its_own_session(make_pool):
+    pool, _ = make_pool(shell_idle_timeout=0)
+    pids = {pool.run_blocking("alice", "echo $$").out.strip() for _ in range(3)}
+    assert len(pids) == 3 and pool.idle_shells() == 0
