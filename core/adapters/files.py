@@ -23,6 +23,7 @@ import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import ClassVar, TypeVar
 
 from core.adapters import scripts
@@ -134,35 +135,65 @@ _RELATIVE = r"%P\0"  # the name below the listed directory (sub/file for recursi
 _AS_GIVEN = r"%p\0"  # the path exactly as given (ls -l of a file argument prints that)
 
 
-def parse_entries(out: bytes) -> list[FileEntry]:
+def listing_fields(out: bytes) -> list[str]:
+    """A listing's fields, _FIELDS per entry, in find's order."""
     # one decode for the whole output: NUL is ASCII, so no field's bytes decode differently
     fields = _decode(out).split("\0")
     if fields and fields[-1] == "":
         fields.pop()
     if len(fields) % _FIELDS:
         raise GatewayError(f"unexpected listing output ({len(fields)} fields)")
+    return fields
+
+
+# FileEntry's own constructor is a Python function around this (a listing makes thousands)
+_new_entry = tuple.__new__
+
+
+def listing_entries(
+    fields: list[str], users: dict[str, str] | None = None, groups: dict[str, str] | None = None
+) -> list[FileEntry]:
+    """The entries of listing_fields() in its order, with the uids and gids replaced by their names
+    in `users` and `groups`, which name every id of the listing (None: the ids stay as they are)."""
     it = iter(fields)
+    rows = zip(it, it, it, it, it, it, it, strict=True)
+    # ls --time-style=+%Y-%m-%dT%H:%M:%S: the date and time joined by T, the fraction cut
+    if users is None and groups is None:
+        return [
+            _new_entry(FileEntry, (
+                name, mode[:1], target if target and mode[:1] == "l" else None, user, group, mode[1:],
+                mtime.split(".", 1)[0].replace("+", "T", 1), size,
+            ))
+            for mode, user, group, size, mtime, target, name in rows
+        ]
+    ids = listing_ids(fields)
+    users = users if users is not None else dict(zip(ids[0], ids[0], strict=True))
+    groups = groups if groups is not None else dict(zip(ids[1], ids[1], strict=True))
     return [
-        FileEntry(
-            name,
-            mode[:1],
-            target if target and mode[:1] == "l" else None,
-            user,
-            group,
-            mode[1:],
-            # ls --time-style=+%Y-%m-%dT%H:%M:%S: the date and time joined by T, the fraction cut
-            mtime.split(".", 1)[0].replace("+", "T", 1),
-            size,
-        )
-        for mode, user, group, size, mtime, target, name in zip(it, it, it, it, it, it, it, strict=True)
+        _new_entry(FileEntry, (
+            name, mode[:1], target if target and mode[:1] == "l" else None, users[user], groups[group], mode[1:],
+            mtime.split(".", 1)[0].replace("+", "T", 1), size,
+        ))
+        for mode, user, group, size, mtime, target, name in rows
     ]
 
+
+def listing_ids(fields: list[str]) -> tuple[set[str], set[str]]:
+    """The uids and gids of listing_fields()."""
+    return set(fields[1::_FIELDS]), set(fields[2::_FIELDS])
+
+
+def parse_entries(out: bytes) -> list[FileEntry]:
+    return listing_entries(listing_fields(out))
+
+
+_by_name = itemgetter(0)  # FileEntry.name
 
 # a listing larger than this is refused (413) instead of growing without bound in memory
 MAX_LISTING = 64 * 1024 * 1024
 
 
-class ListFiles(FileCommand[list[FileEntry]]):
+class ListFiles(FileCommand[list[str]]):
     """`ls -l [-A] [-R] [-n] [-L] -- path`, with find: a directory lists its entries (names relative
     to it), anything else (a file, or a symlink unless dereferencing) lists itself (the path as
     given), like ls -l. Hidden entries (and, recursively, hidden directories) only with show_hidden."""
@@ -180,8 +211,16 @@ class ListFiles(FileCommand[list[FileEntry]]):
         flags = ("1" if b else "0" for b in (self.dereference, self.show_hidden, self.recursive))
         return scripts.argv("ls.sh", self.path, *flags, _IDS + _RELATIVE, _IDS + _AS_GIVEN)
 
-    def parse(self, result: ExecResult) -> list[FileEntry]:
-        return sorted(parse_entries(result.stdout), key=lambda e: e.name)
+    def parse(self, result: ExecResult) -> list[str]:
+        """The listing's fields (listing_fields): the entries are made once their ids are named."""
+        return listing_fields(result.stdout)
+
+    @staticmethod
+    def entries(
+        fields: list[str], users: dict[str, str] | None = None, groups: dict[str, str] | None = None
+    ) -> list[FileEntry]:
+        """The listing sorted by name, its ids named as listing_entries() does."""
+        return sorted(listing_entries(fields, users, groups), key=_by_name)
 
 
 class LookupIds(RemoteCommand[tuple[dict[str, str], dict[str, str]]]):
@@ -236,14 +275,15 @@ class IdNames:
             for i in asked:
                 cache[i] = (names.get(i, i), until)
 
-    def named(self, entries: list[FileEntry], uids: set[str], gids: set[str]) -> list[FileEntry]:
-        """The entries with their ids (all among uids and gids) replaced by the cached names."""
+    def names(self, uids: set[str], gids: set[str]) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+        """uid -> name for every id of uids, gid -> name for every id of gids, from the cache (an id
+        without a cached name stays itself); None where every id would stay itself."""
         users = {u: self._users[u][0] if u in self._users else u for u in uids}
         groups = {g: self._groups[g][0] if g in self._groups else g for g in gids}
-        return [
-            FileEntry(name, kind, target, users[user], groups[group], perms, mtime, size)
-            for name, kind, target, user, group, perms, mtime, size in entries
-        ]
+        return (
+            None if all(k == v for k, v in users.items()) else users,
+            None if all(k == v for k, v in groups.items()) else groups,
+        )
 
 
 class _DescribeAfter(FileCommand[FileEntry]):
@@ -544,17 +584,15 @@ class ShellFileSystem:
         """Without numeric_ids the listing's uids and gids are named from this system's user
         database (cached: at most one getent per listing, none once the ids are known)."""
         try:
-            entries = await self._run(user, ListFiles(path, show_hidden, numeric_ids, recursive, dereference)
-            )
+            fields = await self._run(user, ListFiles(path, show_hidden, numeric_ids, recursive, dereference))
         except PayloadTooLarge as e:
             raise PayloadTooLarge(
                 f"the listing of '{path}' is larger than {MAX_LISTING} bytes; "
                 "list its subdirectories separately (or without `recursive`)"
             ) from e
         if numeric_ids:
-            return entries
-        uids = {e.user for e in entries}
-        gids = {e.group for e in entries}
+            return ListFiles.entries(fields)
+        uids, gids = listing_ids(fields)
         lookup = self.id_names.unknown(uids, gids)
         pending = self._naming
         if lookup is not None and pending is not None and not pending.done():
@@ -567,7 +605,7 @@ class ShellFileSystem:
             naming = self._naming = asyncio.ensure_future(self._learn_names(user, lookup))
             naming.add_done_callback(_retrieve)
             await asyncio.shield(naming)
-        return self.id_names.named(entries, uids, gids)
+        return ListFiles.entries(fields, *self.id_names.names(uids, gids))  # named as they are made
 
     async def _learn_names(self, user: str, lookup: LookupIds) -> None:
         self.id_names.learn(lookup, await self.cluster.run(user, lookup))

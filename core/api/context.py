@@ -16,7 +16,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from core.api.restjson import HTTP_BODY, REST_HEADER, http_body
+from core.api.restjson import HTTP_BODY, REST_HEADER, TwoForms, http_body
 from core.domain.errors import GatewayError, InvalidArgument, NotImplementedYet, Reason, Unauthenticated
 from core.observability import REQUEST_ID_HEADER, Metrics, call_user, request_id
 
@@ -209,8 +209,11 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     _check_request(request)
                     resp = await _call(inner, request, context, method)
-                    if rest:
-                        resp = _rest_body(method, resp)  # here, so that a failure is an error like any other
+                    # here, so that a failure is an error like any other
+                    if isinstance(resp, TwoForms):  # built in the one form this caller wants
+                        resp = resp.http_body() if rest else resp.message()
+                    elif rest:
+                        resp = _rest_body(method, resp)
                 except GatewayError as e:
                     await self._abort(context, e, method)
                 except Exception as e:

@@ -235,3 +235,76 @@ def to_json(message: Any) -> bytes:
 def http_body(message: Any) -> bytes:
     """The serialised google.api.HttpBody that carries the message's JSON to the transcoder."""
     return httpbody_pb2.HttpBody(content_type=JSON_TYPE, data=to_json(message)).SerializeToString()
+
+
+# ---------------------------------------------------------------------- responses in two forms
+
+
+class TwoForms:
+    """A unary response a servicer gives in both its forms, each built only for the caller that
+    wants it: `message()` the protobuf (native gRPC callers), `json()` the bytes to_json(message())
+    would give (REST callers), written without building the message first. The interceptor
+    (core.api.context) calls one of them; a big listing is then never built twice."""
+
+    __slots__ = ("json", "message")
+
+    def __init__(self, message: Callable[[], Any], json: Callable[[], bytes]):
+        self.message = message
+        self.json = json
+
+    def http_body(self) -> bytes:
+        """The serialised HttpBody for the transcoder, as http_body(self.message())."""
+        return httpbody_pb2.HttpBody(content_type=JSON_TYPE, data=self.json()).SerializeToString()
+
+
+class Records:
+    """A response made of one repeated message field, written in both forms straight from records
+    (NamedTuples) whose field names are the item message's: `message(rows)` builds the protobuf,
+    `json(rows)` the same response's JSON. Both functions are generated once from the descriptors,
+    with the rules to_json follows (JSON names, null_when_unset, 64-bit integers as strings...):
+    the field names and nulls are not written down a second time. A record's None is an unset
+    field (null in JSON)."""
+
+    def __init__(self, response: Any, field: str, record: type):
+        desc: Descriptor = response.DESCRIPTOR
+        rfd = desc.fields_by_name[field]
+        others = [f.name for f in desc.fields if f.name != field and f.name not in NATIVE_ONLY_FIELDS]
+        if others or not rfd.is_repeated or rfd.message_type is None or rfd.message_type.GetOptions().map_entry:
+            raise ValueError(f"{desc.full_name} is not one repeated message field ({field}) only")
+        item: Descriptor = rfd.message_type
+        attrs: tuple[str, ...] = record._fields  # type: ignore[attr-defined]
+        names = [fd.name for fd in item.fields]
+        if sorted(names) != sorted(attrs):
+            raise ValueError(f"{record.__name__} has fields {attrs}, {item.full_name} has {names}")
+        env: dict[str, Any] = {"_number": _number, "_bytes": _bytes, "_dumps": orjson.dumps, "_cls": response}
+        local = {a: f"_{i}" for i, a in enumerate(attrs)}  # the record unpacked: no attribute lookups
+        unpack = ", ".join(local[a] for a in attrs) + ("," if len(attrs) == 1 else "")
+        pairs: list[str] = []
+        for i, fd in enumerate(item.fields):
+            if fd.is_repeated or keyword.iskeyword(fd.name) or (fd.containing_oneof is not None and not _synthetic(fd)):
+                raise ValueError(f"{item.full_name}.{fd.name}: only singular fields outside a oneof, not keywords")
+            var = local[fd.name]
+            value = _value(fd, var, env, f"_v{i}")
+            if fd.has_presence:
+                if not null_when_unset(item.full_name, fd.name, True):
+                    raise ValueError(f"{item.full_name}.{fd.name} is left out when unset: not supported")
+                if value != var:
+                    value = f"(None if {var} is None else {value})"
+            pairs.append(f"{json.dumps(fd.json_name)}: {value}")
+        kwargs = ", ".join(f"{a}={local[a]}" for a in attrs)
+        src = (
+            "def write(rows):\n"
+            f"    return _dumps({{{json.dumps(rfd.json_name)}: [{{{', '.join(pairs)}}} for {unpack} in rows]}})\n"
+            "def build(rows):\n"
+            "    m = _cls()\n"
+            f"    add = m.{field}.add\n"
+            f"    for {unpack} in rows:\n"
+            f"        add({kwargs})\n"
+            "    return m\n"
+        )
+        exec(src, env)  # noqa: S102 - source generated above from the descriptors and the record's fields
+        self.json: Callable[[Any], bytes] = env["write"]
+        self.message: Callable[[Any], Any] = env["build"]
+
+    def two_forms(self, rows: Any) -> TwoForms:
+        return TwoForms(lambda: self.message(rows), lambda: self.json(rows))

@@ -11,6 +11,7 @@ from google.api import httpbody_pb2
 
 from core.api.context import caller
 from core.api.forms import FORM_OVERHEAD, parse_upload_form
+from core.api.restjson import Records, TwoForms
 from core.api.transfers import TransferMixin
 from core.domain import paths
 from core.domain.files import FileEntry
@@ -35,6 +36,10 @@ def _file_fields(e: FileEntry) -> dict[str, Any]:
     }
 
 
+# ListDirectoryResponse from FileEntry records (their fields are File's): both forms from the descriptor
+_LISTING = Records(pb.ListDirectoryResponse, "output", FileEntry)
+
+
 def _file(e: FileEntry) -> pb.File:
     return pb.File(**_file_fields(e))
 
@@ -52,7 +57,9 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
     # ---- listing and metadata ----------------------------------------------------------------
     async def ListDirectory(
         self, request: pb.ListDirectoryRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListDirectoryResponse:
+    ) -> TwoForms:
+        """The listing as a protobuf for native callers, as JSON written straight from the entries
+        for REST callers (core.api.restjson.TwoForms: a 1,000-entry listing is never a message)."""
         entries = await self.files.list(
             caller(),
             request.system_name,
@@ -62,11 +69,7 @@ class StorageServicer(TransferMixin, storage_pb2_grpc.StorageServiceServicer):
             recursive=request.recursive,
             dereference=request.dereference,
         )
-        resp = pb.ListDirectoryResponse()
-        add = resp.output.add  # built in place: a list of File messages would be copied once more
-        for entry in entries:
-            add(**_file_fields(entry))
-        return resp
+        return _LISTING.two_forms(entries)
 
     async def Stat(self, request: pb.StatRequest, context: grpc.aio.ServicerContext) -> pb.StatResponse:
         st = await self.files.stat(caller(), request.system_name, request.path, request.dereference)

@@ -275,10 +275,10 @@ def test_parse_entries_is_exact_for_any_name() -> None:
 def test_listing_ids_are_named_once_per_ttl() -> None:
     now = [100.0]
     names = files.IdNames(ttl=60, clock=lambda: now[0])
-    entries = files.parse_entries(
-        _record("-rw-r--r--", "a", user="1001") + _record("-rw-r--r--", "b", user="4242")
-    )
-    uids, gids = {e.user for e in entries}, {e.group for e in entries}
+    fields = files.listing_fields(_record("-rw-r--r--", "b", user="4242") + _record("-rw-r--r--", "a", user="1001"))
+    uids, gids = files.listing_ids(fields)
+    assert (uids, gids) == ({"1001", "4242"}, {"staff"})
+    assert names.names(uids, gids) == (None, None)  # nothing known: the ids stay, no map to apply
     lookup = names.unknown(uids, gids)
     assert lookup is not None and lookup.uids == ["1001", "4242"] and lookup.gids == []  # "staff" is no id
     # getent prints the ids it knows (passwd lines have 7 fields, group lines 4); 4242 has no name
@@ -286,10 +286,13 @@ def test_listing_ids_are_named_once_per_ttl() -> None:
     found = lookup.parse(ExecResult(2, out, b""))
     assert found == ({"1001": "alice"}, {"50": "staff"})
     names.learn(lookup, found)
-    assert [(e.name, e.user, e.group) for e in names.named(entries, uids, gids)] == [
-        ("a", "alice", "staff"),
+    users, groups = names.names(uids, gids)
+    assert users == {"1001": "alice", "4242": "4242"} and groups is None  # "staff" is a name already
+    assert [(e.name, e.user, e.group) for e in files.ListFiles.entries(fields, users, groups)] == [
+        ("a", "alice", "staff"),  # sorted by name, named as they are made
         ("b", "4242", "staff"),
     ]
+    assert [(e.name, e.user) for e in files.ListFiles.entries(fields)] == [("a", "1001"), ("b", "4242")]
     assert names.unknown(uids, gids) is None  # cached, the unnamed id too
     now[0] += 61
     assert names.unknown(uids, gids) is not None
