@@ -63,7 +63,7 @@ class SSHConfig(Settings):
         8, ge=1, description="Commands run at the same time on one connection (sshd's MaxSessions bounds it)."
     )
     shell_idle_timeout: float = Field(
-        60.0, ge=0, description="Commands without input run in long-lived `/bin/sh` sessions on the connection "
+        60.0, ge=0, description="Commands run in long-lived `/bin/sh` sessions on the connection "
         "(one sshd session saved per command: about 3 ms of latency and of the login node's CPU); a shell idle "
         "for this many seconds is closed. 0: every command gets an exec channel of its own.",
     )

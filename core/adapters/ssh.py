@@ -6,14 +6,15 @@ to expire takes no new work and is closed once idle, so a fresh certificate is m
 one. Sockets are opened with TCP_NODELAY (Paramiko's default socket costs ~40 ms per exec through
 Nagle against delayed ACKs). All of it is blocking Paramiko, run in a bounded thread pool.
 
-Command shells: a command without input runs in a long-lived `/bin/sh` on a channel of the
+Command shells: a command runs in a long-lived `/bin/sh` on a channel of the
 connection (started once, kept while it is used, closed after `shell_idle_timeout` idle seconds)
 instead of an exec channel of its own. An exec costs sshd a session (fork, PAM, the login shell)
 every time: about 3 ms of latency and 3 ms of the login node's CPU per command, more than many
 commands themselves. Each command runs in a subshell (`(eval ...) </dev/null`), so nothing it
 changes (directory, variables, `exit`) outlives it, and its end is framed on stdout and stderr by
-a tag drawn at random for that command, followed by its exit status. A command with input
-(`stdin`) still gets an exec channel of its own, whose end of input is the end of the channel's.
+a tag drawn at random for that command, followed by its exit status. Its input (`stdin`), if
+any, is a quoted word of the same line; input with a NUL byte (no shell word holds one) or over
+SHELL_STDIN_MAX gets an exec channel of its own, whose end of input is the end of the channel's.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ from core.domain.errors import BackendUnavailable, PayloadTooLarge, PermissionDe
 log = logging.getLogger(__name__)
 
 _RENEW_MARGIN = 60.0
+# the most input a command may have to run in a command shell (more, or a NUL byte, which no shell
+# word can hold: an exec channel of its own)
+SHELL_STDIN_MAX = 1024 * 1024
 _POLL = 0.05
 
 
@@ -241,7 +245,10 @@ class SSHPool:
         turns out dead when a session is opened on it is replaced once. A connection lost after
         the command was sent is an error that says so (sbatch, rm or mv must not run twice)."""
         deadline = time.monotonic() + (timeout or self.cfg.command_timeout)
-        in_shell = stdin is None and self.cfg.shell_idle_timeout > 0
+        # input goes to a shell's command as a quoted word (see _send_to_shell): text of a bounded size
+        in_shell = self.cfg.shell_idle_timeout > 0 and (
+            stdin is None or (len(stdin) <= SHELL_STDIN_MAX and b"\0" not in stdin)
+        )
         for attempt in (1, 2):
             t0 = time.monotonic()
             conn = self._acquire(user, deadline)
@@ -261,7 +268,7 @@ class SSHPool:
                     if shell is not None:
                         # the shell runs nothing before the whole line has arrived: a send that fails
                         # has run nothing either, so it is tried again like a session that failed
-                        tag = self._send_to_shell(shell, command, deadline)
+                        tag = self._send_to_shell(shell, command, stdin, deadline)
                 except (paramiko.SSHException, OSError, EOFError) as e:
                     conn.broken = True
                     if attempt == 2 or time.monotonic() >= deadline:
@@ -543,16 +550,20 @@ class SSHPool:
         finally:
             chan.close()
 
-    def _send_to_shell(self, shell: _Shell, command: str, deadline: float) -> str:
-        """Send `command` to the shell, framed: a subshell without input, then a tag (random, this
-        command's own) and the exit status on stdout, the tag alone on stderr; one line, which the
-        shell runs once it has all of it. A shell's first command also marks its start on both
-        streams, so that what the login shell's start files printed is not taken for the command's
-        output. Returns the tag."""
+    def _send_to_shell(self, shell: _Shell, command: str, stdin: bytes | None, deadline: float) -> str:
+        """Send `command` to the shell, framed: a subshell, then a tag (random, this command's own)
+        and the exit status on stdout, the tag alone on stderr; one line, which the shell runs once
+        it has all of it. The subshell's input is `stdin`, written into the line as one quoted word
+        by the shell's printf (no process started), or nothing. A shell's first command also marks
+        its start on both streams, so that what the login shell's start files printed is not taken
+        for the command's output. Returns the tag."""
         tag = secrets.token_hex(16)
-        script = (
-            f"(eval {shlex.quote(command)}) </dev/null; printf '%s %d\\n' {tag} \"$?\"; printf '%s\\n' {tag} >&2\n"
-        )
+        run = f"(eval {shlex.quote(command)})"
+        if stdin is None:
+            run += " </dev/null"
+        else:  # bytes that are not UTF-8 travel as they are (surrogateescape both ways)
+            run = f"printf '%s' {shlex.quote(stdin.decode('utf-8', 'surrogateescape'))} | {run}"
+        script = f"{run}; printf '%s %d\\n' {tag} \"$?\"; printf '%s\\n' {tag} >&2\n"
         if not shell.started:
             script = f"printf '%s\\n' {tag}-start; printf '%s\\n' {tag}-start >&2; " + script
         chan = shell.chan

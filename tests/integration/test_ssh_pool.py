@@ -187,3 +187,14 @@ def test_without_shells_every_command_gets_its_own_session(make_pool):
     pool, _ = make_pool(shell_idle_timeout=0)
     pids = {pool.run_blocking("alice", "echo $$").out.strip() for _ in range(3)}
     assert len(pids) == 3 and pool.idle_shells() == 0
+
+
+def test_text_input_goes_through_the_shell_exactly(make_pool):
+    pool, _ = make_pool()
+    pid = pool.run_blocking("alice", "echo $$").out.strip()
+    data = b"#!/bin/bash\necho 'it''s' \"$HOME\" `id` \\\n\xff\xfe no final newline"
+    r = pool.run_blocking("alice", "cat; echo $$ >&2", stdin=data)
+    assert (r.exit_status, r.stdout, r.err) == (0, data, pid)  # the same shell ran it
+    # a NUL byte cannot be a shell word: that input gets an exec channel of its own
+    r = pool.run_blocking("alice", "cat; echo $$ >&2", stdin=b"a\x00b")
+    assert r.stdout == b"a\x00b" and r.err != pid
