@@ -17,6 +17,7 @@ Rules every command here follows:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import re
 import time
@@ -28,6 +29,7 @@ from typing import ClassVar, TypeVar
 
 from core.adapters import scripts
 from core.adapters.cluster import Cluster
+from core.adapters.coalesce import Coalescer
 from core.adapters.commands import RemoteCommand, classify_error
 from core.adapters.ssh import ExecResult
 from core.domain import paths
@@ -574,6 +576,7 @@ class ShellFileSystem:
         self.id_names = id_names or IdNames()
         # the uid/gid lookup in flight: concurrent listings wait for it instead of repeating it
         self._naming: asyncio.Future[None] | None = None
+        self._listings: Coalescer[list[FileEntry]] = Coalescer()
 
     async def _run(self, user: str, cmd: FileCommand[T]) -> T:
         return await self.cluster.run(user, cmd.limited(self.ops_timeout))
@@ -582,7 +585,16 @@ class ShellFileSystem:
         self, user: str, path: str, *, show_hidden: bool, numeric_ids: bool, recursive: bool, dereference: bool
     ) -> list[FileEntry]:
         """Without numeric_ids the listing's uids and gids are named from this system's user
-        database (cached: at most one getent per listing, none once the ids are known)."""
+        database (cached: at most one getent per listing, none once the ids are known). Callers
+        asking for the same listing at the same time share one run that starts after they asked
+        (core.adapters.coalesce)."""
+        flags = (show_hidden, numeric_ids, recursive, dereference)
+        entries = await self._listings.run((user, path, flags), lambda: self._list(user, path, *flags))
+        return list(entries)
+
+    async def _list(
+        self, user: str, path: str, show_hidden: bool, numeric_ids: bool, recursive: bool, dereference: bool
+    ) -> builtins.list[FileEntry]:
         try:
             fields = await self._run(user, ListFiles(path, show_hidden, numeric_ids, recursive, dereference))
         except PayloadTooLarge as e:

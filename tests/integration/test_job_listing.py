@@ -10,6 +10,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import firecrest
@@ -112,3 +113,19 @@ def test_wait_for_job_on_an_unknown_id_raises_not_found_after_its_timeout(pyfire
     assert time.monotonic() - t0 >= 4
     assert e.value.responses[-1].status_code == 404
     assert e.value.responses[-1].json()["message"] == "Job not found."
+
+
+def test_listings_at_the_same_time_still_show_a_job_submitted_before_each_was_asked(alice):
+    """Identical listings in flight together share runs (core.adapters.coalesce), but never one that
+    started before the caller asked: the job accepted a moment ago is in the next listing."""
+    with ThreadPoolExecutor(12) as ex:
+        busy = [ex.submit(_get, alice, "/compute/{system}/jobs") for _ in range(12)]
+        job = {"name": f"fresh-{uuid.uuid4().hex[:8]}", "script": "#!/bin/bash\nsleep 1\n",
+               "workingDirectory": "/tmp", "standardOutput": "/dev/null"}
+        r = alice.post("/compute/{system}/jobs", json={"job": job})
+        assert r.status_code == 201, r.text
+        job_id = str(r.json()["jobId"])
+        listing = ex.submit(_get, alice, "/compute/{system}/jobs").result()
+        assert listing.status_code == 200, listing.text
+        assert job_id in [str(j["jobId"]) for j in listing.json()["jobs"]]
+        assert [f.result().status_code for f in busy] == [200] * 12

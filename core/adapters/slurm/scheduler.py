@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from core.adapters.cluster import Cluster
+from core.adapters.coalesce import Coalescer
 from core.adapters.commands import DiscardPrivateDir, RemoteCommand, WritePrivateScript
 from core.adapters.slurm.errors import ControllerUnreachable, SlurmCommand
 from core.adapters.slurm.jobs import (
@@ -91,6 +92,7 @@ class SlurmScheduler:
         # the ping in flight (or the last one, with when it was sent): callers share it
         self._ping: asyncio.Future[tuple[bool, str]] | None = None
         self._ping_sent = 0.0
+        self._job_lists: Coalescer[list[Job]] = Coalescer()
 
     # ---- running Slurm's clients -------------------------------------------------------------
     async def _run(self, user: str, cmd: RemoteCommand[T]) -> T:
@@ -197,6 +199,14 @@ class SlurmScheduler:
         return merge_records(acct, ctl)
 
     async def jobs(self, user: str, account: str = "", window: int = 86400, name: str = "") -> list[Job]:
+        # callers asking for the same list at the same time share one sacct and squeue (a run that
+        # starts after they asked: core.adapters.coalesce)
+        jobs = await self._job_lists.run(
+            (user, account, window, name), lambda: self._jobs(user, account, window, name)
+        )
+        return list(jobs)
+
+    async def _jobs(self, user: str, account: str, window: int, name: str) -> list[Job]:
         acct, queue = await asyncio.gather(
             self._run(
                 user,
