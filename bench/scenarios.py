@@ -393,28 +393,44 @@ class Stack:
 
 # ------------------------------------------------------------------------------------ no-op chain
 class NoopChain:
-    """The gateway's own Envoy configuration in front of bench.noop (constant answers)."""
+    """The gateway's own Envoy configuration in front of bench.noop (constant answers), and a twin
+    of the same configuration in front of the stack's real core: both with the rate limits off
+    (the local stack's, 2,000 requests/s per user and 5,000 per address, would cap both: every
+    request of the metadata scenario comes from one user at one address), so that the two differ
+    in their back end only."""
 
-    def __init__(self, stack: Stack, envoy_port: int, admin_port: int, core_port: int):
+    def __init__(self, stack: Stack, envoy_port: int, twin_port: int, core_port: int):
         self.stack = stack
         self.port = envoy_port
-        self.admin_port = admin_port
+        self.twin_port = twin_port
         self.core_port = core_port
         self.url = f"http://127.0.0.1:{envoy_port}"
+        self.twin_url = f"http://127.0.0.1:{twin_port}"
         self.dir = stack.work / "noop"
         self.dir.mkdir(exist_ok=True)
         self.pid = 0
 
-    @contextmanager
-    def running(self, answers: dict[str, bytes]) -> Iterator[NoopChain]:
+    def _envoy(self, name: str, port: int, **update: Any) -> list[str]:
         from edge.envoy_config import EdgeConfig, render
 
         edge = EdgeConfig.load(self.stack.dir / "gateway/edge.yaml")
         edge = edge.model_copy(update=dict(
-            listen_port=self.port, admin_port=0, admin_socket=str(self.dir / "admin.sock"), stats_port=0,
-            core_address=f"127.0.0.1:{self.core_port}", core_addresses=[],
-            lua_out=str(self.dir / "filter.lua"), access_log=str(self.dir / "envoy-access.log")))
-        (self.dir / "envoy.yaml").write_text(render(edge))
+            listen_port=port, admin_port=0, admin_socket=str(self.dir / f"{name}-admin.sock"), stats_port=0,
+            rate_limit_per_address=0, rate_limit_address_burst=0, rate_limit_per_user=0, rate_limit_user_burst=0,
+            lua_out=str(self.dir / f"{name}-filter.lua"), access_log=str(self.dir / f"{name}-access.log"), **update))
+        (self.dir / f"{name}.yaml").write_text(render(edge))
+        envoy = shutil.which("envoy", path=str(Path(sys.executable).parent)) or "envoy"
+        return [envoy, "-c", str(self.dir / f"{name}.yaml"), "--log-level", "warn", "--base-id", str(port)]
+
+    @contextmanager
+    def twin(self) -> Iterator[str]:
+        """Only the twin in front of the real core: its URL."""
+        with _process(self._envoy("twin", self.twin_port), self.dir / "twin.log"):
+            _wait_port(self.twin_port)
+            yield self.twin_url
+
+    @contextmanager
+    def running(self, answers: dict[str, bytes]) -> Iterator[NoopChain]:
         tls = self.stack.core_cfg["tls"]
         argv = [sys.executable, "-m", "bench.noop", "--listen", f"127.0.0.1:{self.core_port}",
                 "--tls", tls["cert"], tls["key"], tls["client_ca"]]
@@ -422,13 +438,12 @@ class NoopChain:
             f = self.dir / (method.strip("/").replace("/", "_") + ".bin")
             f.write_bytes(body)
             argv += ["--answer", f"{method}={f}"]
-        envoy = shutil.which("envoy", path=str(Path(sys.executable).parent)) or "envoy"
+        noop_envoy = self._envoy("envoy", self.port, core_address=f"127.0.0.1:{self.core_port}", core_addresses=[])
         with _process(argv, self.dir / "noop.log", cwd=REPO) as backend, _process(
-            [envoy, "-c", str(self.dir / "envoy.yaml"), "--log-level", "warn", "--base-id", str(self.port)],
-            self.dir / "envoy.log",
-        ):
-            _wait_port(self.core_port)
-            _wait_port(self.port)
+            noop_envoy, self.dir / "envoy.log"
+        ), self.twin():
+            for port in (self.core_port, self.port):
+                _wait_port(port)
             self.pid = backend.pid
             yield self
 
@@ -481,13 +496,12 @@ class Bench:
     def metadata(self) -> None:
         task_id = self._a_task()
         tok = self.tokens("alice")
-        # ports clear of the stack's (envoy_stats is base+94, FirecREST v2 base+97)
-        noop = NoopChain(self.stack, self.stack.base + 95, self.stack.base + 96, self.stack.base + 98)
+        noop = self.chain()
         d = self.secs(10)
         with noop.running(_recorded(self.stack, tok, task_id)):
             for conns in (1, 100, 500):
                 c0 = self.stack.core_cpu_s()
-                ours = wrk(f"{self.stack.url}/status/systems", tok, conns, d)
+                ours = wrk(f"{noop.twin_url}/status/systems", tok, conns, d)
                 cpu = (self.stack.core_cpu_s() - c0) / max(1.0, ours["rps"] * d) * 1e3
                 c0 = cpu_s(noop.pid)
                 base = wrk(f"{noop.url}/status/systems", tok, conns, d)
@@ -505,7 +519,7 @@ class Bench:
                     better="lower", ours=_latency_ms(ours), firecrest_v2=_latency_ms(fc),
                     baseline=_latency_ms(base), baseline_name="no-op chain")
             c0 = self.stack.core_cpu_s()
-            ours = wrk(f"{self.stack.url}/tasks/{task_id}", tok, 500, d)
+            ours = wrk(f"{noop.twin_url}/tasks/{task_id}", tok, 500, d)
             cpu = (self.stack.core_cpu_s() - c0) / max(1.0, ours["rps"] * d) * 1e3
             c0 = cpu_s(noop.pid)
             base = wrk(f"{noop.url}/tasks/{task_id}", tok, 500, d)
@@ -517,6 +531,10 @@ class Bench:
                 note=f"errors {ours['errors']:.0f}, CPU per call: core {cpu:.2f} ms, no-op back end {base_cpu:.2f} ms")
             row(scenario="GET /tasks/{id}, 500 conn", metric="p99 latency", unit="ms", better="lower",
                 ours=_latency_ms(ours), baseline=_latency_ms(base), baseline_name="no-op chain")
+
+    def chain(self) -> NoopChain:
+        # ports clear of the stack's (envoy_stats is base+94, FirecREST v2 base+97)
+        return NoopChain(self.stack, self.stack.base + 95, self.stack.base + 96, self.stack.base + 98)
 
     def _fc_wrk(self, path: str, conns: int, d: int) -> dict[str, float] | None:
         if self.fc is None:
@@ -831,8 +849,10 @@ class Bench:
         th.start()
         d = self.secs(120)
         try:
-            with meter.measure(cpu):
-                w = wrk(self.stack.url + paths[0], self.tokens("alice"), 500, d, script, timeout="60s")
+            # through the twin of the stack's Envoy without its rate limits (NoopChain): 500 clients
+            # of one user at one address are over the local stack's limits
+            with meter.measure(cpu), self.chain().twin() as url:
+                w = wrk(url + paths[0], self.tokens("alice"), 500, d, script, timeout="60s")
         finally:
             stop.set()
             th.join()

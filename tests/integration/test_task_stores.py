@@ -123,6 +123,7 @@ def _statements(store: Any) -> list[str]:
     out: list[str] = []
     if isinstance(store, TaskStore):
         store._conn.set_trace_callback(out.append)
+        store._reader.set_trace_callback(out.append)
         return out
 
     class Counted(psycopg.AsyncCursor):  # type: ignore[type-arg]

@@ -12,14 +12,19 @@ got=$(stat -L -c %s -- "$SOURCE")
 if [ "$got" != "$SIZE" ]; then
   fail SIZE_MISMATCH "'$SOURCE' changed size since the transfer was requested ($SIZE -> $got bytes)"
 fi
-sha=$(sha256sum < "$SOURCE" | cut -d' ' -f1)
+# the checksums (the whole file's, each part's) are taken of the bytes as they go out: the source
+# is read once
+hashing file sha256
 # put one range of the source ($1 offset, $2 length) to URL $3 and check the returned ETag
 put_range() {
   local md5 hdrs code etag
-  md5=$(dd if="$SOURCE" bs=4M iflag=skip_bytes,count_bytes skip="$1" count="$2" status=none | md5sum | cut -c1-32)
+  hashing part md5
   hdrs=$(dd if="$SOURCE" bs=4M iflag=skip_bytes,count_bytes skip="$1" count="$2" status=none |
+    tee -- "$F7T_DIR/part.fifo" "$F7T_DIR/file.fifo" |
     curl_url "$3" -sS -T - -H "Content-Length: $2" -H 'Transfer-Encoding:' -H 'Expect:' -D - -o /dev/null) || {
     fail STAGING_ERROR "the staging store could not be reached"; }
+  hashed part
+  md5=$HASH
   code=$(printf '%s\n' "$hdrs" | status_of)
   case $code in
     2*) ;;
@@ -53,6 +58,8 @@ else
   fi
   rm -f -- "$xml" "$F7T_DIR/complete.out"
 fi
+hashed file
+sha=$HASH
 hdrs=$(curl_url "$HEAD_URL" -s -I --max-time 60) || hdrs=""
 length=$(printf '%s\n' "$hdrs" | header content-length)
 if [ "$length" != "$SIZE" ]; then fail SIZE_MISMATCH "the staged object has ${length:-no} bytes, $SIZE expected"; fi

@@ -48,3 +48,28 @@ curl_url() {
 header() { tr -d '\r' | awk -v h="$1" '{ n=index($0,":"); if (n && tolower(substr($0,1,n-1))==h) v=substr($0,n+1) } END{ gsub(/^[ \t"]+|[ \t"]+$/,"",v); print v }'; }
 status_of() { tr -d '\r' | awk '/^HTTP\//{c=$2} END{print c}'; }
 expired() { [ "$(date +%s)" -ge "$F7T_DEADLINE" ]; }
+# Checksums of bytes as they pass (tee to a FIFO; on another CPU, not by reading a file once
+# more): `hashing NAME ALGO` starts ALGOsum reading $F7T_DIR/NAME.fifo, which this shell holds
+# open so that the checksum ends only when `hashed NAME` closes it (whether or not a writer ever
+# came), waits for it and sets HASH.
+hashing() {
+  local f=$F7T_DIR/$1 fd
+  rm -f -- "$f.fifo" "$f.sum"
+  mkfifo -m 600 -- "$f.fifo" || fail FAILED "cannot create a FIFO in $F7T_DIR"
+  # (without the other checksums' FIFOs: as a writer of one, it would keep it from ever ending)
+  (
+    for v in "${!HASHING_FD_@}"; do eval "exec ${!v}>&-"; done
+    exec "$2sum" < "$f.fifo" > "$f.sum"
+  ) &
+  printf -v "HASHING_PID_$1" %s "$!"
+  exec {fd}>"$f.fifo"
+  printf -v "HASHING_FD_$1" %s "$fd"
+}
+hashed() {
+  local f=$F7T_DIR/$1 pid=HASHING_PID_$1 fd=HASHING_FD_$1
+  eval "exec ${!fd}>&-"
+  wait "${!pid}" || fail FAILED "computing a checksum failed"
+  # shellcheck disable=SC2034 # HASH is read by the operation's body after the prelude
+  HASH=$(cut -d' ' -f1 < "$f.sum")
+  rm -f -- "$f.fifo" "$f.sum"
+}

@@ -43,8 +43,11 @@ fi
 if [ -d "$TARGET" ]; then fail INVALID "cannot overwrite '$TARGET': Is a directory"; fi
 run bash -c 'umask 077; set -C; : > "$1"' sh "$F7T_TMP"
 errf=$(mktemp "$F7T_DIR/stderr.XXXXXX")
-curl_url "$GET_URL" -sS -f -o - 2>"$errf.curl" | cat > "$F7T_TMP" 2>"$errf"
+hashing file sha256  # the checksum of the bytes as they arrive
+curl_url "$GET_URL" -sS -f -o - 2>"$errf.curl" | tee -- "$F7T_DIR/file.fifo" > "$F7T_TMP" 2>"$errf"
 st=("${PIPESTATUS[@]}")
+hashed file
+sha=$HASH
 if [ "${st[1]}" -ne 0 ]; then
   err=$(cat -- "$errf"); cat -- "$errf" >&2
   fail "$(classify "$err")" "cannot write '$F7T_TMP': $err"
@@ -59,7 +62,6 @@ progress 0.8
 # 3. verify, then move it into place atomically (same directory: a rename)
 got=$(stat -c %s -- "$F7T_TMP")
 if [ "$got" != "$SIZE" ]; then fail SIZE_MISMATCH "received $got bytes, $SIZE were announced"; fi
-sha=$(sha256sum < "$F7T_TMP" | cut -d' ' -f1)
 if [ -e "$TARGET" ] && [ ! -L "$TARGET" ]; then
   chmod --reference="$TARGET" -- "$F7T_TMP" 2>/dev/null
 else
