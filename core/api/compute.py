@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import grpc
+import orjson
 
 from core.api.context import caller
+from core.api.restjson import TwoForms, renderer
 from core.domain.jobs import Job, JobMetadata, JobSpec, JobStatus, JobTime, job_page
 from core.proto.firecrest.compute.v1 import compute_pb2 as pb
 from core.proto.firecrest.compute.v1 import compute_pb2_grpc
@@ -100,6 +102,53 @@ def job_to_pb(j: Job) -> pb.Job:
     return m
 
 
+class JobJson:
+    """Each job's REST JSON (restjson's rendering of its message), kept while the same Job object
+    comes back. Callers that shared one listing (core.adapters.coalesce) hold the same objects, so
+    under load a listing of a thousand jobs is written once, not once per caller. Entries are
+    keyed by identity and hold their job (so an id is never reused while kept); beyond `size`
+    entries the oldest half goes. Only the last few listings matter (a later listing is made of
+    new objects), so the size is a few listings' worth: a job and its part are about 3 KB."""
+
+    _render = staticmethod(renderer(pb.Job.DESCRIPTOR))
+
+    def __init__(self, size: int = 8192):
+        self.size = size
+        self._by_id: dict[int, tuple[Job, orjson.Fragment]] = {}
+
+    def __call__(self, j: Job) -> orjson.Fragment:
+        hit = self._by_id.get(id(j))
+        if hit is not None and hit[0] is j:
+            return hit[1]
+        frag = orjson.Fragment(orjson.dumps(self._render(job_to_pb(j))))
+        if len(self._by_id) >= self.size:
+            for k in list(self._by_id)[: self.size // 2]:
+                del self._by_id[k]
+        self._by_id[id(j)] = (j, frag)
+        return frag
+
+
+_LIST_RENDER = renderer(pb.ListJobsResponse.DESCRIPTOR)
+
+
+def jobs_response(page: list[Job], next_token: str | None, job_json: JobJson) -> TwoForms:
+    """ListJobs' answer in its two forms: the message, or its REST JSON (the same bytes as
+    restjson.to_json(message)) with each job's part from job_json."""
+
+    def message() -> pb.ListJobsResponse:
+        response = pb.ListJobsResponse(next_page_token=next_token or None)
+        for j in page:
+            fill_job(response.jobs.add(), j)
+        return response
+
+    def json() -> bytes:
+        body = _LIST_RENDER(pb.ListJobsResponse(next_page_token=next_token or None))
+        body["jobs"] = [job_json(j) for j in page]
+        return orjson.dumps(body)
+
+    return TwoForms(message, json)
+
+
 def metadata_to_pb(m: JobMetadata) -> pb.JobMetadata:
     return pb.JobMetadata(
         job_id=m.job_id,
@@ -130,6 +179,7 @@ def spec_from_pb(j: pb.JobDescription) -> JobSpec:
 class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
     def __init__(self, jobs: JobService):
         self.jobs = jobs
+        self.job_json = JobJson()
 
     async def SubmitJob(
         self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext
@@ -146,16 +196,13 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
 
     async def ListJobs(
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListJobsResponse:
+    ) -> TwoForms:
         # allusers is accepted but never widens the answer: a user sees only their own jobs
         jobs = await self.jobs.list(
             caller(), request.system_name, request.account, name=request.name, time_window=request.time_window
         )
         page, next_token = job_page(jobs, request.page_size, request.page_token)
-        response = pb.ListJobsResponse(next_page_token=next_token or None)
-        for j in page:
-            fill_job(response.jobs.add(), j)
-        return response
+        return jobs_response(page, next_token, self.job_json)
 
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.GetJobResponse:
         job = await self.jobs.get(caller(), request.system_name, request.job_id)
