@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from google.api import httpbody_pb2
 from google.protobuf import json_format, struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from core.api.restjson import http_body, rendered_by_core, to_json
+from core.api.restjson import JSON_TYPE, http_body, json_body, rendered_by_core, to_json
 from core.proto.firecrest.compute.v1 import compute_pb2
 from core.proto.firecrest.status.v1 import status_pb2 as fstatus_pb2
 from core.proto.firecrest.storage.v1 import storage_pb2
@@ -93,3 +94,9 @@ def test_the_body_is_an_httpbody_and_the_rule_spares_streams_and_raw_bodies() ->
     assert not by_core(methods["Download"])  # already raw bytes
     watch = tasks_pb2.DESCRIPTOR.services_by_name["TasksService"].methods_by_name["WatchTask"]
     assert not by_core(watch)  # a stream: the transcoder prints each message
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 16383, 16384, 2**21 + 5])
+def test_a_json_body_is_the_serialised_http_body(size: int) -> None:
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    assert json_body(data) == httpbody_pb2.HttpBody(content_type=JSON_TYPE, data=data).SerializeToString()
