@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import grpc
 import orjson
 
@@ -112,9 +114,28 @@ class JobJson:
 
     _render = staticmethod(renderer(pb.Job.DESCRIPTOR))
 
-    def __init__(self, size: int = 8192):
+    def __init__(self, size: int = 8192, listings: int = 8):
         self.size = size
         self._by_id: dict[int, tuple[Job, orjson.Fragment]] = {}
+        # whole listings too: the callers of one shared listing ask for the same page of the same
+        # objects (keyed by their ids; each entry holds its page, so the ids stay theirs)
+        self.listings = listings
+        self._listings: OrderedDict[tuple[str | None, tuple[int, ...]], tuple[list[Job], bytes]] = OrderedDict()
+
+    def listing(self, page: list[Job], next_token: str | None) -> bytes:
+        """ListJobs' REST JSON for this page, the same bytes as restjson.to_json of its message."""
+        key = (next_token, tuple(map(id, page)))
+        hit = self._listings.get(key)
+        if hit is not None:
+            self._listings.move_to_end(key)
+            return hit[1]
+        body = _LIST_RENDER(pb.ListJobsResponse(next_page_token=next_token or None))
+        body["jobs"] = [self(j) for j in page]
+        data = orjson.dumps(body)
+        self._listings[key] = (page, data)
+        if len(self._listings) > self.listings:
+            self._listings.popitem(last=False)
+        return data
 
     def __call__(self, j: Job) -> orjson.Fragment:
         hit = self._by_id.get(id(j))
@@ -133,7 +154,7 @@ _LIST_RENDER = renderer(pb.ListJobsResponse.DESCRIPTOR)
 
 def jobs_response(page: list[Job], next_token: str | None, job_json: JobJson) -> TwoForms:
     """ListJobs' answer in its two forms: the message, or its REST JSON (the same bytes as
-    restjson.to_json(message)) with each job's part from job_json."""
+    restjson.to_json(message)) from job_json, which keeps each job's part and the last listings."""
 
     def message() -> pb.ListJobsResponse:
         response = pb.ListJobsResponse(next_page_token=next_token or None)
@@ -141,12 +162,7 @@ def jobs_response(page: list[Job], next_token: str | None, job_json: JobJson) ->
             fill_job(response.jobs.add(), j)
         return response
 
-    def json() -> bytes:
-        body = _LIST_RENDER(pb.ListJobsResponse(next_page_token=next_token or None))
-        body["jobs"] = [job_json(j) for j in page]
-        return orjson.dumps(body)
-
-    return TwoForms(message, json)
+    return TwoForms(message, lambda: job_json.listing(page, next_token))
 
 
 def metadata_to_pb(m: JobMetadata) -> pb.JobMetadata:
