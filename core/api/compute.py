@@ -6,9 +6,10 @@ from collections import OrderedDict
 
 import grpc
 import orjson
+from google.api.httpbody_pb2 import HttpBody
 
 from core.api.context import caller
-from core.api.restjson import TwoForms, renderer
+from core.api.restjson import TwoForms, json_body, renderer
 from core.domain.jobs import Job, JobMetadata, JobSpec, JobStatus, JobTime, job_page
 from core.proto.firecrest.compute.v1 import compute_pb2 as pb
 from core.proto.firecrest.compute.v1 import compute_pb2_grpc
@@ -123,7 +124,9 @@ class JobJson:
         self._listings: OrderedDict[tuple[str | None, tuple[int, ...]], tuple[list[Job], bytes]] = OrderedDict()
 
     def listing(self, page: list[Job], next_token: str | None) -> bytes:
-        """ListJobs' REST JSON for this page, the same bytes as restjson.to_json of its message."""
+        """ListJobs' REST answer for this page: the serialised HttpBody around the same bytes as
+        restjson.to_json of its message (restjson.json_body; kept whole, so that the callers of a
+        shared listing do not each copy a megabyte)."""
         key = (next_token, tuple(map(id, page)))
         hit = self._listings.get(key)
         if hit is not None:
@@ -131,7 +134,7 @@ class JobJson:
             return hit[1]
         body = _LIST_RENDER(pb.ListJobsResponse(next_page_token=next_token or None))
         body["jobs"] = [self(j) for j in page]
-        data = orjson.dumps(body)
+        data = json_body(orjson.dumps(body))
         self._listings[key] = (page, data)
         if len(self._listings) > self.listings:
             self._listings.popitem(last=False)
@@ -162,7 +165,10 @@ def jobs_response(page: list[Job], next_token: str | None, job_json: JobJson) ->
             fill_job(response.jobs.add(), j)
         return response
 
-    return TwoForms(message, lambda: job_json.listing(page, next_token))
+    def json() -> bytes:
+        return HttpBody.FromString(job_json.listing(page, next_token)).data
+
+    return TwoForms(message, json, lambda: job_json.listing(page, next_token))
 
 
 def metadata_to_pb(m: JobMetadata) -> pb.JobMetadata:

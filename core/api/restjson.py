@@ -267,15 +267,18 @@ class TwoForms:
     would give (REST callers), written without building the message first. The interceptor
     (core.api.context) calls one of them; a big listing is then never built twice."""
 
-    __slots__ = ("json", "message")
+    __slots__ = ("body", "json", "message")
 
-    def __init__(self, message: Callable[[], Any], json: Callable[[], bytes]):
+    def __init__(
+        self, message: Callable[[], Any], json: Callable[[], bytes], body: Callable[[], bytes] | None = None
+    ):
         self.message = message
         self.json = json
+        self.body = body  # json_body(json()), when the servicer keeps it (a shared listing's)
 
     def http_body(self) -> bytes:
         """The serialised HttpBody for the transcoder, as http_body(self.message())."""
-        return json_body(self.json())
+        return self.body() if self.body is not None else json_body(self.json())
 
 
 class Records:
