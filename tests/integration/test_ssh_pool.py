@@ -5,9 +5,11 @@ a host key that does not match is refused."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -198,3 +200,32 @@ def test_text_input_goes_through_the_shell_exactly(make_pool):
     # a NUL byte cannot be a shell word: that input gets an exec channel of its own
     r = pool.run_blocking("alice", "cat; echo $$ >&2", stdin=b"a\x00b")
     assert r.stdout == b"a\x00b" and r.err != pid
+
+
+@pytest.fixture
+def talkative_user() -> Iterator[str]:
+    """A user of its own (made for this test, removed after) whose login shell prints on stdout and
+    stderr when it starts, as many a ~/.bashrc on a cluster does."""
+    name = f"f7tt{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash", "--password", "*",
+                    "--comment", "firecrest-gateway test user", name], check=True, capture_output=True)
+    try:
+        Path(f"/home/{name}/.bashrc").write_text(
+            'echo "Welcome to the cluster"\necho "module: gcc loaded" >&2\nprintf "no newline"\n'
+        )
+        yield name
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False, capture_output=True)
+        subprocess.run(["userdel", "-r", name], check=False, capture_output=True)
+
+
+def test_what_the_login_shell_prints_on_start_is_not_taken_for_output(make_pool, talkative_user):
+    # the user's start files do run for SSH commands (bash reads ~/.bashrc under sshd): an exec
+    # channel's output has their words in it
+    execs, _ = make_pool(shell_idle_timeout=0)
+    assert "Welcome to the cluster" in execs.run_blocking(talkative_user, "true").out
+    pool, _ = make_pool()
+    for _ in range(2):  # the shell's first command (after the start files ran) and a later one
+        r = pool.run_blocking(talkative_user, "id -un; echo err >&2")
+        assert (r.exit_status, r.out, r.err) == (0, f"{talkative_user}\n", "err")
+    assert pool.idle_shells() == 1
