@@ -13,17 +13,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+
+def retrieve(fut: asyncio.Future[Any]) -> None:
+    """A done callback for a future several callers share: its exception is theirs to handle, and
+    when they have all gone (cancelled calls) it must not be logged as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 class _Run(Generic[T]):
     def __init__(self, prev: _Run[T] | None, fn: Callable[[], Awaitable[T]]):
         self.started = False
         self.task: asyncio.Task[T] = asyncio.ensure_future(self._go(prev, fn))
-        # an outcome nobody waits for any more (every caller cancelled) is not an unhandled error
-        self.task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self.task.add_done_callback(retrieve)
 
     async def _go(self, prev: _Run[T] | None, fn: Callable[[], Awaitable[T]]) -> T:
         if prev is not None and not prev.task.done():

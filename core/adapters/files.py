@@ -29,7 +29,7 @@ from typing import ClassVar, TypeVar
 
 from core.adapters import scripts
 from core.adapters.cluster import Cluster
-from core.adapters.coalesce import Coalescer
+from core.adapters.coalesce import Coalescer, retrieve
 from core.adapters.commands import RemoteCommand, classify_error
 from core.adapters.ssh import ExecResult
 from core.domain import paths
@@ -558,12 +558,6 @@ class Upload(_NoOutput):
 
 
 # ------------------------------------------------------------------------------ the port's adapter
-def _retrieve(fut: asyncio.Future[None]) -> None:
-    """A shared lookup's exception is its callers' to handle; when they have all gone (cancelled
-    calls), it must not be logged as never retrieved."""
-    if not fut.cancelled():
-        fut.exception()
-
 
 
 class ShellFileSystem:
@@ -615,7 +609,7 @@ class ShellFileSystem:
             lookup = self.id_names.unknown(uids, gids)
         if lookup is not None:
             naming = self._naming = asyncio.ensure_future(self._learn_names(user, lookup))
-            naming.add_done_callback(_retrieve)
+            naming.add_done_callback(retrieve)
             await asyncio.shield(naming)
         return ListFiles.entries(fields, *self.id_names.names(uids, gids))  # named as they are made
 

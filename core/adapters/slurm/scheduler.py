@@ -17,10 +17,10 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from core.adapters.cluster import Cluster
-from core.adapters.coalesce import Coalescer
+from core.adapters.coalesce import Coalescer, retrieve
 from core.adapters.commands import DiscardPrivateDir, RemoteCommand, WritePrivateScript
 from core.adapters.slurm.errors import ControllerUnreachable, SlurmCommand
 from core.adapters.slurm.jobs import (
@@ -45,13 +45,6 @@ from core.domain.jobs import FINAL_JOB_STATES, Job, JobMetadata, JobSpec, merge_
 from core.domain.scheduler import DataMoverJob, Node, Partition, Reservation, UserInfo
 
 T = TypeVar("T")
-
-
-def _retrieve(fut: asyncio.Future[Any]) -> None:
-    """A shared future's exception is its callers' to handle; when they have all gone (cancelled
-    calls), it must not be logged as never retrieved."""
-    if not fut.cancelled():
-        fut.exception()
 
 
 def _answered_up(ping: asyncio.Future[tuple[bool, str]]) -> bool:
@@ -114,7 +107,7 @@ class SlurmScheduler:
         if ping is None or (ping.done() and not fresh_up):
             ping = self._ping = asyncio.ensure_future(self._ping_as(user))
             self._ping_sent = now
-            ping.add_done_callback(_retrieve)
+            ping.add_done_callback(retrieve)
         return await asyncio.shield(ping)
 
     async def _ping_as(self, user: str) -> tuple[bool, str]:
