@@ -527,17 +527,19 @@ class SSHPool:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise Timeout(f"the command did not finish within {self.cfg.command_timeout:g} s")
-                readable, _, _ = select.select([chan], [], [], min(_POLL, remaining))
+                # ready when stdout *or* stderr has data: read only what is there (a recv on an empty
+                # stdout blocked, past the deadline, a command that wrote to stderr and then hung)
+                select.select([chan], [], [], min(_POLL, remaining))
                 while chan.recv_stderr_ready():
                     err.append(chan.recv_stderr(65536))
-                if readable or chan.recv_ready():
+                while chan.recv_ready():
                     data = chan.recv(262144)
-                    if not data:
-                        break
                     out.append(data)
                     size += len(data)
                     if max_output is not None and size > max_output:
                         raise PayloadTooLarge(f"output is larger than {max_output} bytes")
+                if (chan.eof_received or chan.closed) and not chan.recv_ready():
+                    break
             if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
                 raise Timeout("the command did not report its exit status in time")
             transport = chan.get_transport()

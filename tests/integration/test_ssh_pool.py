@@ -120,6 +120,17 @@ def test_a_slow_command_times_out_with_a_clear_error(make_pool):
     assert pool.run_blocking("alice", "id -un").out.strip() == "alice"  # the pool is still usable
 
 
+@pytest.mark.parametrize("shells", [60, 0], ids=["command shell", "exec channel"])
+def test_a_command_that_writes_to_stderr_then_hangs_still_times_out(make_pool, shells):
+    pool, _ = make_pool(shell_idle_timeout=shells)
+    t0 = time.monotonic()
+    with pytest.raises(Timeout) as e:
+        pool.run_blocking("alice", "echo started >&2; sleep 30", timeout=1)
+    assert time.monotonic() - t0 < 15
+    assert "did not finish" in e.value.message
+    assert pool.run_blocking("alice", "id -un").out.strip() == "alice"
+
+
 def test_a_user_who_cannot_log_in_is_refused(make_pool):
     pool, _ = make_pool()
     with pytest.raises(PermissionDenied):
