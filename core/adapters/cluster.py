@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from core.adapters.commands import RemoteCommand, command_line
+from core.adapters.commands import RemoteCommand, command_line, quote_argv
 from core.adapters.ssh import ExecResult, SSHPool
 from core.config import SystemConfig
 from core.domain.systems import Probe
@@ -38,7 +38,7 @@ class Cluster:
         on_sent is called (from the pool's thread) once the command has been sent, after any wait
         for a worker thread or an SSH channel."""
         argv = cmd.argv()
-        shown = cmd.command()  # the audit line: the command as argv, without the system's environment
+        shown = quote_argv(argv)  # the audit line (cmd.command()): the argv, without the system's environment
         command = command_line(argv, self._env)
         t0 = time.monotonic()
         res: ExecResult | None = None
