@@ -26,6 +26,7 @@ import json
 import os
 import pwd
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -52,6 +53,7 @@ from devstack.layout import Layout, load_layout
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 LS_ENTRIES = 1000
+MIXED_JOBS = 500  # the mixed scenario's job list: held jobs of a name of its own, the same size every run
 SLOW_MS = 2000  # the mixed scenario: an answer slower than this counts as an error (wrk's former timeout)
 BENCH_USERS = [f"f7tbench{i:02d}" for i in range(50)]
 BENCH_USER_MARK = "firecrest-gateway bench user"  # their GECOS: only such accounts are removed
@@ -837,8 +839,9 @@ class Bench:
         self._make_ls_dir()
         task_id = self._a_task()
         sysname = self.stack.system
-        paths = ["/status/systems", f"/compute/{sysname}/jobs", f"/filesystem/{sysname}/ops/ls?path={self.ls_dir}",
-                 f"/tasks/{task_id}"]
+        jobs_name = self._held_jobs(MIXED_JOBS)
+        paths = ["/status/systems", f"/compute/{sysname}/jobs?name={jobs_name}",
+                 f"/filesystem/{sysname}/ops/ls?path={self.ls_dir}", f"/tasks/{task_id}"]
         script = self.stack.work / "mixed.lua"
         script.write_text(
             "local paths = {" + ", ".join(json.dumps(p) for p in paths) + "}\n"
@@ -863,7 +866,7 @@ class Bench:
         )
         time.sleep(5)
         idle = self.stack.core_rss_mb()
-        # the job list is the caller's jobs of the last day (sacct): its size is this run's workload
+        # the job list: this run's held jobs only (the caller's whole day grows with every bench run)
         r = self.alice.get(f"{self.stack.url}{paths[1]}", timeout=120)
         r.raise_for_status()
         listed_jobs = len(r.json().get("jobs") or [])
@@ -902,6 +905,19 @@ class Bench:
         row(scenario="core memory (RSS)", metric="under load, max", unit="MB", better="lower", ours=max(rss),
             target="<300 MB, flat", met=max(rss) < 300 and last_q <= first_q * 1.15,
             note=f"first quarter {first_q:.0f} MB, last quarter {last_q:.0f} MB")
+
+    def _held_jobs(self, n: int) -> str:
+        """n held jobs (pending, never run: no load on the machine) under a name of this run's; the
+        name. They are cancelled at the end (cleanup)."""
+        name = f"f7t-mix-{uuid.uuid4().hex[:8]}"
+        loop = (f"for i in $(seq {n}); do sbatch --parsable --hold --chdir=/tmp --job-name={name} "
+                "--output=/dev/null --wrap=true || exit 1; done")
+        out = self.raw_ssh().run("sh -c " + shlex.quote(loop))
+        ids = out.decode().split()
+        self.jobs_to_cancel.extend(ids)
+        if len(ids) != n:
+            raise RuntimeError(f"held {len(ids)} of {n} jobs for the mixed scenario")
+        return name
 
     # ---- cleanup -------------------------------------------------------------------------------
     def cleanup(self) -> None:

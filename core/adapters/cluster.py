@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from core.adapters.commands import RemoteCommand, command_line, quote_argv
+from core.adapters.commands import RemoteCommand, command_line, quote_argv, shell_line
 from core.adapters.ssh import ExecResult, SSHPool
 from core.config import SystemConfig
 from core.domain.systems import Probe
@@ -40,12 +40,14 @@ class Cluster:
         argv = cmd.argv()
         shown = quote_argv(argv)  # the audit line (cmd.command()): the argv, without the system's environment
         command = command_line(argv, self._env)
+        in_shell = shell_line(argv, self._env)  # a script, as a command shell runs it
         t0 = time.monotonic()
         res: ExecResult | None = None
         error = ""
         try:
             res = await self.pool.run(
-                user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output, on_sent=on_sent
+                user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output, on_sent=on_sent,
+                shell_command=in_shell,
             )
         except Exception as e:
             error = type(e).__name__

@@ -45,6 +45,21 @@ def command_line(argv: Sequence[str], env: Mapping[str, str] | None = None) -> s
     return " ".join([*words, "exec", quote_argv(rest)])
 
 
+def shell_line(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str | None:
+    """A script's argv (`sh -c SCRIPT NAME ARG...`, scripts.argv) as the lines a POSIX sh runs
+    itself: `export K='v'; set -- 'ARG'...; SCRIPT`. For the pool's command shells (/bin/sh, each
+    command in a subshell of its own), where it does what command_line's `exec sh -c` does without
+    starting a second shell. None for any other argv. Never for an exec channel: that line is read
+    by the user's login shell, which need not be a POSIX sh."""
+    if len(argv) < 4 or argv[0] != "sh" or argv[1] != "-c":
+        return None
+    lines = []
+    if env:
+        lines.append("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())))
+    lines.append(" ".join(["set --", *(shlex.quote(a) for a in argv[4:])]))
+    return "; ".join(lines) + "\n" + argv[2]
+
+
 class RemoteCommand(ABC, Generic[T]):
     """A command run on the login node. Subclasses give argv() (never a shell string built from
     caller input) and parse(); the environment prefix, if any, is added by the runner."""

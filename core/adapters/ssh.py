@@ -223,13 +223,18 @@ class SSHPool:
         timeout: float | None = None,
         max_output: int | None = None,
         on_sent: Callable[[], object] | None = None,
+        shell_command: str | None = None,
     ) -> ExecResult:
         """`command` as `user`. on_sent, if given, is called (from the pool's thread) once the
-        command has been sent, i.e. after any wait for a thread, a connection or a channel."""
+        command has been sent, i.e. after any wait for a thread, a connection or a channel.
+        shell_command, if given, is the same command as a command shell's /bin/sh runs it (a
+        script's text rather than `sh -c` of it: commands.shell_line); an exec channel runs
+        `command`."""
         loop = asyncio.get_running_loop()
         ctx = contextvars.copy_context()  # the call's request id for log lines of the thread
         return await loop.run_in_executor(
-            self._executor, ctx.run, self.run_blocking, user, command, stdin, timeout, max_output, on_sent
+            self._executor, ctx.run, self.run_blocking, user, command, stdin, timeout, max_output, on_sent,
+            shell_command,
         )
 
     def run_blocking(
@@ -240,9 +245,10 @@ class SSHPool:
         timeout: float | None = None,
         max_output: int | None = None,
         on_sent: Callable[[], object] | None = None,
+        shell_command: str | None = None,
     ) -> ExecResult:
-        """Runs `command` once. Only what cannot have run is retried: a pooled connection that
-        turns out dead when a session is opened on it is replaced once. A connection lost after
+        """Runs `command` (in a command shell, shell_command if given: run()) once. Only what
+        cannot have run is retried: a pooled connection that turns out dead when a session is opened on it is replaced once. A connection lost after
         the command was sent is an error that says so (sbatch, rm or mv must not run twice)."""
         deadline = time.monotonic() + (timeout or self.cfg.command_timeout)
         # input goes to a shell's command as a quoted word (see _send_to_shell): text of a bounded size
@@ -268,7 +274,7 @@ class SSHPool:
                     if shell is not None:
                         # the shell runs nothing before the whole line has arrived: a send that fails
                         # has run nothing either, so it is tried again like a session that failed
-                        tag = self._send_to_shell(shell, command, stdin, deadline)
+                        tag = self._send_to_shell(shell, shell_command or command, stdin, deadline)
                 except (paramiko.SSHException, OSError, EOFError) as e:
                     conn.broken = True
                     if attempt == 2 or time.monotonic() >= deadline:

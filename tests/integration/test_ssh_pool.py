@@ -240,3 +240,28 @@ def test_what_the_login_shell_prints_on_start_is_not_taken_for_output(make_pool,
         r = pool.run_blocking(talkative_user, "id -un; echo err >&2")
         assert (r.exit_status, r.out, r.err) == (0, f"{talkative_user}\n", "err")
     assert pool.idle_shells() == 1
+
+
+def test_a_script_runs_inline_in_a_shell_as_it_does_with_sh_c(make_pool):
+    """commands.shell_line: a command shell runs a script's text itself instead of `sh -c` of it;
+    arguments, environment, input, exit status and output are those of the `sh -c` form."""
+    from core.adapters.commands import command_line, shell_line
+
+    script = (
+        'printf "%s|" "$#" "$@" "$F7T_A" "$F7T_B"; read -r line; printf "%s\\n" "$line"; '
+        "echo err >&2; [ $# -gt 2 ] && exit 4; exec sh -c 'exit 5'\n"
+    )
+    env = {"F7T_A": "a b", "F7T_B": "it's $HOME"}
+    shell_pool, _ = make_pool()
+    exec_pool, _ = make_pool(shell_idle_timeout=0)
+    for args in (["-n", "two words", "*", "'q'\"", "x;y", ""], ["one"]):
+        argv = ["sh", "-c", script, "sh", *args]
+        inline = shell_line(argv, env)
+        assert inline is not None and "sh -c" not in inline.split("\n", 1)[0]
+        inside = shell_pool.run_blocking("alice", command_line(argv, env), stdin=b"in put\n", shell_command=inline)
+        alone = exec_pool.run_blocking("alice", command_line(argv, env), stdin=b"in put\n", shell_command=inline)
+        want = "|".join([str(len(args)), *args, "a b", "it's $HOME", "in put\n"])
+        assert (inside.exit_status, inside.out, inside.err) == (4 if len(args) > 2 else 5, want, "err")
+        assert (alone.exit_status, alone.out, alone.err) == (inside.exit_status, inside.out, inside.err)
+    assert shell_pool.idle_shells() == 1
+    assert shell_line(["env", "A=1", "sh", "-c", script, "sh"]) is None  # only a script's own argv
