@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import ctypes
 import gc
 import logging
 import os
@@ -169,19 +167,7 @@ def _tune_gc() -> None:
     gc.set_threshold(5_000, 10, 10)
 
 
-def _tune_malloc(arenas: int = 2) -> None:
-    """At most `arenas` glibc malloc arenas, set before any thread starts. Every thread that
-    allocates gets an arena of its own by default (up to 8 per CPU), and the core has a thread per
-    SSH connection (Paramiko's transport), gRPC's and the task store's: under load each kept its
-    high-water mark of freed memory, and the peaks added up (the mixed benchmark's resident memory).
-    The threads mostly wait on sockets, so sharing two arenas costs no measurable time. Not glibc
-    (no mallopt, or M_ARENA_MAX unknown): nothing changes."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(-8, arenas)  # M_ARENA_MAX
-
-
 def main(argv: list[str] | None = None) -> None:
-    _tune_malloc()
     p = argparse.ArgumentParser(prog="firecrest-core")
     p.add_argument("--config", help="YAML configuration (default: $F7T_CONFIG)")
     args = p.parse_args(argv)
