@@ -18,7 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from core import config as config_mod
-from core.api.context import GatewayInterceptor
+from core.api.context import GatewayInterceptor, WrappingServer
 from core.config import Config
 from core.observability import MetricsTLS, configure_logging
 from core.proto.firecrest.type.v1 import types_pb2
@@ -97,15 +97,15 @@ async def create_server(cfg: Config, gw: Gateway | None = None) -> tuple[grpc.ai
         cfg.identity_header, success_codes(s for s, _, _, _ in services), PUBLIC_METHODS, metrics=gw.metrics
     )
     server = grpc.aio.server(
-        interceptors=[interceptor],
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ],
     )
     names = []
+    wrapping = WrappingServer(server, interceptor)  # the interceptor's work, wrapped around each method once
     for svc, add, servicer, uses in services:
-        add(servicer(*uses(gw)), server)
+        add(servicer(*uses(gw)), wrapping)
         names.append(svc.full_name)
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
