@@ -9,6 +9,7 @@ from google.protobuf import any_pb2, struct_pb2, timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from core.api.context import ERROR_DOMAIN, GRPC_CODE, caller
+from core.api.restjson import TwoForms, http_body, to_json
 from core.domain.errors import InvalidArgument
 from core.domain.tasks import Task, TaskState
 from core.proto.firecrest.tasks.v1 import tasks_pb2 as pb
@@ -17,6 +18,8 @@ from core.services.tasks import TaskService
 
 DEFAULT_WAIT = 30.0
 MAX_WAIT = 120.0
+# GetTask's answers kept, one per task (the latest version asked for), for the tasks polled most
+ANSWERS_KEPT = 2048
 
 _STATE_TO_PB = {
     TaskState.QUEUED: pb.TASK_STATE_QUEUED,
@@ -78,14 +81,40 @@ def task_to_pb(t: Task) -> pb.Task:
     return msg
 
 
+class _Answer:
+    """One version of a task as GetTask answers it: the message, and its REST body once asked for."""
+
+    __slots__ = ("body", "message", "version")
+
+    def __init__(self, task: Task):
+        self.version = task.version
+        self.message = pb.GetTaskResponse(task=task_to_pb(task))
+        self.body: bytes | None = None
+
+    def http_body(self) -> bytes:
+        if self.body is None:
+            self.body = http_body(self.message)
+        return self.body
+
+
 class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
     def __init__(self, tasks: TaskService):
         self.tasks = tasks
+        # GetTask is what clients poll: a task read again unchanged (the same version, which every
+        # change increments) is not converted and rendered again. The task is still read from the
+        # store, with its owner check, on every call.
+        self._answers: dict[str, _Answer] = {}
 
-    async def GetTask(
-        self, request: pb.GetTaskRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetTaskResponse:
-        return pb.GetTaskResponse(task=task_to_pb(await self.tasks.get(caller(), request.task_id)))
+    async def GetTask(self, request: pb.GetTaskRequest, context: grpc.aio.ServicerContext) -> TwoForms:
+        task = await self.tasks.get(caller(), request.task_id)
+        answer = self._answers.get(task.id)
+        if answer is None or answer.version != task.version:
+            answer = _Answer(task)
+            self._answers.pop(task.id, None)
+            if len(self._answers) >= ANSWERS_KEPT:  # the one kept longest goes
+                del self._answers[next(iter(self._answers))]
+            self._answers[task.id] = answer
+        return TwoForms(lambda: answer.message, lambda: to_json(answer.message), answer.http_body)
 
     async def ListTasks(
         self, request: pb.ListTasksRequest, context: grpc.aio.ServicerContext

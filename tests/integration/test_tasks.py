@@ -146,12 +146,17 @@ def test_list_filters_and_pagination(rest, workdir):
 
 
 # ---------------------------------------------------------------- wait, cancel, delete
-def test_wait_cancel_delete(rest, workdir):
+def test_wait_cancel_delete(rest, tasks, auth, workdir):
     alice = rest("alice")
     job_id = submit(alice, {"working_directory": str(workdir), "script": LONG})
     task = job_task(alice, job_id)
     assert task["kind"] == "job" and task["system"] == "cluster" and task["metadata"]["jobId"] == job_id
     tid = task["id"]
+    # a GET answered again and again (the core keeps the answer while the task is unchanged)
+    running = [get_task(alice, tid) for _ in range(3)]
+    assert not any(t["done"] for t in running)
+    native = tasks.GetTask(pb.GetTaskRequest(task_id=tid), metadata=auth("alice")).task
+    assert native.id == tid and not native.done
 
     # wait with a short timeout answers the unfinished task
     r = alice.post(f"/tasks/{tid}:wait", json={"timeout": "1s"})
@@ -167,6 +172,11 @@ def test_wait_cancel_delete(rest, workdir):
     assert r.json()["task"]["id"] == tid
     task = wait_task(alice, tid)
     assert task["state"] == "TASK_STATE_CANCELLED" and task["done"] is True
+    # GET, REST and native, answers the task as it is now, not as it was last asked for
+    assert get_task(alice, tid) == task
+    native = tasks.GetTask(pb.GetTaskRequest(task_id=tid), metadata=auth("alice")).task
+    assert (native.state, native.done) == (pb.TASK_STATE_CANCELLED, True)
+    assert_firecrest_error(rest("bob").get(f"/tasks/{tid}"), 404)  # kept answers are still the owner's only
     assert task["error"]["code"] == grpc.StatusCode.CANCELLED.value[0]
     assert task["error"]["details"][0]["metadata"]["state"] == "CANCELLED"
     assert wait_job(alice, job_id)["status"]["state"] == "CANCELLED"
