@@ -454,6 +454,8 @@ class NoopChain:
 def _recorded(stack: Stack, token: str, task_id: str) -> dict[str, bytes]:
     """The core's real answers (through Envoy, native gRPC) for the no-op back end to repeat, as the
     core sends them to a REST caller (FirecREST's JSON in an HttpBody: core/api/restjson.py)."""
+    from google.rpc import error_details_pb2  # noqa: F401 (a failed task's error details: ErrorInfo in an Any)
+
     from core.api.restjson import http_body
     from core.proto.firecrest.status.v1 import status_pb2, status_pb2_grpc
     from core.proto.firecrest.tasks.v1 import tasks_pb2, tasks_pb2_grpc
