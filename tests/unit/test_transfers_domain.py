@@ -565,3 +565,41 @@ def test_check_maps_remote_refusals_to_4xx() -> None:
     assert cmd.parse(ExecResult(0, b"/home/alice\n", b"")) == Checked("/home/alice", None)
     dl = CheckTransfer(Check(Op.DOWNLOAD, source="/home/alice/f"))
     assert dl.parse(ExecResult(0, b"/home/alice\n1234\n", b"")) == Checked("/home/alice", 1234)
+
+
+@pytest.mark.parametrize("with_openssl", [True, False])
+def test_checksums_of_passing_bytes_with_or_without_openssl(tmp_path: Path, with_openssl: bool) -> None:
+    """The prelude's `hashing`/`hashed` (transfer_prelude.sh): the digests of the bytes written to
+    the FIFOs, from OpenSSL where the node has it, else from coreutils; the same text either way."""
+    import hashlib
+    import os
+
+    from core.adapters import scripts
+
+    bindir = tmp_path / "bin"  # a PATH with or without openssl, and the rest of what the script runs
+    bindir.mkdir()
+    tools = ["cut", "rm", "mkfifo", "cat", "tee", "head", "sha256sum", "md5sum"] + (["openssl"] if with_openssl else [])
+    for tool in tools:
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (bindir / tool).symlink_to(found)
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    (tmp_path / "data").write_bytes(data)
+    script = (
+        f"F7T_DIR={tmp_path}\nfail() {{ echo \"FAIL $*\"; exit 1; }}\n"
+        + scripts.load("transfer_prelude.sh")
+        + '\nhashing whole sha256\nhashing first md5\n'
+        + f'head -c 1000 {tmp_path}/data > "$F7T_DIR/first.fifo"\n'
+        + f'cat {tmp_path}/data | tee "$F7T_DIR/whole.fifo" > /dev/null\n'
+        + 'hashed first; echo "md5 $HASH"; hashed whole; echo "sha256 $HASH"\n'
+    )
+    out = subprocess.run(
+        ["/bin/bash", "-c", script], env={"PATH": str(bindir)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert out.stdout.split("\n")[-3:] == [
+        f"md5 {hashlib.md5(data[:1000]).hexdigest()}",  # S3's part checksum
+        f"sha256 {hashlib.sha256(data).hexdigest()}",
+        "",
+    ]
