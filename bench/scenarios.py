@@ -965,6 +965,28 @@ def _throughput(fn: Callable[[], Any], workers: int, per_worker: int) -> float:
 
 
 # ------------------------------------------------------------------------------------ output
+def _calibrate() -> float:
+    """Seconds for a fixed pure-Python loop (10 million additions): how fast this machine is right
+    now, so that runs on different machines, or hours, can be told apart."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.perf_counter() - t0, 2)
+
+
+def _cpu_times() -> list[int]:
+    """The machine's CPU time counters (/proc/stat's `cpu` line, in clock ticks)."""
+    with open("/proc/stat") as f:
+        return [int(v) for v in f.readline().split()[1:]]
+
+
+def _steal_pct(before: list[int], after: list[int]) -> float:
+    """The share of CPU time the hypervisor gave to others (steal, the 8th field) between two reads."""
+    delta = [a - b for a, b in zip(after, before, strict=False)]
+    return round(100.0 * delta[7] / max(1, sum(delta[:8])), 1) if len(delta) > 7 else 0.0
+
+
 def write_results(meta: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = {"meta": meta, "rows": [{**dataclasses.asdict(r), "ratio": r.ratio} for r in ROWS]}
@@ -1019,7 +1041,7 @@ def chart(path: Path, meta: dict[str, Any]) -> None:
         ax.axis("off")
     fig.suptitle(f"firecrest-gateway vs FirecREST v2 vs raw, one run on {meta['host']} ({meta['date']}, "
                  f"{meta['cpus']} CPUs, load average {meta['load_before']:.1f} before, "
-                 f"{meta['load_after']:.1f} after)", fontsize=10)
+                 f"{meta['load_after']:.1f} after, CPU steal {meta.get('steal_pct', 0):.1f}%)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -1062,6 +1084,8 @@ def main() -> None:
         b.stack.restart_core()
     started = time.time()
     load_before = os.getloadavg()[0]
+    calibration = _calibrate()
+    cpu_before = _cpu_times()
     if args.firecrest_v2_port:
         os.environ["F7T_PORT_ORACLE"] = str(args.firecrest_v2_port)
     # FirecREST v2 only for the scenarios that compare with it; devstack.oracle runs it (the same
@@ -1089,6 +1113,10 @@ def main() -> None:
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
         "duration_s": round(time.time() - started),
+        # the machine itself: a virtual machine's CPUs may be taken by its host (steal), and its
+        # speed differs from one machine, and one hour, to the next
+        "steal_pct": _steal_pct(cpu_before, _cpu_times()),
+        "calibration_s": calibration,
         "quick": args.quick,
         "scenarios": chosen,
         "transfer_size": args.transfer_size,
@@ -1096,7 +1124,8 @@ def main() -> None:
     write_results(meta)
     print("\n" + markdown_table(), flush=True)
     print(f"\nload average {meta['load_before']:.1f} before, {meta['load_after']:.1f} after "
-          f"({meta['cpus']} CPUs): figures are shared with whatever else ran")
+          f"({meta['cpus']} CPUs): figures are shared with whatever else ran; CPU time taken by the host "
+          f"(steal) {meta['steal_pct']:.1f}%; calibration loop {meta['calibration_s']:.2f} s")
     print(f"\nresults: {RESULTS / 'latest.json'}, table {RESULTS / 'latest.md'}, chart {RESULTS / 'latest.png'}")
 
 
