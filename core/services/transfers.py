@@ -356,8 +356,17 @@ class TransferService:
             changes["metadata"] = {"jobState": state}
         if state not in ("PENDING", "REQUEUED", "CONFIGURING") and t.state is TaskState.QUEUED:
             changes["state"] = TaskState.RUNNING
-        if state == "RUNNING" and t.metadata.get("outputLog"):
+        if state in ("RUNNING", "COMPLETING") and t.metadata.get("outputLog"):
             report = parse_report(await system.read_log(t.owner, str(t.metadata["outputLog"])))
+            if report is not None and report.code is JobCode.OK:
+                # the job has done the work and said so (the file is in place, or the object is
+                # complete in the staging store): the task is done now, not once the scheduler's
+                # accounting has the job's end (seconds later). A failure still waits for the end,
+                # whose state and exit code its error carries.
+                done = JobEnd(str(t.metadata["jobId"]), "COMPLETED", 0)
+                outcome, result, _ = transfer_outcome(op_of(t.kind) or Op.COPY, done, report)
+                await self._finish_async(t, outcome, result, None, job_state=state)
+                return
             if report is not None and report.progress is not None and report.progress != t.progress:
                 changes["progress"] = report.progress
         expires_at = float(t.metadata.get("expiresAt") or 0)

@@ -377,6 +377,36 @@ def test_success_keeps_the_checksum(env) -> None:  # type: ignore[no-untyped-def
     assert t.state is TaskState.SUCCEEDED and t.result == {"jobId": s.job.job_id}
 
 
+def test_a_job_that_reported_success_is_done_before_its_end(env) -> None:  # type: ignore[no-untyped-def]
+    """The job's result line says OK while the scheduler still has it running (its accounting
+    lags seconds behind): the task succeeds at once, with the checksum; a failure reported while
+    running waits for the job's end, whose exit code its error carries."""
+    svc, store, system, tasks, _ = env
+    s = asyncio.run(
+        svc.start("alice", TransferRequest(Op.UPLOAD, "cluster", target="/home/alice/x", file_size=10))
+    )
+    system.states[s.job.job_id] = "RUNNING"
+    system.logs[s.job.output_log] = (
+        "FIRECREST_TRANSFER_PROGRESS=0.8\nFIRECREST_TRANSFER_SHA256=" + "ab" * 32 + "\nFIRECREST_TRANSFER_BYTES=10\n"
+        "FIRECREST_TRANSFER_RESULT=OK /home/alice/x\n"
+    )
+    asyncio.run(svc.poll_once())
+    t = asyncio.run(tasks.get("alice", s.task.id))
+    assert t.state is TaskState.SUCCEEDED and t.done
+    assert t.result == {"jobId": s.job.job_id, "sha256": "ab" * 32, "size": 10}
+    assert t.metadata["jobState"] == "RUNNING" and not store.aborted  # a success keeps its staging
+
+    f = asyncio.run(svc.start("alice", TransferRequest(Op.COPY, "cluster", source="/a", target="/b")))
+    system.states[f.job.job_id] = "RUNNING"
+    system.logs[f.job.output_log] = "FIRECREST_TRANSFER_RESULT=NO_SPACE cp: No space left on device\n"
+    asyncio.run(svc.poll_once())
+    assert not asyncio.run(tasks.get("alice", f.task.id)).done
+    system.states[f.job.job_id] = JobEnd(f.job.job_id, "FAILED", 1)
+    asyncio.run(svc.poll_once())
+    t = asyncio.run(tasks.get("alice", f.task.id))
+    assert t.state is TaskState.FAILED and t.error is not None and t.error.metadata["exitCode"] == "1"
+
+
 def test_a_job_that_never_reports_fails_after_the_grace(env) -> None:  # type: ignore[no-untyped-def]
     svc, _, system, tasks, clock = env
     s = asyncio.run(svc.start("alice", TransferRequest(Op.REMOVE, "cluster", source="/a")))
