@@ -77,10 +77,18 @@ class Metrics:
             "f7t_ssh_pool_wait_seconds", "Time a command waited for a pooled SSH connection (connecting included)",
             ["system"], buckets=_BUCKETS, registry=r,
         )
+        self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
-        self.rpc_total.labels(method, code).inc()
-        self.rpc_seconds.labels(method, code).observe(seconds)
+        # the labelled children, looked up once per (method, code): labels() validates and locks
+        # on every call, half of the gateway's own work per call (a cProfile of the wrapper)
+        children = self._rpc_children.get((method, code))
+        if children is None:
+            children = self._rpc_children[(method, code)] = (
+                self.rpc_total.labels(method, code), self.rpc_seconds.labels(method, code)
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def add_callback(self, fn: Callable[[], Iterable[GaugeMetricFamily]]) -> None:
         self.registry.register(_Callback(fn))
