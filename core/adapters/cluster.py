@@ -40,14 +40,14 @@ class Cluster:
         argv = cmd.argv()
         shown = quote_argv(argv)  # the audit line (cmd.command()): the argv, without the system's environment
         command = command_line(argv, self._env)
-        in_shell = shell_line(argv, self._env)  # a script, as a command shell runs it
+        shell_command = shell_line(argv, self._env)  # a script, as a command shell runs it
         t0 = time.monotonic()
         res: ExecResult | None = None
         error = ""
         try:
             res = await self.pool.run(
                 user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output, on_sent=on_sent,
-                shell_command=in_shell,
+                shell_command=shell_command,
             )
         except Exception as e:
             error = type(e).__name__

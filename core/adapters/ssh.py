@@ -248,8 +248,9 @@ class SSHPool:
         shell_command: str | None = None,
     ) -> ExecResult:
         """Runs `command` (in a command shell, shell_command if given: run()) once. Only what
-        cannot have run is retried: a pooled connection that turns out dead when a session is opened on it is replaced once. A connection lost after
-        the command was sent is an error that says so (sbatch, rm or mv must not run twice)."""
+        cannot have run is retried: a pooled connection that turns out dead when a session is
+        opened on it is replaced once. A connection lost after the command was sent is an error
+        that says so (sbatch, rm or mv must not run twice)."""
         deadline = time.monotonic() + (timeout or self.cfg.command_timeout)
         # input goes to a shell's command as a quoted word (see _send_to_shell): text of a bounded size
         in_shell = self.cfg.shell_idle_timeout > 0 and (

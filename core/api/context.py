@@ -9,7 +9,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import grpc
@@ -154,10 +154,11 @@ def status_trailer(err: GatewayError) -> tuple[grpc.StatusCode, tuple[tuple[str,
     return code, (("grpc-status-details-bin", st.SerializeToString()), (REASON_HEADER, err.reason.value))
 
 
-class GatewayInterceptor(grpc.aio.ServerInterceptor):
+class GatewayInterceptor:
     """For every call: take the identity Envoy put in the header (and nothing else), turn domain
     errors into statuses with ErrorInfo, hide unexpected errors behind a reference id, and tell the
-    edge which HTTP success code the method has."""
+    edge which HTTP success code the method has. Not a grpc.aio server interceptor (that would run
+    for every call): it wraps each method's handler once, as WrappingServer registers it."""
 
     def __init__(
         self,
@@ -173,16 +174,6 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         self.public = public_methods
         self.forbidden = forbidden_users
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        """As a server interceptor: the method's wrapped handler (wrap()). The core does not run it
-        per call: its handlers are wrapped once, when they are registered (WrappingServer)."""
-        handler = await continuation(details)
-        return handler if handler is None else self.wrap(details.method, handler)
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """The method's handler with the gateway's work around each call; built once per method
