@@ -375,7 +375,7 @@ class TaskStore(WaitingStore):
         self._thread.submit(self._schema).result()
         self._reader = sqlite3.connect(str(self.path), check_same_thread=False, timeout=0, isolation_level=None)
         self._reader.row_factory = sqlite3.Row
-        self._reader.execute(f"select 1 from {TABLE} limit 1").fetchall()  # maps the -shm file
+        self._reader.execute(f"select 1 from {TABLE} limit 1").fetchall()  # noqa: S608 (maps the -shm file)
         self._stamp = WalStamp(self.path)
         self._kept_at: bytes | None = None
         self._kept: dict[str, Task] = {}
