@@ -50,12 +50,19 @@ def main() -> None:
     p.add_argument("--listen", required=True)
     p.add_argument("--tls", nargs=3, required=True, metavar=("CERT", "KEY", "CLIENT_CA"))
     p.add_argument("--answer", action="append", default=[], help="/pkg.Service/Method=file with the response")
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                   help="the event loop (asyncio: a stock grpc.aio server, the issue's no-op)")
     args = p.parse_args()
     answers = {}
     for a in args.answer:
         method, _, path = a.partition("=")
         answers[method] = Path(path).read_bytes()
-    asyncio.run(serve(args.listen, args.tls, answers))
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve(args.listen, args.tls, answers))
+    else:
+        asyncio.run(serve(args.listen, args.tls, answers))
 
 
 if __name__ == "__main__":

@@ -308,6 +308,11 @@ class Config(Settings):
     shutdown_grace: float = Field(
         30.0, ge=0, description="On SIGTERM, seconds the calls in flight get to finish before the core exits.",
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="The core's event loop: uvloop (libuv; about 15% more calls per second of one "
+                              "CPU than asyncio's own, BENCHMARKS.md) or asyncio (the standard library's). "
+                              "uvloop falls back to asyncio, with a warning, where it is not installed.",
+    )
     metrics: MetricsConfig | None = Field(None, description="Prometheus metrics; null: none.")
     jobs: JobsConfig = Field(JobsConfig(), description="Following job tasks.")
     transfers: TransfersConfig = Field(TransfersConfig(), description="Following transfer tasks.")

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import grpc
@@ -167,6 +167,19 @@ def _tune_gc() -> None:
     gc.set_threshold(5_000, 10, 10)
 
 
+def run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """Run the core on the configured event loop (config `event_loop`)."""
+    if event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.warning("event_loop is uvloop, which is not installed: running on asyncio's own loop")
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="firecrest-core")
     p.add_argument("--config", help="YAML configuration (default: $F7T_CONFIG)")
@@ -179,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(logging.INFO)  # JSON lines: request id, user, and one audit line per SSH command
     logging.getLogger("paramiko").setLevel(logging.WARNING)  # one INFO line per SSH login is noise
     try:
-        asyncio.run(serve(cfg))
+        run_loop(serve(cfg), cfg.event_loop)
     except config_mod.ConfigError as e:  # a setting only the wiring can judge (scheduler.type)
         print(f"firecrest-core: {args.config or os.environ.get('F7T_CONFIG')}: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -25,3 +25,24 @@ def test_a_servicer_that_fails_to_import_stops_the_start(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "core.api.storage", None)  # any import of it now fails
     with pytest.raises(ImportError):
         server._services()
+
+
+async def _loop_module(out: list[str]) -> None:
+    import asyncio
+
+    out.append(type(asyncio.get_running_loop()).__module__)
+
+
+@pytest.mark.parametrize(("setting", "module"), [("uvloop", "uvloop"), ("asyncio", "asyncio.unix_events")])
+def test_the_core_runs_on_the_configured_event_loop(setting: str, module: str) -> None:
+    seen: list[str] = []
+    server.run_loop(_loop_module(seen), setting)
+    assert seen == [module]
+
+
+def test_without_uvloop_the_core_runs_on_asyncio(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # not installed
+    seen: list[str] = []
+    server.run_loop(_loop_module(seen), "uvloop")
+    assert seen == ["asyncio.unix_events"]
+    assert "not installed" in caplog.text
