@@ -262,6 +262,11 @@ class TransfersConfig(Settings):
     """How the core follows transfer tasks (data-mover jobs) and cleans the staging store."""
 
     poll_interval: float = Field(2.0, gt=0, description="Seconds between two looks at running transfers.")
+    finishing_interval: float = Field(
+        0.5, gt=0, description="Seconds between two looks while a transfer is in its last step (an upload's object "
+                               "is being fetched onto the cluster, a download's last part is sent), for at most "
+                               "FINISHING_FOR (60) seconds after its job reported that step.",
+    )
     lost_after: float = Field(
         3600.0, gt=0, description="A transfer job the scheduler still does not know this many seconds after "
                                   "submission fails its task.",

@@ -136,6 +136,7 @@ class Gateway:
             self.task_store,
             janitor_interval=config.s3.janitor_interval if config.s3 else 60.0,
             poll_interval=config.transfers.poll_interval,
+            finishing_interval=config.transfers.finishing_interval,
             lost_after=config.transfers.lost_after,
             orphan_grace=config.transfers.orphan_grace,
         )

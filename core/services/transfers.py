@@ -43,6 +43,18 @@ from core.services.tracker import TaskTracker
 
 log = logging.getLogger(__name__)
 
+# a transfer's job has reported its last step for at most this many seconds: its tracker looks at
+# it every finishing_interval, not every poll_interval (see _finishing)
+FINISHING_FOR = 60.0
+
+
+def _finishing(kind: str, progress: float) -> bool:
+    """The job's last step: an upload's object is complete in the staging store and is being fetched
+    (transfer_upload.sh reports 0.5, then 0.8), a download's last part is sent (0.9 in
+    transfer_download.sh) and the upload is being completed. What is left takes seconds, and the
+    task ends only when the tracker next looks: it looks sooner."""
+    return (kind == Op.UPLOAD.kind and progress >= 0.5) or (kind == Op.DOWNLOAD.kind and progress >= 0.9)
+
 
 class TransferService:
     """Starts transfers (task, staging, job), follows their jobs (track) and cleans the staging
@@ -55,6 +67,7 @@ class TransferService:
         tasks: TaskRepository,
         *,
         poll_interval: float = 2.0,
+        finishing_interval: float = 0.5,
         janitor_interval: float = 60.0,
         lost_after: float = 3600.0,
         orphan_grace: float = 600.0,
@@ -66,6 +79,8 @@ class TransferService:
         self.staging = staging
         self.tasks = tasks
         self.poll_interval = poll_interval
+        self.finishing_interval = min(finishing_interval, poll_interval)
+        self._finishing_seen = False  # in this pass: a task in its last step (_finishing)
         self.janitor_interval = janitor_interval
         self.lost_after = lost_after
         self.orphan_grace = orphan_grace
@@ -305,7 +320,9 @@ class TransferService:
             async with sem:
                 await self._poll_group(owner, system, tasks)
 
+        self._finishing_seen = False
         await asyncio.gather(*(one(o, s, ts) for (o, s), ts in groups.items()))
+        self.tracker.busy_interval = self.finishing_interval if self._finishing_seen else self.poll_interval
         return bool(active)
 
     async def _poll_group(self, owner: str, system_name: str, tasks: list[Task]) -> None:
@@ -369,6 +386,9 @@ class TransferService:
                 return
             if report is not None and report.progress is not None and report.progress != t.progress:
                 changes["progress"] = report.progress
+            progress = float(changes.get("progress", t.progress))
+            if _finishing(t.kind, progress) and ("progress" in changes or self.clock() - t.update_time < FINISHING_FOR):
+                self._finishing_seen = True
         expires_at = float(t.metadata.get("expiresAt") or 0)
         if expires_at and self.clock() > expires_at + 300 and t.kind == Op.UPLOAD.kind:
             # the job should have given up at expiry: it is stuck (or never started)

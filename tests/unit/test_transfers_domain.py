@@ -10,6 +10,7 @@ import base64
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ from core.domain.transfers import (
     transfer_method,
     transfer_outcome,
 )
-from core.services.transfers import TransferService
+from core.services.transfers import FINISHING_FOR, TransferService
 
 TID = "0123456789abcdef0123456789abcdef"
 
@@ -405,6 +406,37 @@ def test_a_job_that_reported_success_is_done_before_its_end(env) -> None:  # typ
     asyncio.run(svc.poll_once())
     t = asyncio.run(tasks.get("alice", f.task.id))
     assert t.state is TaskState.FAILED and t.error is not None and t.error.metadata["exitCode"] == "1"
+
+
+def test_a_transfer_in_its_last_step_is_looked_at_sooner(env) -> None:  # type: ignore[no-untyped-def]
+    """Once an upload's object is being fetched (0.5) or a download's last part is sent (0.9), what
+    is left takes seconds: the tracker looks every finishing_interval, for at most FINISHING_FOR
+    seconds after the job said so, and every poll_interval otherwise."""
+    svc, _, system, _, clock = env
+    clock.now = time.time()  # the task store's own times are the real clock's
+    up = asyncio.run(svc.start("alice", TransferRequest(Op.UPLOAD, "cluster", target="/home/alice/x", file_size=10)))
+    system.states[up.job.job_id] = "RUNNING"
+    system.logs[up.job.output_log] = "FIRECREST_TRANSFER_PROGRESS=0\n"
+    asyncio.run(svc.poll_once())
+    assert svc.tracker.busy_interval == svc.poll_interval == 2.0  # waiting for the client's upload
+    system.logs[up.job.output_log] += "FIRECREST_TRANSFER_PROGRESS=0.5\n"
+    asyncio.run(svc.poll_once())
+    assert svc.tracker.busy_interval == svc.finishing_interval == 0.5
+    clock.now += 30
+    asyncio.run(svc.poll_once())
+    assert svc.tracker.busy_interval == 0.5
+    clock.now += FINISHING_FOR
+    asyncio.run(svc.poll_once())
+    assert svc.tracker.busy_interval == 2.0  # a fetch that takes long (a big file) is not polled fast
+
+    down = asyncio.run(svc.start("alice", TransferRequest(Op.DOWNLOAD, "cluster", source="/home/alice/x")))
+    system.states[down.job.job_id] = "RUNNING"
+    system.logs[down.job.output_log] = "FIRECREST_TRANSFER_PROGRESS=0.5\n"  # parts still being sent
+    asyncio.run(svc.poll_once())
+    assert svc.tracker.busy_interval == 2.0
+    system.logs[down.job.output_log] += "FIRECREST_TRANSFER_PROGRESS=0.90\n"
+    asyncio.run(svc.poll_once())
+    assert svc.tracker.busy_interval == 0.5
 
 
 def test_a_job_that_never_reports_fails_after_the_grace(env) -> None:  # type: ignore[no-untyped-def]

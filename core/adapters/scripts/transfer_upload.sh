@@ -21,7 +21,7 @@ while :; do
       if [ "$length" = "$SIZE" ]; then break; fi
       if [ "$length" = "$last" ]; then same=$((same + 1)); else same=0 last=$length; fi
       if [ "$same" -ge 3 ]; then break; fi
-      delay=2 ;;
+      delay=2 ;;  # an object still being assembled: give the store time
     404) ;;
     403)
       if expired; then fail URL_EXPIRED "the upload was not completed before its URLs expired"; fi
@@ -30,9 +30,9 @@ while :; do
     *) fail STAGING_ERROR "unexpected answer from the staging store (HTTP $code)" ;;
   esac
   if expired; then fail URL_EXPIRED "the upload was not completed before its URLs expired"; fi
+  # a look every second: a HEAD is cheap, and each second between the client's completing the
+  # upload and the next look is a second added to the transfer
   sleep "$delay"
-  # at most 2 s between looks: a HEAD is cheap, and each second here is a second of the transfer
-  if [ "$delay" -lt 2 ]; then delay=$((delay + 1)); fi
 done
 progress 0.5
 if [ "$length" != "$SIZE" ]; then
