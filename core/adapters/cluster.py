@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from core.adapters import scripts
 from core.adapters.commands import RemoteCommand, command_line, quote_argv, shell_line
 from core.adapters.ssh import ExecResult, SSHPool
 from core.config import SystemConfig
@@ -38,7 +39,8 @@ class Cluster:
         on_sent is called (from the pool's thread) once the command has been sent, after any wait
         for a worker thread or an SSH channel."""
         argv = cmd.argv()
-        shown = quote_argv(argv)  # the audit line (cmd.command()): the argv, without the system's environment
+        # the audit line: the argv without the system's environment, a script by its name (scripts.shown)
+        shown = scripts.shown(argv) or quote_argv(argv)
         command = command_line(argv, self._env)
         shell_command = shell_line(argv, self._env)  # a script, as a command shell runs it
         t0 = time.monotonic()

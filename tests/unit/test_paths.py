@@ -438,3 +438,11 @@ def test_a_filesystem_request_stays_inside_the_systems_file_systems() -> None:
     for bad in ("/", "/etc/passwd", "/homes/x", "/home/../etc", "/scratchy"):
         with pytest.raises(InvalidArgument, match="does not match any of the defined filesystem paths"):
             paths.in_file_systems(bad, roots, "c")
+
+
+def test_an_audit_line_names_a_script_instead_of_carrying_its_code() -> None:
+    argv = scripts.argv("ls.sh", "/home/alice/a b", "0")
+    assert "exec find" in argv[2]  # the code itself travels to the login node
+    assert scripts.shown(argv) == "ls.sh '/home/alice/a b' 0"
+    assert scripts.shown(["sh", "-c", "echo hi", "sh"]) is None  # not one of the package's scripts
+    assert scripts.shown(["sacct", "-P"]) is None

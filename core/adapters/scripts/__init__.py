@@ -9,8 +9,12 @@ the fixed body. No value is ever pasted into a script's text.
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
+
+_NAMES: dict[str, str] = {}  # a loaded script's code -> its name
 
 
 @cache
@@ -23,7 +27,20 @@ def load(name: str) -> str:
     start = 0
     while start < len(lines) and (lines[start].startswith("#") or not lines[start].strip()):
         start += 1
-    return "".join(lines[start:])
+    code = "".join(lines[start:])
+    _NAMES[code] = name
+    return code
+
+
+def shown(argv: Sequence[str]) -> str | None:
+    """argv(NAME, ARG...) as the audit line shows it: `NAME ARG...` (quoted), the script named
+    rather than its code (fixed text, in this package: ~1.5 KB a command of escaped JSON otherwise).
+    None for an argv that is not one of these scripts."""
+    if len(argv) >= 4 and argv[0] == "sh" and argv[1] == "-c":
+        name = _NAMES.get(argv[2])
+        if name is not None:
+            return " ".join([name, *(shlex.quote(a) for a in argv[4:])])
+    return None
 
 
 def argv(name: str, *args: str) -> list[str]:
