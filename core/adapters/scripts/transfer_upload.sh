@@ -13,6 +13,11 @@ progress 0
 delay=1
 last="" same=0
 while :; do
+  # a look every second, counted from when the last one began: a HEAD is cheap, each second
+  # between the client's completing the upload and the next look is a second added to the
+  # transfer, and a HEAD the store holds while it assembles the object is followed at once
+  sleep 1 &
+  pace=$!
   hdrs=$(curl_url "$HEAD_URL" -s -I --max-time 60) || hdrs=""
   code=$(printf '%s\n' "$hdrs" | status_of)
   case $code in
@@ -30,10 +35,10 @@ while :; do
     *) fail STAGING_ERROR "unexpected answer from the staging store (HTTP $code)" ;;
   esac
   if expired; then fail URL_EXPIRED "the upload was not completed before its URLs expired"; fi
-  # a look every second: a HEAD is cheap, and each second between the client's completing the
-  # upload and the next look is a second added to the transfer
-  sleep "$delay"
+  wait "$pace" || true
+  if [ "$delay" -gt 1 ]; then sleep $((delay - 1)); fi
 done
+kill "$pace" 2>/dev/null || true
 progress 0.5
 if [ "$length" != "$SIZE" ]; then
   curl_url "$DELETE_URL" -s -X DELETE -o /dev/null
