@@ -49,7 +49,7 @@ class Cluster:
         try:
             res = await self.pool.run(
                 user, command, stdin=cmd.stdin, timeout=cmd.timeout, max_output=cmd.max_output, on_sent=on_sent,
-                shell_command=shell_command,
+                shell_command=shell_command, shell_input_var=cmd.stdin_var,
             )
         except Exception as e:
             error = type(e).__name__

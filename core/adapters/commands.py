@@ -66,6 +66,9 @@ class RemoteCommand(ABC, Generic[T]):
 
     timeout: float | None = None
     stdin: bytes | None = None
+    # a script that can take its input as this shell variable instead of on stdin (SSHPool.run's
+    # shell_input_var: in a command shell, no process to feed it)
+    stdin_var: str | None = None
     max_output: int | None = None
 
     @abstractmethod

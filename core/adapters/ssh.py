@@ -224,17 +224,20 @@ class SSHPool:
         max_output: int | None = None,
         on_sent: Callable[[], object] | None = None,
         shell_command: str | None = None,
+        shell_input_var: str | None = None,
     ) -> ExecResult:
         """`command` as `user`. on_sent, if given, is called (from the pool's thread) once the
         command has been sent, i.e. after any wait for a thread, a connection or a channel.
         shell_command, if given, is the same command as a command shell's /bin/sh runs it (a
         script's text rather than `sh -c` of it: commands.shell_line); an exec channel runs
-        `command`."""
+        `command`. shell_input_var, with a shell_command that reads it: in a command shell, stdin
+        is given to the script as that (unexported) shell variable instead of on its standard
+        input, which saves the login node a process or two; an exec channel still sends stdin."""
         loop = asyncio.get_running_loop()
         ctx = contextvars.copy_context()  # the call's request id for log lines of the thread
         return await loop.run_in_executor(
             self._executor, ctx.run, self.run_blocking, user, command, stdin, timeout, max_output, on_sent,
-            shell_command,
+            shell_command, shell_input_var,
         )
 
     def run_blocking(
@@ -246,6 +249,7 @@ class SSHPool:
         max_output: int | None = None,
         on_sent: Callable[[], object] | None = None,
         shell_command: str | None = None,
+        shell_input_var: str | None = None,
     ) -> ExecResult:
         """Runs `command` (in a command shell, shell_command if given: run()) once. Only what
         cannot have run is retried: a pooled connection that turns out dead when a session is
@@ -275,7 +279,10 @@ class SSHPool:
                     if shell is not None:
                         # the shell runs nothing before the whole line has arrived: a send that fails
                         # has run nothing either, so it is tried again like a session that failed
-                        tag = self._send_to_shell(shell, shell_command or command, stdin, deadline)
+                        tag = self._send_to_shell(
+                            shell, shell_command or command, stdin, deadline,
+                            shell_input_var if shell_command else None,
+                        )
                 except (paramiko.SSHException, OSError, EOFError) as e:
                     conn.broken = True
                     if attempt == 2 or time.monotonic() >= deadline:
@@ -559,17 +566,25 @@ class SSHPool:
         finally:
             chan.close()
 
-    def _send_to_shell(self, shell: _Shell, command: str, stdin: bytes | None, deadline: float) -> str:
+    def _send_to_shell(
+        self, shell: _Shell, command: str, stdin: bytes | None, deadline: float, input_var: str | None = None
+    ) -> str:
         """Send `command` to the shell, framed: a subshell, then a tag (random, this command's own)
         and the exit status on stdout, the tag alone on stderr; one line, which the shell runs once
         it has all of it. The subshell's input is `stdin`, written into the line as one quoted word
-        by the shell's printf (no process started), or nothing. A shell's first command also marks
+        by the shell's printf (no process started), or nothing; with `input_var`, that word is
+        instead the value of the subshell's variable of that name (not exported), and its input is
+        nothing. A shell's first command also marks
         its start on both streams, so that what the login shell's start files printed is not taken
         for the command's output. Returns the tag."""
         tag = secrets.token_hex(16)
         run = f"(eval {shlex.quote(command)})"
         if stdin is None:
             run += " </dev/null"
+        elif input_var:
+            assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", input_var), input_var
+            data = shlex.quote(stdin.decode("utf-8", "surrogateescape"))
+            run = f"({input_var}={data}; eval {shlex.quote(command)}) </dev/null"
         else:  # bytes that are not UTF-8 travel as they are (surrogateescape both ways)
             run = f"printf '%s' {shlex.quote(stdin.decode('utf-8', 'surrogateescape'))} | {run}"
         script = f"{run}; printf '%s %d\\n' {tag} \"$?\"; printf '%s\\n' {tag} >&2\n"

@@ -265,3 +265,26 @@ def test_a_script_runs_inline_in_a_shell_as_it_does_with_sh_c(make_pool):
         assert (alone.exit_status, alone.out, alone.err) == (inside.exit_status, inside.out, inside.err)
     assert shell_pool.idle_shells() == 1
     assert shell_line(["env", "A=1", "sh", "-c", script, "sh"]) is None  # only a script's own argv
+
+
+def test_a_script_can_take_its_input_as_a_shell_variable(make_pool):
+    """shell_input_var: in a command shell the input is the script's (unexported) variable and its
+    stdin is empty; over an exec channel it is stdin, as before. Any text but NUL, exactly."""
+    from core.adapters.commands import command_line, shell_line
+
+    script = (
+        'if [ -n "${F7T_INPUT+set}" ]; then printf "var:%s" "$F7T_INPUT"; else printf "stdin:%s" "$(cat; echo .)"; fi; '
+        'env | grep -c "^F7T_INPUT=" >&2; cat\n'
+    )
+    argv = ["sh", "-c", script, "sh"]
+    shell_pool, _ = make_pool()
+    exec_pool, _ = make_pool(shell_idle_timeout=0)
+    for text in (b"#!/bin/bash\necho 'it''s' \"$HOME\" $(date) `id`\n", b"no newline at the end", "caf\u00e9\n".encode()):
+        inside = shell_pool.run_blocking(
+            "alice", command_line(argv), stdin=text, shell_command=shell_line(argv), shell_input_var="F7T_INPUT"
+        )
+        assert (inside.exit_status, inside.out, inside.err) == (0, "var:" + text.decode(), "0"), inside
+        alone = exec_pool.run_blocking(
+            "alice", command_line(argv), stdin=text, shell_command=shell_line(argv), shell_input_var="F7T_INPUT"
+        )
+        assert (alone.exit_status, alone.out, alone.err) == (0, "stdin:" + text.decode() + ".", "0"), alone

@@ -1,7 +1,7 @@
 #!/bin/sh
 # PrepareJob (jobs.py), as the user: the working directory must exist; a script_path must be a
 # readable file; an inline script (stdin) goes to a fresh private ~/.firecrest/jobs/<id>/job.sh.
-# Prints the script's path. Exit 3: working directory unusable, 4: script_path unusable,
+# Prints the script's path (the text: stdin, or the shell variable F7T_INPUT when set). Exit 3: working directory unusable, 4: script_path unusable,
 # 5: the private directory could not be written.
 # $1 working directory  $2 script_path ("" for an inline script)  $3 the task id
 # $4... optional: a command (sbatch ...) run on the script (PrepareAndSubmit: one SSH exec)
@@ -26,7 +26,13 @@ else
     { mkdir -p -- "$jobs" && chmod 700 -- "$HOME/.firecrest" "$jobs" && mkdir -- "$jobs/$d"; } || exit 5
   fi
   script=$jobs/$d/job.sh
-  cat > "$script" || exit 5
+  # in a command shell the script's text is the (unexported) variable F7T_INPUT, written by the
+  # shell itself; over an exec channel it comes on stdin
+  if [ -n "${F7T_INPUT+set}" ]; then
+    printf '%s' "$F7T_INPUT" > "$script" || exit 5
+  else
+    cat > "$script" || exit 5
+  fi
 fi
 printf '%s\n' "$script"
 # with a command after the three arguments (sbatch ...), run it on the script: one SSH exec

@@ -89,6 +89,7 @@ class PrepareJob(RemoteCommand[str]):
         self.script_path = script_path
         self.private_dir = private_dir
         self.stdin = None if script_path else script.encode("utf-8", "surrogatepass")
+        self.stdin_var = None if script_path else "F7T_INPUT"  # prepare_job.sh reads either
 
     def argv(self) -> list[str]:
         return scripts.argv("prepare_job.sh", self.working_directory, self.script_path, self.private_dir)
@@ -167,6 +168,7 @@ class PrepareAndSubmit(SlurmCommand[tuple[str, str]]):
         self.prepare = prepare
         self.submit = submit
         self.stdin = prepare.stdin
+        self.stdin_var = prepare.stdin_var
 
     def argv(self) -> list[str]:
         return [*self.prepare.argv(), *self.submit.options()]
