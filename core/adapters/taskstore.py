@@ -322,8 +322,11 @@ class WalStamp:
     HEADER = 48
     WAL_INDEX_VERSION = 3007000
 
-    def __init__(self, db: Path):
+    def __init__(self, db: Path | None):
+        """db: the database file (None: a stamp that never matches, no caching)."""
         self._map: mmap.mmap | None = None
+        if db is None:
+            return
         try:
             fd = os.open(f"{db}-shm", os.O_RDONLY)
         except OSError:
@@ -376,7 +379,10 @@ class TaskStore(WaitingStore):
         self._reader = sqlite3.connect(str(self.path), check_same_thread=False, timeout=0, isolation_level=None)
         self._reader.row_factory = sqlite3.Row
         self._reader.execute(f"select 1 from {TABLE} limit 1").fetchall()  # noqa: S608 (maps the -shm file)
-        self._stamp = WalStamp(self.path)
+        # only a database in WAL mode has a live wal-index (a file system without shared memory
+        # leaves the rollback journal, and a -shm file there would be a stale one)
+        wal = str(self._reader.execute("pragma journal_mode").fetchone()[0]).lower() == "wal"
+        self._stamp = WalStamp(self.path) if wal else WalStamp(None)
         self._kept_at: bytes | None = None
         self._kept: dict[str, Task] = {}
 

@@ -208,3 +208,13 @@ async def test_a_watch_on_one_replica_wakes_on_another_replicas_change(stores, r
     assert states[0] is TaskState.QUEUED and states[-1] is TaskState.SUCCEEDED
     done = await asyncio.wait_for(watcher.wait(alice, t.id, 300), 120)
     assert done.state is TaskState.SUCCEEDED
+
+
+def test_a_wal_stamp_without_a_wal_index_never_matches(tmp_path):
+    """No -shm file (or not asked to watch one): no stamp, so the store reads every task again."""
+    from core.adapters.taskstore import WalStamp
+
+    assert WalStamp(None)() is None
+    assert WalStamp(tmp_path / "none.db")() is None
+    (tmp_path / "short.db-shm").write_bytes(b"\0" * 100)  # not a wal-index
+    assert WalStamp(tmp_path / "short.db")() is None
