@@ -116,7 +116,7 @@ class Scheduler(Protocol):
     # ---- jobs
     async def submit(self, user: str, spec: JobSpec, private_dir: str, tag: str) -> tuple[str, str]:
         """Check the working directory (and script_path) as the user; for an inline script write
-        it into a fresh private directory ~/.firecrest/jobs/<private_dir>/; then submit it (in one
+        it into a new private file ~/.firecrest/jobs/<private_dir>.sh; then submit it (in one
         round trip where the scheduler allows). Returns (job id, the script's path).
         InvalidArgument when the user's input is wrong. `tag` is recorded with the job so that
         find_tagged finds it."""

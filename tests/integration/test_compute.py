@@ -7,6 +7,7 @@ deadline and nothing asserts on timings. Each test works in its own directory in
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import threading
@@ -312,6 +313,23 @@ def test_a_job_is_found_right_after_submission(rest, workdir):
     listed = alice.get("/compute/{system}/jobs")
     assert job_id in {j["jobId"] for j in listed.json()["jobs"]}
     assert wait_job(alice, job_id)["status"]["state"] == "COMPLETED"
+
+
+def test_an_inline_script_is_kept_in_a_private_file_of_its_own(rest, workdir):
+    """The text of an inline script, exactly, in ~/.firecrest/jobs/<task id>.sh (mode 600, the
+    directory 700), which the job runs and its task records."""
+    alice = rest("alice")
+    text = "#!/bin/bash\n# it's \"$HOME\" $(id) `x` \\ caf\u00e9\necho ran\n"
+    job_id = submit(alice, {"working_directory": str(workdir), "script": text})
+    r = alice.get("/tasks", params={"kind": "job", "pageSize": 100})
+    assert r.status_code == 200, r.text
+    (task,) = [t for t in r.json()["tasks"] if t["metadata"].get("jobId") == job_id]
+    script = Path(task["metadata"]["scriptFile"])
+    assert script == Path(pwd.getpwnam("alice").pw_dir) / ".firecrest" / "jobs" / f"{task['id']}.sh"
+    assert script.read_text() == text
+    assert script.stat().st_mode & 0o777 == 0o600 and script.parent.stat().st_mode & 0o777 == 0o700
+    assert wait_job(alice, job_id)["status"]["state"] == "COMPLETED"
+    assert (workdir / f"slurm-{job_id}.out").read_text() == "ran\n"
 
 
 def test_script_path_and_options(rest, workdir):

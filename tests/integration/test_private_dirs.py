@@ -49,6 +49,22 @@ def test_discard_removes_only_that_tasks_directory(cluster):
     asyncio.run(cluster.run("alice", DiscardPrivateDir("jobs", other)))
 
 
+def test_discard_removes_a_jobs_script_file_and_nothing_else(cluster):
+    """A job's script is ~/.firecrest/jobs/<task id>.sh (a directory per job before 2026-12-03)."""
+    pw = pwd.getpwnam("alice")
+    home = Path(pw.pw_dir) / ".firecrest" / "jobs"
+    mine, other = uuid.uuid4().hex, uuid.uuid4().hex
+    _mk(home / other, "alice")
+    for name in (f"{mine}.sh", f"{other}.sh"):
+        (home / name).write_text("#!/bin/bash\n")
+        os.chown(home / name, pw.pw_uid, pw.pw_gid)
+    asyncio.run(cluster.run("alice", DiscardPrivateDir("jobs", mine)))
+    assert not (home / f"{mine}.sh").exists()
+    assert (home / f"{other}.sh").exists() and (home / other / "job.sh").exists()
+    asyncio.run(cluster.run("alice", DiscardPrivateDir("jobs", other)))
+    assert not (home / f"{other}.sh").exists() and not (home / other).exists()
+
+
 @pytest.mark.parametrize("area,ident", [("jobs", "../../x" + "0" * 24), ("..", "ab" * 16), ("jobs", "")])
 def test_anything_but_a_task_id_in_a_known_area_is_refused(area, ident):
     with pytest.raises(ValueError):

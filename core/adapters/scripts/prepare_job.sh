@@ -1,6 +1,6 @@
 #!/bin/sh
 # PrepareJob (jobs.py), as the user: the working directory must exist; a script_path must be a
-# readable file; an inline script (stdin) goes to a fresh private ~/.firecrest/jobs/<id>/job.sh.
+# readable file; an inline script (stdin) goes to a new private file ~/.firecrest/jobs/<id>.sh.
 # Prints the script's path (the text: stdin, or the shell variable F7T_INPUT when set). Exit 3: working directory unusable, 4: script_path unusable,
 # 5: the private directory could not be written.
 # $1 working directory  $2 script_path ("" for an inline script)  $3 the task id
@@ -20,12 +20,14 @@ if [ -n "$sp" ]; then
 else
   umask 077
   jobs=$HOME/.firecrest/jobs
-  # one mkdir once ~/.firecrest/jobs exists (each process costs the login node a fork and exec);
-  # the first time, the parents are made private too
-  if ! mkdir -- "$jobs/$d" 2>/dev/null; then
-    { mkdir -p -- "$jobs" && chmod 700 -- "$HOME/.firecrest" "$jobs" && mkdir -- "$jobs/$d"; } || exit 5
+  # a new private file ~/.firecrest/jobs/<task id>.sh: no process is started for it once
+  # ~/.firecrest/jobs exists (the first time it is made, its parents private too); set -C: an
+  # existing file is never written over
+  if [ ! -d "$jobs" ]; then
+    { mkdir -p -- "$jobs" && chmod 700 -- "$HOME/.firecrest" "$jobs"; } || exit 5
   fi
-  script=$jobs/$d/job.sh
+  script=$jobs/$d.sh
+  set -C
   # in a command shell the script's text is the (unexported) variable F7T_INPUT, written by the
   # shell itself; over an exec channel it comes on stdin
   if [ -n "${F7T_INPUT+set}" ]; then
@@ -33,6 +35,7 @@ else
   else
     cat > "$script" || exit 5
   fi
+  set +C
 fi
 printf '%s\n' "$script"
 # with a command after the three arguments (sbatch ...), run it on the script: one SSH exec

@@ -79,8 +79,9 @@ _STEP_ID = re.compile(r"(\d+)\.(\S+)")
 
 class PrepareJob(RemoteCommand[str]):
     """As the user: the working directory must exist; a script_path must be a readable file;
-    an inline script goes (on stdin, never in the command line) to a fresh private directory
-    ~/.firecrest/jobs/<name>/job.sh. Prints the script's path."""
+    an inline script goes (on stdin or, in a command shell, as an unexported shell variable;
+    never in a command line) to a new private file ~/.firecrest/jobs/<name>.sh. Prints the
+    script's path."""
 
     def __init__(self, working_directory: str, script_path: str, private_dir: str, script: str):
         if not re.fullmatch(r"[0-9a-f]{32}", private_dir):
