@@ -540,7 +540,12 @@ def infra_services(layout: Layout) -> list[Service]:
             ready=command_ok(
                 ["sinfo", "-h", "-n", "localhost", "-o", "%T"], env=senv, check_output=_slurmd_ok
             ),
-            env=senv,
+            # the kernel's OOM killer should never pick slurmd or a job's slurmstepd: in a job's
+            # small memory cgroup slurmstepd's few MB can be the largest process, and a job whose
+            # stepd was killed stays RUNNING for ever. Lowering the score needs CAP_SYS_RESOURCE,
+            # which some sandboxes (this project's CI among them) do not give: there it has no
+            # effect, and tests/integration/test_stack.py's memory hog raises its own score
+            env={**senv, "SLURMD_OOM_ADJ": "-1000", "SLURMSTEPD_OOM_ADJ": "-1000"},
             pidfile=layout.pidfile("slurmd"),
             log=layout.log("slurmd"),
             cwd=layout.slurmd_spool_dir,

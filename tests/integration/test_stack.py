@@ -234,8 +234,14 @@ def test_completed_job_in_long_partition(alice: paramiko.SSHClient) -> None:
 
 
 def test_memory_hog_is_out_of_memory(alice: paramiko.SSHClient) -> None:
-    # tail keeps a line without newlines in memory: about 300 MB against a 20 MB limit
-    job = _submit(alice, "--mem=20M --wrap 'head -c 300000000 /dev/zero | tail > /dev/null'")
+    # tail keeps a line without newlines in memory: about 300 MB against a 20 MB limit. The hog
+    # makes itself the OOM killer's first choice: in a 20 MB cgroup slurmstepd's own few MB can
+    # otherwise be the largest process, and a job whose stepd is killed never ends (seen once in
+    # CI, where slurmstepd cannot lower its own score: no CAP_SYS_RESOURCE)
+    job = _submit(
+        alice,
+        "--mem=20M --wrap 'echo 1000 > /proc/self/oom_score_adj; head -c 300000000 /dev/zero | tail > /dev/null'",
+    )
     state, _ = _final(alice, job)
     assert state == "OUT_OF_MEMORY"
 
