@@ -574,15 +574,15 @@ class SSHPool:
         it has all of it. The subshell's input is `stdin`, written into the line as one quoted word
         by the shell's printf (no process started), or nothing; with `input_var`, that word is
         instead the value of the subshell's variable of that name (not exported), and its input is
-        nothing. A shell's first command also marks
-        its start on both streams, so that what the login shell's start files printed is not taken
-        for the command's output. Returns the tag."""
+        nothing. A shell's first command also marks its start on both streams, so that what the
+        login shell's start files printed is not taken for the command's output. Returns the tag."""
         tag = secrets.token_hex(16)
         run = f"(eval {shlex.quote(command)})"
         if stdin is None:
             run += " </dev/null"
         elif input_var:
-            assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", input_var), input_var
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", input_var):
+                raise ValueError(f"not a shell variable name: {input_var!r}")
             data = shlex.quote(stdin.decode("utf-8", "surrogateescape"))
             run = f"({input_var}={data}; eval {shlex.quote(command)}) </dev/null"
         else:  # bytes that are not UTF-8 travel as they are (surrogateescape both ways)

@@ -1,8 +1,8 @@
 #!/bin/sh
 # PrepareJob (jobs.py), as the user: the working directory must exist; a script_path must be a
-# readable file; an inline script (stdin) goes to a new private file ~/.firecrest/jobs/<id>.sh.
-# Prints the script's path (the text: stdin, or the shell variable F7T_INPUT when set). Exit 3: working directory unusable, 4: script_path unusable,
-# 5: the private directory could not be written.
+# readable file; an inline script goes to a new private file ~/.firecrest/jobs/<id>.sh (its
+# text: the shell variable F7T_INPUT when set, else stdin). Prints the script's path.
+# Exit 3: working directory unusable, 4: script_path unusable, 5: the file could not be written.
 # $1 working directory  $2 script_path ("" for an inline script)  $3 the task id
 # $4... optional: a command (sbatch ...) run on the script (PrepareAndSubmit: one SSH exec)
 wd=$1 sp=$2 d=$3
