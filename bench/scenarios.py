@@ -680,6 +680,11 @@ class Bench:
         r.raise_for_status()
         self.jobs_to_cancel.append(str(r.json()["jobId"]))
 
+    def _submit_kept(self, conn: KeptConnection) -> None:
+        """The same job through a kept connection (ours or FirecREST v2: the same path and body)."""
+        body = conn.post_json(f"/compute/{self.stack.system}/jobs", {"job": self._JOB})
+        self.jobs_to_cancel.append(str(body["jobId"]))
+
     def submit(self) -> None:
         raw = self.raw_ssh()
         sbatch = "sbatch --parsable --chdir=/tmp --job-name=f7t-bench --output=/dev/null --wrap=true"
@@ -687,20 +692,11 @@ class Bench:
         def raw_submit() -> None:
             self.jobs_to_cancel.append(raw.run(sbatch).decode().strip())
 
-        path = f"/compute/{self.stack.system}/jobs"
         ours1 = KeptConnection(self.stack.url, self.tokens("alice"))
-
-        def ours_submit() -> None:
-            self.jobs_to_cancel.append(str(ours1.post_json(path, {"job": self._JOB})["jobId"]))
-
-        cmds: dict[str, Callable[[], None]] = {"ours": ours_submit, "raw": raw_submit}
+        cmds: dict[str, Callable[[], None]] = {"ours": lambda: self._submit_kept(ours1), "raw": raw_submit}
         if self.fc:
             fc1 = KeptConnection(self.fc, self.tokens("alice"))
-
-            def fc_submit() -> None:
-                self.jobs_to_cancel.append(str(fc1.post_json(path, {"job": self._JOB})["jobId"]))
-
-            cmds["fc"] = fc_submit
+            cmds["fc"] = lambda: self._submit_kept(fc1)
         lat = _interleaved(cmds, self.n(40))
         ours_p50, raw_p50 = _ms(lat["ours"]), _ms(lat["raw"])
         row(scenario="submit a job, 1 caller", metric="p50 latency", unit="ms", better="lower", ours=ours_p50,
@@ -712,7 +708,7 @@ class Bench:
         def ours8() -> None:
             if not hasattr(local, "conn"):
                 local.conn = KeptConnection(self.stack.url, self.tokens("alice"))
-            self.jobs_to_cancel.append(str(local.conn.post_json(path, {"job": self._JOB})["jobId"]))
+            self._submit_kept(local.conn)
 
         meter = CpuMeter(self.stack)
         cpu: dict[str, float] = {}

@@ -580,13 +580,15 @@ class SSHPool:
         run = f"(eval {shlex.quote(command)})"
         if stdin is None:
             run += " </dev/null"
-        elif input_var:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", input_var):
-                raise ValueError(f"not a shell variable name: {input_var!r}")
+        else:
+            # one quoted word; bytes that are not UTF-8 travel as they are (surrogateescape both ways)
             data = shlex.quote(stdin.decode("utf-8", "surrogateescape"))
-            run = f"({input_var}={data}; eval {shlex.quote(command)}) </dev/null"
-        else:  # bytes that are not UTF-8 travel as they are (surrogateescape both ways)
-            run = f"printf '%s' {shlex.quote(stdin.decode('utf-8', 'surrogateescape'))} | {run}"
+            if not input_var:
+                run = f"printf '%s' {data} | {run}"
+            elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", input_var):
+                run = f"({input_var}={data}; eval {shlex.quote(command)}) </dev/null"
+            else:
+                raise ValueError(f"not a shell variable name: {input_var!r}")
         script = f"{run}; printf '%s %d\\n' {tag} \"$?\"; printf '%s\\n' {tag} >&2\n"
         if not shell.started:
             script = f"printf '%s\\n' {tag}-start; printf '%s\\n' {tag}-start >&2; " + script

@@ -469,7 +469,7 @@ class TaskStore(WaitingStore):
         if not rows:
             return None
         task = row_to_task(rows[0])
-        if stamp is not None and stamp == self._kept_at:
+        if stamp is not None:  # == self._kept_at: nothing since the stamp above awaited
             if len(self._kept) >= self.TASKS_KEPT:
                 self._kept.clear()
             self._kept[task_id] = task
