@@ -8,7 +8,7 @@ import grpc
 import orjson
 from google.api.httpbody_pb2 import HttpBody
 
-from core.api.context import caller
+from core.api.context import call_metadata, caller
 from core.api.restjson import TwoForms, json_body, renderer
 from core.domain.jobs import Job, JobMetadata, JobSpec, JobStatus, JobTime, job_page
 from core.proto.firecrest.compute.v1 import compute_pb2 as pb
@@ -208,7 +208,7 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
     ) -> pb.SubmitJobResponse:
         request_id = request.request_id
         if not request_id:
-            md = dict(context.invocation_metadata() or ())
+            md = call_metadata(context)
             value = md.get(IDEMPOTENCY_HEADER)
             request_id = value if isinstance(value, str) else ""
         job_id = await self.jobs.submit(
