@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 # a transfer's job has reported its last step for at most this many seconds: its tracker looks at
 # it every finishing_interval, not every poll_interval (see _finishing)
 FINISHING_FOR = 60.0
+# and a transfer whose job runs without waiting for the client (not an upload, whose job waits for
+# the client's parts) is looked at every finishing_interval for its first YOUNG_FOR seconds: a
+# small download, copy or move is done a second or two after its job starts, and its task ends
+# only when the tracker next looks (every poll_interval, it took 2.2 s for 1 MB)
+YOUNG_FOR = 10.0
 
 
 def _finishing(kind: str, progress: float) -> bool:
@@ -350,6 +355,8 @@ class TransferService:
             log.warning("cannot follow %s's transfer jobs on %s: %s", owner, system_name, e.message)
             return
         for job_id, t in with_job.items():
+            if t.kind != Op.UPLOAD.kind and self.clock() - t.create_time < YOUNG_FOR:
+                self._finishing_seen = True
             st = states.get(job_id)
             if st is None:
                 if self.clock() - t.create_time > self.lost_after:
