@@ -46,7 +46,7 @@ from core.domain.transfers import (
     transfer_method,
     transfer_outcome,
 )
-from core.services.transfers import FINISHING_FOR, TransferService
+from core.services.transfers import FINISHING_FOR, YOUNG_FOR, TransferService
 
 TID = "0123456789abcdef0123456789abcdef"
 
@@ -437,6 +437,32 @@ def test_a_transfer_in_its_last_step_is_looked_at_sooner(env) -> None:  # type: 
     system.logs[down.job.output_log] += "FIRECREST_TRANSFER_PROGRESS=0.90\n"
     asyncio.run(svc.poll_once())
     assert svc.tracker.busy_interval == 0.5
+
+
+def test_a_young_download_or_copy_is_looked_at_sooner(env) -> None:  # type: ignore[no-untyped-def]
+    """A download, copy or move is done a second or two after its job starts: for its first
+    YOUNG_FOR seconds the tracker looks every finishing_interval. An upload, whose job waits for the
+    client's parts, is not."""
+    svc, _, system, _, clock = env
+    clock.now = time.time()  # the task store's own times are the real clock's
+    up = asyncio.run(svc.start("alice", TransferRequest(Op.UPLOAD, "cluster", target="/home/alice/x", file_size=10)))
+    system.states[up.job.job_id] = "RUNNING"
+    system.logs[up.job.output_log] = "FIRECREST_TRANSFER_PROGRESS=0\n"
+    asyncio.run(svc.poll_once())
+    assert svc.tracker.busy_interval == svc.poll_interval == 2.0
+    for op, kw in ((Op.COPY, {"source": "/a", "target": "/b"}), (Op.DOWNLOAD, {"source": "/home/alice/x"})):
+        clock.now = time.time()
+        t = asyncio.run(svc.start("alice", TransferRequest(op, "cluster", **kw)))
+        system.states[t.job.job_id] = "PENDING"
+        asyncio.run(svc.poll_once())
+        assert svc.tracker.busy_interval == svc.finishing_interval == 0.5, op
+        clock.now += YOUNG_FOR - 1
+        system.states[t.job.job_id] = "RUNNING"
+        asyncio.run(svc.poll_once())
+        assert svc.tracker.busy_interval == 0.5, op
+        clock.now += 2
+        asyncio.run(svc.poll_once())
+        assert svc.tracker.busy_interval == 2.0, op  # a job that runs long (a big file) is not polled fast
 
 
 def test_a_job_that_never_reports_fails_after_the_grace(env) -> None:  # type: ignore[no-untyped-def]
