@@ -91,7 +91,6 @@ class TransferService:
         self.orphan_grace = orphan_grace
         self.clock = clock
         self._starting: set[str] = set()
-        self._next_janitor = 0.0
         self.tracker = TaskTracker(
             "transfer", self._pass, busy_interval=poll_interval, idle_interval=janitor_interval, clock=clock
         )
@@ -301,15 +300,30 @@ class TransferService:
 
     async def track(self) -> None:
         """Runs until cancelled: follows unfinished transfer tasks to their job's end (those of a
-        replica that died, too), and runs the janitor every janitor_interval seconds."""
-        await self.tracker.run()
+        replica that died, too), and runs the janitor every janitor_interval seconds, in a loop of
+        its own: the janitor waits on the staging store, which can be slow to answer (s3rver, one
+        thread, answered nothing for 4 s while it assembled a GiB multipart upload), and the
+        tasks' ends must not wait behind it."""
+        janitor = asyncio.create_task(self._janitor_loop(), name="transfer janitor")
+        try:
+            await self.tracker.run()
+        finally:
+            janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await janitor
 
     async def _pass(self) -> bool:
-        pending = await self.poll_once()
-        if self.clock() >= self._next_janitor:
-            self._next_janitor = self.clock() + self.janitor_interval
-            await self.janitor()
-        return pending
+        return await self.poll_once()
+
+    async def _janitor_loop(self) -> None:
+        while True:
+            try:
+                await self.janitor()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("staging janitor pass failed")
+            await asyncio.sleep(self.janitor_interval)
 
     async def _active(self) -> list[Task]:
         return [t for t in await self.tasks.active() if t.kind in TRANSFER_KINDS and t.id not in self._starting]

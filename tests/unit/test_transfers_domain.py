@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -463,6 +465,44 @@ def test_a_young_download_or_copy_is_looked_at_sooner(env) -> None:  # type: ign
         clock.now += 2
         asyncio.run(svc.poll_once())
         assert svc.tracker.busy_interval == 2.0, op  # a job that runs long (a big file) is not polled fast
+
+
+def test_a_slow_staging_store_does_not_hold_up_the_tasks_ends(env) -> None:  # type: ignore[no-untyped-def]
+    """The janitor waits on the staging store (s3rver answered nothing for seconds while it
+    assembled a big multipart upload); a transfer whose job has ended is finished meanwhile."""
+    svc, store, system, tasks, _ = env
+    store.objects_["alice/old/x"] = 0.0
+    release = threading.Event()
+    listed = threading.Event()
+
+    def objects(prefix: str = "") -> list[StagedObject]:
+        listed.set()
+        release.wait(10)
+        return []
+
+    store.objects = objects
+
+    async def scenario() -> TaskState:
+        tracker = asyncio.create_task(svc.track())
+        try:
+            await asyncio.to_thread(listed.wait, 5)  # the janitor is stuck in the store
+            s = await svc.start("alice", TransferRequest(Op.COPY, "cluster", source="/a", target="/b"))
+            system.states[s.job.job_id] = JobEnd(s.job.job_id, "COMPLETED", 0)
+            system.logs[s.job.output_log] = "FIRECREST_TRANSFER_RESULT=OK /b\n"
+            svc.wake()
+            for _ in range(100):
+                t = await tasks.get("alice", s.task.id)
+                if t.done:
+                    return t.state
+                await asyncio.sleep(0.05)
+            return t.state
+        finally:
+            release.set()
+            tracker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tracker
+
+    assert asyncio.run(scenario()) is TaskState.SUCCEEDED
 
 
 def test_a_job_that_never_reports_fails_after_the_grace(env) -> None:  # type: ignore[no-untyped-def]
