@@ -726,17 +726,33 @@ class Bench:
 
     # ---- 4. staged transfer ------------------------------------------------------------------
     def transfer(self) -> None:
-        from boto3.s3.transfer import TransferConfig
-
+        """Raw and ours alternate, two rounds (one with --quick), and each side's best round counts:
+        the staging store here (s3rver, one Node thread that also assembles each multipart upload)
+        moves 10-20% from one run of the same steps to the next, more than the gateway adds."""
         size = self.args.transfer_size
-        env = self.stack.env
         work = self.stack.work / "transfer"
         work.mkdir(exist_ok=True)
         payload = work / "payload.bin"
         if not payload.exists() or payload.stat().st_size != size:
             with payload.open("wb") as f:
                 subprocess.run(["head", "-c", str(size), "/dev/urandom"], stdout=f, check=True)
-        mc = s3_client(env)
+        rounds = [(self._raw_transfer(payload, work), self._our_transfer(payload, size)) for _ in range(1 if self.quick else 2)]
+        gib = size / 2**30
+        for name, pick in (("in", lambda raw, ours: (raw[0] + raw[1], ours[0])),
+                           ("out", lambda raw, ours: (raw[0] + raw[2], ours[1]))):
+            pairs = [pick(raw, ours) for raw, ours in rounds]
+            raw_t, ours = min(p[0] for p in pairs), min(p[1] for p in pairs)
+            seen = "; ".join(f"ours {o:.1f} s, raw {r:.1f} s" for r, o in pairs)
+            row(scenario=f"staged transfer {gib:g} GiB {name}", metric="rate", unit="MB/s", better="higher",
+                ours=size / ours / 1e6, baseline=size / raw_t / 1e6,
+                baseline_name="raw S3 PUT+GET", target=">=0.8x raw", met=raw_t / ours >= 0.8,
+                note=f"best of {len(pairs)}: {seen}" if len(pairs) > 1 else seen)
+
+    def _raw_transfer(self, payload: Path, work: Path) -> tuple[float, float, float]:
+        """Seconds of a raw multipart PUT, a GET into a file and a streamed GET of payload."""
+        from boto3.s3.transfer import TransferConfig
+
+        mc = s3_client(self.stack.env)
         bucket = "f7t-bench-raw"
         s3_bucket(mc, bucket)
         key = uuid.uuid4().hex
@@ -760,7 +776,11 @@ class Bench:
         raw_get = time.perf_counter() - t0
         mc.delete_object(Bucket=bucket, Key=key)
         (work / "raw-get.bin").unlink()
+        return raw_put, raw_get_file, raw_get
 
+    def _our_transfer(self, payload: Path, size: int) -> tuple[float, float]:
+        """Seconds of a staged upload of payload (presigned parts, the job's move into place) and of
+        its staged download (the job's PUT, the client's GET), through the gateway."""
         base = f"{self.stack.url}/filesystem/{self.stack.system}/transfer"
         home_dir = Path("/home/alice") / f"f7t-bench-transfer-{uuid.uuid4().hex[:8]}"
         home_dir.mkdir()
@@ -805,13 +825,7 @@ class Bench:
                 raise RuntimeError(f"downloaded {got} of {size} bytes")
         finally:
             shutil.rmtree(home_dir, ignore_errors=True)
-        gib = size / 2**30
-        raw_in, raw_out = raw_put + raw_get_file, raw_put + raw_get
-        for name, ours, raw_t in (("in", ours_in, raw_in), ("out", ours_out, raw_out)):
-            row(scenario=f"staged transfer {gib:g} GiB {name}", metric="rate", unit="MB/s", better="higher",
-                ours=size / ours / 1e6, baseline=size / raw_t / 1e6,
-                baseline_name="raw S3 PUT+GET", target=">=0.8x raw", met=raw_t / ours >= 0.8,
-                note=f"ours {ours:.1f} s, raw {raw_t:.1f} s")
+        return ours_in, ours_out
 
     def _wait_task(self, s: requests.Session, tid: str, limit: float = 900) -> None:
         end = time.time() + limit
