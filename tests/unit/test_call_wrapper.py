@@ -124,3 +124,42 @@ def test_a_duration_on_a_bucket_bound_counts_in_that_bucket() -> None:
     assert s[("f7t_rpc_duration_seconds_bucket", GET_TASK, "OK", "0.005")] == 1
     assert s[("f7t_rpc_duration_seconds_bucket", GET_TASK, "OK", "0.01")] == 2
     assert s[("f7t_rpc_duration_seconds_sum", GET_TASK, "OK", "")] == pytest.approx(0.0101)
+
+
+async def test_the_handler_lookup_runs_in_the_calls_own_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wrapper takes the identity from the metadata the lookup (_Methods.service) kept in a
+    context variable: that is the call's own only if grpc.aio looks the handler up inside the
+    asyncio task that then runs it (so it is, in grpcio 1.85). A grpcio that moved the lookup to its
+    accept loop would hand one call's identity to another: this fails first."""
+    from core.api import context
+
+    lookups: list[tuple[str, int]] = []
+    handlers: list[tuple[str, int]] = []
+    service = context._Methods.service
+
+    def recording(self: context._Methods, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        lookups.append((dict(details.invocation_metadata)["x-call"], id(asyncio.current_task())))
+        return service(self, details)
+
+    class Recorder(tasks_pb2_grpc.TasksServiceServicer):
+        async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext) -> tasks_pb2.GetTaskResponse:
+            handlers.append((request.task_id, id(asyncio.current_task())))
+            await asyncio.sleep(0)
+            return tasks_pb2.GetTaskResponse()
+
+    monkeypatch.setattr(context._Methods, "service", recording)
+    server = grpc.aio.server()
+    tasks_pb2_grpc.add_TasksServiceServicer_to_server(
+        Recorder(), WrappingServer(server, GatewayInterceptor("x-f7t-user", {}, frozenset()))
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = tasks_pb2_grpc.TasksServiceStub(channel)
+        await asyncio.gather(*(
+            stub.GetTask(tasks_pb2.GetTaskRequest(task_id=str(i)), metadata=(("x-f7t-user", "alice"), ("x-call", str(i))))
+            for i in range(20)
+        ))
+    await server.stop(None)
+    assert len(lookups) == len(handlers) == 20
+    assert sorted(lookups) == sorted(handlers)
