@@ -87,6 +87,8 @@ class TransferService:
         self.finishing_interval = min(finishing_interval, poll_interval)
         self._finishing_seen = False  # in this pass: a task in its last step (_finishing)
         self.janitor_interval = janitor_interval
+        # (owner, system) -> clock() of the last look at the scheduler's accounting for its jobs
+        self._accounted: dict[tuple[str, str], float] = {}
         self.lost_after = lost_after
         self.orphan_grace = orphan_grace
         self.clock = clock
@@ -340,6 +342,7 @@ class TransferService:
                 await self._poll_group(owner, system, tasks)
 
         self._finishing_seen = False
+        self._accounted = {k: v for k, v in self._accounted.items() if k in groups}
         await asyncio.gather(*(one(o, s, ts) for (o, s), ts in groups.items()))
         self.tracker.busy_interval = self.finishing_interval if self._finishing_seen else self.poll_interval
         return bool(active)
@@ -363,14 +366,25 @@ class TransferService:
                 )
         if not with_job:
             return
+        for t in with_job.values():
+            if t.kind != Op.UPLOAD.kind and self.clock() - t.create_time < YOUNG_FOR:
+                self._finishing_seen = True
+        key = (owner, system_name)
+        if self.clock() - self._accounted.get(key, float("-inf")) < self.poll_interval:
+            # a look between two looks at the scheduler's accounting (a sacct: ~0.1 s of the
+            # controller's, the database's and the login node's CPU, every finishing_interval
+            # while the job copies), at the jobs' logs only: where a job says it is done. A job
+            # that ends without saying so is seen at the next accounting, as before.
+            for t in with_job.values():
+                await self._job_running(system, t, None)
+            return
+        self._accounted[key] = self.clock()
         try:
             states = await system.job_ends(owner, sorted(with_job))
         except GatewayError as e:
             log.warning("cannot follow %s's transfer jobs on %s: %s", owner, system_name, e.message)
             return
         for job_id, t in with_job.items():
-            if t.kind != Op.UPLOAD.kind and self.clock() - t.create_time < YOUNG_FOR:
-                self._finishing_seen = True
             st = states.get(job_id)
             if st is None:
                 if self.clock() - t.create_time > self.lost_after:
@@ -388,13 +402,16 @@ class TransferService:
             else:
                 await self._job_running(system, t, st)
 
-    async def _job_running(self, system: TransferSystem, t: Task, state: str) -> None:
+    async def _job_running(self, system: TransferSystem, t: Task, asked: str | None) -> None:
+        """A job the scheduler has not ended: `asked` is its state in the accounting, or None when
+        this look did not ask (the log is read all the same)."""
         changes: dict[str, Any] = {}
+        state = asked if asked is not None else str(t.metadata.get("jobState") or "")
         if t.metadata.get("jobState") != state:
             changes["metadata"] = {"jobState": state}
         if state not in ("PENDING", "REQUEUED", "CONFIGURING") and t.state is TaskState.QUEUED:
             changes["state"] = TaskState.RUNNING
-        if state in ("RUNNING", "COMPLETING") and t.metadata.get("outputLog"):
+        if (asked is None or state in ("RUNNING", "COMPLETING")) and t.metadata.get("outputLog"):
             report = parse_report(await system.read_log(t.owner, str(t.metadata["outputLog"])))
             if report is not None and report.code is JobCode.OK:
                 # the job has done the work and said so (the file is in place, or the object is
@@ -405,6 +422,10 @@ class TransferService:
                 outcome, result, _ = transfer_outcome(op_of(t.kind) or Op.COPY, done, report)
                 await self._finish_async(t, outcome, result, None, job_state=state)
                 return
+            if report is not None and report.code is not None:
+                # it says it failed: its end (state, exit code) is next, asked at the next look
+                self._accounted.pop((t.owner, t.system), None)
+                self._finishing_seen = True
             if report is not None and report.progress is not None and report.progress != t.progress:
                 changes["progress"] = report.progress
             progress = float(changes.get("progress", t.progress))

@@ -228,6 +228,7 @@ class FakeStore:
 class FakeSystem:
     streamer_offered = False
     streamer_ready_timeout = 0.0
+    accounting_looks = 0
 
     name: str = "cluster"
     home: str = "/home/alice"
@@ -255,6 +256,7 @@ class FakeSystem:
         )
 
     async def job_ends(self, user: str, job_ids: Sequence[str]) -> dict[str, JobEnd | str]:
+        self.accounting_looks += 1
         return {j: self.states[j] for j in job_ids if j in self.states}
 
     async def read_log(self, user: str, path: str) -> str | None:
@@ -358,6 +360,7 @@ def test_tracking_follows_the_job_to_a_clear_error(env) -> None:  # type: ignore
         "FIRECREST_TRANSFER_RESULT=PERMISSION_DENIED mv: cannot move: Permission denied\n"
     )
     store.objects_[key] = clock.now
+    clock.now += svc.poll_interval  # the next look at the scheduler's accounting
     asyncio.run(svc.poll_once())
     t = asyncio.run(tasks.get("alice", s.task.id))
     assert t.state is TaskState.FAILED and t.error is not None
@@ -384,7 +387,7 @@ def test_a_job_that_reported_success_is_done_before_its_end(env) -> None:  # typ
     """The job's result line says OK while the scheduler still has it running (its accounting
     lags seconds behind): the task succeeds at once, with the checksum; a failure reported while
     running waits for the job's end, whose exit code its error carries."""
-    svc, store, system, tasks, _ = env
+    svc, store, system, tasks, clock = env
     s = asyncio.run(
         svc.start("alice", TransferRequest(Op.UPLOAD, "cluster", target="/home/alice/x", file_size=10))
     )
@@ -404,6 +407,10 @@ def test_a_job_that_reported_success_is_done_before_its_end(env) -> None:  # typ
     system.logs[f.job.output_log] = "FIRECREST_TRANSFER_RESULT=NO_SPACE cp: No space left on device\n"
     asyncio.run(svc.poll_once())
     assert not asyncio.run(tasks.get("alice", f.task.id)).done
+    clock.now += svc.poll_interval  # a look at the scheduler's accounting: still running
+    asyncio.run(svc.poll_once())
+    assert not asyncio.run(tasks.get("alice", f.task.id)).done
+    # a job that said it failed: the next look asks the accounting for its end, however soon
     system.states[f.job.job_id] = JobEnd(f.job.job_id, "FAILED", 1)
     asyncio.run(svc.poll_once())
     t = asyncio.run(tasks.get("alice", f.task.id))
@@ -465,6 +472,24 @@ def test_a_young_download_or_copy_is_looked_at_sooner(env) -> None:  # type: ign
         clock.now += 2
         asyncio.run(svc.poll_once())
         assert svc.tracker.busy_interval == 2.0, op  # a job that runs long (a big file) is not polled fast
+
+
+def test_between_two_accounting_looks_only_the_logs_are_read(env) -> None:  # type: ignore[no-untyped-def]
+    """A look at the scheduler's accounting (sacct) costs the controller and its database ~0.1 s:
+    the tracker asks it at most every poll_interval per user and system, and in the faster looks
+    between reads the jobs' logs, where a job says it is done."""
+    svc, _, system, tasks, clock = env
+    s = asyncio.run(svc.start("alice", TransferRequest(Op.COPY, "cluster", source="/a", target="/b")))
+    system.states[s.job.job_id] = "RUNNING"
+    system.logs[s.job.output_log] = "FIRECREST_TRANSFER_PROGRESS=0\n"
+    asyncio.run(svc.poll_once())
+    assert system.accounting_looks == 1
+    assert asyncio.run(tasks.get("alice", s.task.id)).state is TaskState.RUNNING
+    clock.now += svc.finishing_interval
+    system.logs[s.job.output_log] += "FIRECREST_TRANSFER_RESULT=OK /b\n"
+    asyncio.run(svc.poll_once())
+    assert system.accounting_looks == 1
+    assert asyncio.run(tasks.get("alice", s.task.id)).state is TaskState.SUCCEEDED
 
 
 def test_a_slow_staging_store_does_not_hold_up_the_tasks_ends(env) -> None:  # type: ignore[no-untyped-def]
