@@ -243,7 +243,8 @@ def test_pyfirecrest_staged_upload_and_download(
     assert task["result"]["sha256"] == digest and int(task["result"]["size"]) == size
     key = task["metadata"]["objectKey"]
     assert key.startswith(f"alice/{task['id']}/")
-    assert not staging.exists(key), "the job deletes the staged object once the file is in place"
+    # the job deletes the staged object once the file is in place (right after it reports success)
+    wait_for("the staged object is deleted", lambda: not staging.exists(key))
 
     back = tmp_path / "back.bin"
     down = client.download(system, str(target), str(back))

@@ -10,14 +10,17 @@ progress 0
 # 1. wait until the client has completed the upload (or the URLs expire). Some stores (s3rver)
 # show an object while they still assemble it: a size below the announced one must hold still
 # for 3 s or more before it counts as a mismatch.
-pace_s=1
-last="" still_since=$SECONDS
+last="" still_since=$SECONDS waiting_since=$SECONDS growing=""
 while :; do
-  # a look every second, counted from when the last one began: a HEAD is cheap, each second
-  # between the client's completing the upload and the next look is a second added to the
-  # transfer, and a HEAD the store holds while it assembles the object is followed at once;
-  # while the object grows, a look every quarter second (it is complete any moment: s3rver
-  # assembled 1 GiB in 4-6 s, and a look every 2 s added 1.4-1.7 s to the transfer)
+  # looks paced from when the last one began (a HEAD the store holds while it assembles the
+  # object is followed at once): each second between the client's completing the upload and the
+  # next look is a second added to the transfer. A look every quarter second for the first 20 s
+  # of the wait (a small or fast upload: the object is there any moment) and while the object
+  # grows (s3rver assembled 1 GiB in 4-6 s; a look every 2 s had added 1.4-1.7 s), every half
+  # second up to a minute, then every second (an upload that takes long: a HEAD per second).
+  if [ -n "$growing" ] || [ $((SECONDS - waiting_since)) -lt 20 ]; then pace_s=0.25
+  elif [ $((SECONDS - waiting_since)) -lt 60 ]; then pace_s=0.5
+  else pace_s=1; fi
   sleep "$pace_s" &
   pace=$!
   hdrs=$(curl_url "$HEAD_URL" -s -I --max-time 60) || hdrs=""
@@ -31,7 +34,7 @@ while :; do
       elif [ $((SECONDS - still_since)) -ge 4 ]; then
         break  # (SECONDS counts whole seconds: 4 of them is 3 s or more)
       fi
-      pace_s=0.25 ;;
+      growing=1 ;;
     404) ;;
     403)
       if expired; then fail URL_EXPIRED "the upload was not completed before its URLs expired"; fi
@@ -77,9 +80,9 @@ else
   chmod "$(printf '%o' $(( 0666 & ~0$(umask) )))" -- "$F7T_TMP"
 fi
 run mv -f -T -- "$F7T_TMP" "$TARGET"
-# 4. the staged object is not needed any more
-code=$(curl_url "$DELETE_URL" -s -X DELETE -o /dev/null -w '%{http_code}') || code=000
-case $code in 2*) ;; *) echo "could not delete the staged object (HTTP $code); the gateway will" >&2 ;; esac
 printf '%s%s\n%s%s\n' "$F7T_SHA256" "$sha" "$F7T_BYTES" "$got"
 report OK "$TARGET"
 echo "$F7T_SUCCESS to $TARGET"
+# 4. the staged object is not needed any more (after the report: the task is done meanwhile)
+code=$(curl_url "$DELETE_URL" -s -X DELETE -o /dev/null -w '%{http_code}') || code=000
+case $code in 2*) ;; *) echo "could not delete the staged object (HTTP $code); the gateway will" >&2 ;; esac
