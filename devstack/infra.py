@@ -416,6 +416,17 @@ require.cache[authPath].exports = (...args) => {
     });
   };
 };
+// s3rver writes an object in place and shows it while it is still being written (a multipart
+// upload's assembly takes seconds): a HEAD, GET or listing then reads the partial file whole to
+// hash it, once per look (a transfer job's looks during the assembly of a 1 GiB upload took it
+// from 3.6 to 5.2 s), and answers with its partial size. S3, MinIO and Ceph show an object only
+// once it is complete; so does this one: its MD5 file, which s3rver writes last, is the mark.
+const FilesystemStore = require(path.join(mod, 'lib', 'stores', 'filesystem.js'));
+const getMetadata = FilesystemStore.prototype.getMetadata;
+FilesystemStore.prototype.getMetadata = async function whenComplete(bucket, key) {
+  await require('fs').promises.access(this.getResourcePath(bucket, key, 'object.md5'));  // ENOENT: not yet
+  return getMetadata.call(this, bucket, key);
+};
 const S3rver = require(path.join(mod, 'lib', 's3rver.js'));
 const { DUMMY_ACCOUNT } = require(path.join(mod, 'lib', 'models', 'account.js'));
 DUMMY_ACCOUNT.revokeAccessKey('S3RVER');
