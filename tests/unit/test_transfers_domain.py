@@ -417,16 +417,22 @@ def test_a_job_that_reported_success_is_done_before_its_end(env) -> None:  # typ
     assert t.state is TaskState.FAILED and t.error is not None and t.error.metadata["exitCode"] == "1"
 
 
-def test_a_transfer_in_its_last_step_is_looked_at_sooner(env) -> None:  # type: ignore[no-untyped-def]
-    """Once an upload's object is being fetched (0.5) or a download's last part is sent (0.9), what
-    is left takes seconds: the tracker looks every finishing_interval, for at most FINISHING_FOR
-    seconds after the job said so, and every poll_interval otherwise."""
-    svc, _, system, _, clock = env
+def _upload_waiting_for_its_client(svc, system, clock):  # type: ignore[no-untyped-def]
+    """An upload whose job runs and waits for the client's parts, looked at once."""
     clock.now = time.time()  # the task store's own times are the real clock's
     up = asyncio.run(svc.start("alice", TransferRequest(Op.UPLOAD, "cluster", target="/home/alice/x", file_size=10)))
     system.states[up.job.job_id] = "RUNNING"
     system.logs[up.job.output_log] = "FIRECREST_TRANSFER_PROGRESS=0\n"
     asyncio.run(svc.poll_once())
+    return up
+
+
+def test_a_transfer_in_its_last_step_is_looked_at_sooner(env) -> None:  # type: ignore[no-untyped-def]
+    """Once an upload's object is being fetched (0.5) or a download's last part is sent (0.9), what
+    is left takes seconds: the tracker looks every finishing_interval, for at most FINISHING_FOR
+    seconds after the job said so, and every poll_interval otherwise."""
+    svc, _, system, _, clock = env
+    up = _upload_waiting_for_its_client(svc, system, clock)
     assert svc.tracker.busy_interval == svc.poll_interval == 2.0  # waiting for the client's upload
     system.logs[up.job.output_log] += "FIRECREST_TRANSFER_PROGRESS=0.5\n"
     asyncio.run(svc.poll_once())
@@ -453,11 +459,7 @@ def test_a_young_download_or_copy_is_looked_at_sooner(env) -> None:  # type: ign
     YOUNG_FOR seconds the tracker looks every finishing_interval. An upload, whose job waits for the
     client's parts, is not."""
     svc, _, system, _, clock = env
-    clock.now = time.time()  # the task store's own times are the real clock's
-    up = asyncio.run(svc.start("alice", TransferRequest(Op.UPLOAD, "cluster", target="/home/alice/x", file_size=10)))
-    system.states[up.job.job_id] = "RUNNING"
-    system.logs[up.job.output_log] = "FIRECREST_TRANSFER_PROGRESS=0\n"
-    asyncio.run(svc.poll_once())
+    _upload_waiting_for_its_client(svc, system, clock)
     assert svc.tracker.busy_interval == svc.poll_interval == 2.0
     for op, kw in ((Op.COPY, {"source": "/a", "target": "/b"}), (Op.DOWNLOAD, {"source": "/home/alice/x"})):
         clock.now = time.time()
