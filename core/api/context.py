@@ -202,15 +202,12 @@ class GatewayInterceptor:
 
         def unary_response(inner: Callable[..., Any]) -> Callable[..., Any]:
             async def respond(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                # what _observed, _enter and the handler's call do, inline and without a coroutine of
-                # their own: this path runs for every unary call (a metadata call's whole work in the
-                # core is a few microseconds, so each awaited helper showed in the throughput)
+                # what _observed and the handler's call do, inline and without a coroutine of their
+                # own: this path runs for every unary call (a metadata call's whole work in the core
+                # is a few microseconds, so each awaited helper showed in the throughput)
                 t0 = perf_counter()
-                md = call_metadata(context)
-                user = md.get(header)
-                rest = md.get(REST_HEADER) == "1"
-                # Envoy's request id (a native caller without Envoy gets one of ours)
-                t_rid = request_id.set(str(md.get(REQUEST_ID_HEADER) or uuid.uuid4()))
+                user, rid, rest = identity(context)
+                t_rid = request_id.set(rid)
                 t_user = call_user.set(user or "-")
                 status = "OK"
                 try:
